@@ -1,0 +1,192 @@
+//! API discovery, in both formats kubectl understands: aggregated
+//! (`apidiscovery.k8s.io/v2`, two requests per cold kubectl) and legacy
+//! (`APIVersions`/`APIGroupList`/`APIResourceList`, one request per group-version).
+
+use serde_json::{Value, json};
+
+use super::registry::{self, RESOURCES, ResourceDef};
+
+/// The Content-Type that marks an aggregated discovery answer (kubectl decides the
+/// format from this header alone).
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the client's Accept header asks for aggregated discovery.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.contains("as=APIGroupDiscoveryList")
+}
+
+fn aggregated_resource(r: &ResourceDef) -> Value {
+    let mut v = json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": r.verbs,
+    });
+    if !r.short_names.is_empty() {
+        v["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        v["categories"] = json!(r.categories);
+    }
+    if !r.subresources.is_empty() {
+        v["subresources"] = r
+            .subresources
+            .iter()
+            .map(|s| {
+                json!({
+                    "subresource": s.name,
+                    "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                    "verbs": s.verbs,
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+/// The aggregated list for `/api` (core only) or `/apis` (every named group).
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = registry::groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|ver| {
+                    let resources: Vec<Value> = RESOURCES
+                        .iter()
+                        .filter(|r| r.group == group && r.version == *ver)
+                        .map(aggregated_resource)
+                        .collect();
+                    json!({"version": ver, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// Legacy `/api`.
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn group_entry(group: &str, versions: &[&str]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({
+        "name": group,
+        "versions": vs,
+        "preferredVersion": vs.first().cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Legacy `/apis`.
+pub fn api_group_list() -> Value {
+    let groups: Vec<Value> = registry::groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_entry(g, &vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// Legacy `/apis/<group>`, if the group is served.
+pub fn api_group(group: &str) -> Option<Value> {
+    registry::groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && !g.is_empty())
+        .map(|(g, vs)| {
+            let mut v = group_entry(g, &vs);
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            v
+        })
+}
+
+/// Legacy `/api/v1` or `/apis/<group>/<version>`, if served.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let rs: Vec<&ResourceDef> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if rs.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in rs {
+        let mut v = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        });
+        if !r.short_names.is_empty() {
+            v["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            v["categories"] = json!(r.categories);
+        }
+        resources.push(v);
+        for s in r.subresources {
+            resources.push(json!({
+                "name": format!("{}/{}", r.plural, s.name),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": s.kind,
+                "verbs": s.verbs,
+            }));
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_aggregated_resource_has_a_response_kind() {
+        for core in [true, false] {
+            let d = aggregated(core);
+            for item in d["items"].as_array().unwrap() {
+                for v in item["versions"].as_array().unwrap() {
+                    for r in v["resources"].as_array().unwrap() {
+                        assert!(r["responseKind"]["kind"].is_string(), "{r}");
+                    }
+                }
+            }
+        }
+        let core = aggregated(true);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+        let pods = resource_list("", "v1").unwrap();
+        assert!(pods["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/exec"));
+        assert!(api_group("coordination.k8s.io").is_some());
+        assert!(api_group("apps").is_none());
+    }
+}

@@ -1,0 +1,1184 @@
+//! Resource handlers: get, list, watch, create, update, patch, delete, deletecollection
+//! and the `status`/`binding` subresources, with upstream's semantics (server-owned
+//! fields, optimistic concurrency, graceful deletion, finalizers, namespace lifecycle).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+
+use super::registry::{self, RESOURCES, ResourceDef};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{self, ApiError};
+use super::{ApiServer, Body, Ctx, defaults, read_body, table, typed, validation, watch};
+use crate::store::StoreError;
+
+/// Errors inside store closures: either the store's or a handler's own.
+enum Fail {
+    Store(StoreError),
+    Api(ApiError),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail::Api(e)
+    }
+}
+
+impl Fail {
+    fn into_api(self, res: &ResourceDef, name: &str) -> ApiError {
+        match self {
+            Fail::Store(e) => ApiError::from_store(res, name, e),
+            Fail::Api(e) => e,
+        }
+    }
+}
+
+/// Entry point for every resource path.
+pub async fn resource(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    res: &'static ResourceDef,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let ns = namespace.as_deref();
+    if let Some(sub) = sub.as_deref() {
+        let name = name.as_deref().unwrap_or("");
+        if res.subresource(sub).is_none() {
+            return Err(ApiError::path_not_found());
+        }
+        return subresource(srv, ctx, req, res, ns, name, sub).await;
+    }
+    match (&ctx.method, name.as_deref()) {
+        (&Method::GET, None) => {
+            if is_true(ctx.q("watch")) {
+                watch::serve(srv, ctx, res, ns).await
+            } else {
+                list(srv, ctx, res, ns)
+            }
+        }
+        (&Method::GET, Some(n)) => get(srv, ctx, res, ns, n),
+        (&Method::POST, None) => {
+            let body = read_body(req).await?;
+            create(srv, ctx, res, ns, &body).await
+        }
+        (&Method::PUT, Some(n)) => {
+            let body = read_body(req).await?;
+            update(srv, ctx, res, ns, n, &body, false).await
+        }
+        (&Method::PATCH, Some(n)) => {
+            let body = read_body(req).await?;
+            patch(srv, ctx, res, ns, n, &body, false).await
+        }
+        (&Method::DELETE, Some(n)) => {
+            let body = read_body(req).await?;
+            delete(srv, ctx, res, ns, n, &body).await
+        }
+        (&Method::DELETE, None) => {
+            let body = read_body(req).await?;
+            delete_collection(srv, ctx, res, ns, &body).await
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            ctx.method
+        ))),
+    }
+}
+
+async fn subresource(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    sub: &str,
+) -> Result<Response<Body>, ApiError> {
+    match (sub, &ctx.method) {
+        ("status", &Method::GET) => get(srv, ctx, res, ns, name),
+        ("status", &Method::PUT) => {
+            let body = read_body(req).await?;
+            update(srv, ctx, res, ns, name, &body, true).await
+        }
+        ("status", &Method::PATCH) => {
+            let body = read_body(req).await?;
+            patch(srv, ctx, res, ns, name, &body, true).await
+        }
+        ("finalize", &Method::PUT) => {
+            let body = read_body(req).await?;
+            update(srv, ctx, res, ns, name, &body, false).await
+        }
+        ("binding", &Method::POST) => {
+            let body = read_body(req).await?;
+            bind(srv, ctx, res, ns.unwrap_or(""), name, &body).await
+        }
+        ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx),
+        ("exec" | "attach" | "portforward", _) => {
+            let pod = srv
+                .store
+                .get(&res.key(ns, name))
+                .map_err(|e| ApiError::from_store(res, name, e))?
+                .ok_or_else(|| ApiError::not_found(res, name))?;
+            Err(ApiError::bad_request(format!(
+                "pod {} is not running on a node with a streaming runtime yet (phase {})",
+                name,
+                pod["status"]["phase"].as_str().unwrap_or("Unknown")
+            )))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            ctx.method, sub
+        ))),
+    }
+}
+
+fn is_true(v: Option<&str>) -> bool {
+    matches!(v, Some("true" | "1"))
+}
+
+/// Converts a stored object into what this resource's API version shows.
+pub fn to_view(res: &ResourceDef, stored: &Value) -> Value {
+    if res.group == "events.k8s.io" {
+        typed::event_core_to_events_v1(stored)
+    } else {
+        stored.clone()
+    }
+}
+
+fn to_storage(res: &ResourceDef, obj: Value) -> Value {
+    if res.group == "events.k8s.io" {
+        typed::event_events_v1_to_core(&obj)
+    } else {
+        obj
+    }
+}
+
+fn ok_json(code: StatusCode, v: &Value, warnings: &[String]) -> Response<Body> {
+    let mut resp = super::json_response(code, v);
+    for w in warnings {
+        let value = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(h) = http::HeaderValue::from_str(&value) {
+            resp.headers_mut().append(http::header::WARNING, h);
+        }
+    }
+    resp
+}
+
+/// The objects a list or watch returns, with their parsed selectors.
+pub struct Filter {
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Parses and checks `labelSelector` and `fieldSelector`.
+    pub fn from_ctx(ctx: &Ctx, res: &ResourceDef) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(ctx.q("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let supported = super::selectors::supported_fields(res.plural, res.group);
+        fields
+            .check_supported(&supported)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Filter { labels, fields })
+    }
+
+    /// Whether a (view) object passes both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches_object(obj) && self.fields.matches(obj)
+    }
+}
+
+fn get(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let obj = srv
+        .store
+        .get(&res.key(ns, name))
+        .map_err(|e| ApiError::from_store(res, name, e))?
+        .ok_or_else(|| ApiError::not_found(res, name))?;
+    let view = to_view(res, &obj);
+    if ctx.wants_table() {
+        let rv = view["metadata"]["resourceVersion"].clone();
+        return Ok(ok_json(
+            StatusCode::OK,
+            &make_table(res, &[view], ctx, Some(rv), None, true),
+            &[],
+        ));
+    }
+    Ok(ok_json(StatusCode::OK, &view, &[]))
+}
+
+/// Builds a `meta.k8s.io/v1 Table` for `items`.
+pub fn make_table(
+    res: &ResourceDef,
+    items: &[Value],
+    ctx: &Ctx,
+    rv: Option<Value>,
+    cont: Option<String>,
+    with_columns: bool,
+) -> Value {
+    let now = jiff::Timestamp::now();
+    let include = ctx.q("includeObject").unwrap_or("Metadata");
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut row = json!({
+                "cells": table::row_cells(res.plural, res.group, o, now),
+            });
+            let conds = table::row_conditions(res.plural, res.group, o);
+            if !conds.is_empty() {
+                row["conditions"] = json!(conds);
+            }
+            match include {
+                "None" => {}
+                "Object" => row["object"] = o.clone(),
+                _ => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+                    })
+                }
+            }
+            row
+        })
+        .collect();
+    let mut meta = Map::new();
+    if let Some(rv) = rv {
+        meta.insert("resourceVersion".into(), rv);
+    }
+    if let Some(c) = cont {
+        meta.insert("continue".into(), json!(c));
+    }
+    let mut t = json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "rows": rows,
+    });
+    t["columnDefinitions"] = if with_columns {
+        json!(table::columns(res.plural, res.group))
+    } else {
+        json!([])
+    };
+    t
+}
+
+/// Lists the objects under `ns` (or all namespaces) that pass the request's selectors.
+pub fn list_matching(
+    srv: &ApiServer,
+    res: &ResourceDef,
+    ns: Option<&str>,
+    filter: &Filter,
+) -> Result<(Vec<(String, Value)>, u64), ApiError> {
+    let prefix = res.prefix(ns);
+    let (items, rv) = srv
+        .store
+        .list(&prefix)
+        .map_err(|e| ApiError::from_store(res, "", e))?;
+    let mut out = Vec::with_capacity(items.len());
+    for obj in items {
+        let view = to_view(res, &obj);
+        if filter.matches(&view) {
+            let key = format!(
+                "{}/{}",
+                view["metadata"]["namespace"].as_str().unwrap_or(""),
+                view["metadata"]["name"].as_str().unwrap_or("")
+            );
+            out.push((key, view));
+        }
+    }
+    // Scans are key-ordered; sort anyway so continue tokens are stable.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, rv))
+}
+
+fn list(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let filter = Filter::from_ctx(ctx, res)?;
+    let (mut items, rv) = list_matching(srv, res, ns, &filter)?;
+    let mut rv_out = rv;
+    if let Some(tok) = ctx.q("continue").filter(|s| !s.is_empty()) {
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tok)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .ok_or_else(|| ApiError::bad_request("continue key is not valid: malformed token"))?;
+        let start = decoded["start"].as_str().unwrap_or("").to_string();
+        rv_out = decoded["rv"].as_u64().unwrap_or(rv);
+        items.retain(|(k, _)| *k > start);
+    }
+    let limit: usize = ctx
+        .q("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let mut cont = None;
+    let mut remaining = None;
+    if items.len() > limit {
+        let rest = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().map(|(k, _)| k.clone()).unwrap_or_default();
+        let tok = serde_json::to_vec(&json!({"start": last, "rv": rv_out})).unwrap_or_default();
+        cont = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tok));
+        remaining = Some(rest);
+    }
+    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+    if ctx.wants_table() {
+        return Ok(ok_json(
+            StatusCode::OK,
+            &make_table(res, &items, ctx, Some(json!(rv_out.to_string())), cont, true),
+            &[],
+        ));
+    }
+    let mut meta = json!({"resourceVersion": rv_out.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", res.kind),
+            "apiVersion": res.api_version(),
+            "metadata": meta,
+            "items": items,
+        }),
+        &[],
+    ))
+}
+
+/// Decodes a request body by Content-Type: JSON, YAML or Kubernetes protobuf.
+pub fn decode_body(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = ctx.header("content-type");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        }),
+        "application/yaml" | "application/apply-patch+yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the body is not valid UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode_body(body).map_err(|e| {
+            match e {
+                super::protobuf::ProtobufError::UnsupportedKind { .. } => {
+                    ApiError::unsupported_media_type(&format!("{ct} ({e})"))
+                }
+                other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
+            }
+        }),
+        _ => Err(ApiError::unsupported_media_type(ct)),
+    }
+}
+
+/// Checks apiVersion/kind of a body against the resource, filling them when absent.
+fn check_type(res: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    };
+    let want = res.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(want));
+        }
+        Some(v) if v != want => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want})"
+            )));
+        }
+        _ => {}
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(res.kind));
+        }
+        Some(k) if k != res.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                res.kind
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Typed round trip + `fieldValidation` handling. Returns the normalised object and the
+/// warnings to send.
+fn admit(
+    ctx: &Ctx,
+    res: &ResourceDef,
+    obj: Value,
+    name_hint: &str,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let (norm, unknown) = typed::normalize(res.group, res.kind, obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            res.kind, res.version, res.kind, e
+        ))
+    })?;
+    let mode = ctx.q("fieldValidation").unwrap_or("Warn");
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        match mode {
+            "Strict" => {
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                let _ = name_hint;
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    res.kind,
+                    res.version,
+                    res.kind,
+                    list.join(", ")
+                )));
+            }
+            "Ignore" => {}
+            _ => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
+        }
+    }
+    Ok((norm, warnings))
+}
+
+fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
+    let nsdef = registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+    let obj = srv
+        .store
+        .get(&nsdef.key(None, ns))
+        .map_err(|e| ApiError::from_store(nsdef, ns, e))?
+        .ok_or_else(|| ApiError::namespace_not_found(ns))?;
+    if obj["metadata"]["deletionTimestamp"].is_string() {
+        return Err(ApiError::forbidden(format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        )));
+    }
+    Ok(())
+}
+
+fn dry_run(ctx: &Ctx) -> bool {
+    ctx.multi.iter().any(|(k, v)| k == "dryRun" && v == "All")
+}
+
+/// Creates an object (POST on a collection), as `kubectl create/run/apply` do.
+pub async fn create(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let mut obj = decode_body(ctx, body)?;
+    create_object(srv, ctx, res, ns, &mut obj).await
+}
+
+async fn create_object(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    obj: &mut Value,
+) -> Result<Response<Body>, ApiError> {
+    check_type(res, obj)?;
+    if res.namespaced && ns.is_none() {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource: namespaced objects are created in a namespace",
+        ));
+    }
+    let name_hint = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let (mut obj, warnings) = admit(ctx, res, obj.take(), &name_hint)?;
+    obj = to_storage(res, obj);
+    let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    if res.namespaced {
+        let ns = ns.unwrap_or("default");
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    let generate = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    if name.is_empty() && !generate.is_empty() {
+        name = defaults::generate_name(&generate);
+        meta.insert("name".into(), json!(name));
+    }
+    if name.is_empty() {
+        return Err(ApiError::invalid(
+            res,
+            "",
+            &[validation::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: name or generateName is required".into(),
+                field: "metadata.name".into(),
+            }],
+        ));
+    }
+    defaults::init_metadata(&mut obj);
+    defaults::apply_create_defaults(res.kind, res.group, &mut obj);
+    let mut causes: Vec<validation::Cause> = validation::validate_name(res.kind, &name)
+        .into_iter()
+        .map(|m| validation::Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: \"{name}\": {m}"),
+            field: "metadata.name".into(),
+        })
+        .collect();
+    if causes.is_empty() {
+        causes = validation::validate_create(res.kind, &to_view(res, &obj));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(res, &name, &causes));
+    }
+    if res.namespaced {
+        namespace_check(srv, ns.unwrap_or("default"))?;
+    }
+    if dry_run(ctx) {
+        return Ok(ok_json(StatusCode::CREATED, &to_view(res, &obj), &warnings));
+    }
+    let key = res.key(ns, &name);
+    let stored = srv
+        .store
+        .create(&key, obj)
+        .await
+        .map_err(|e| ApiError::from_store(res, &name, e))?;
+    Ok(ok_json(StatusCode::CREATED, &to_view(res, &stored), &warnings))
+}
+
+/// Merges an incoming full object with the stored one for an update: server-owned
+/// metadata is kept, the status (or, for status updates, everything but the status) is
+/// kept, and the generation moves when the spec changes.
+fn merge_for_update(
+    res: &ResourceDef,
+    current: &Value,
+    mut incoming: Value,
+    status_only: bool,
+) -> Result<Value, ApiError> {
+    let name = current["metadata"]["name"].as_str().unwrap_or("");
+    if let Some(uid) = incoming["metadata"]["uid"].as_str() {
+        let have = current["metadata"]["uid"].as_str().unwrap_or("");
+        if !uid.is_empty() && uid != have {
+            return Err(ApiError::conflict_msg(
+                res,
+                name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+            ));
+        }
+    }
+    if status_only {
+        let mut out = current.clone();
+        out["status"] = incoming.get("status").cloned().unwrap_or(json!({}));
+        if let Some(rv) = incoming["metadata"].get("resourceVersion") {
+            out["metadata"]["resourceVersion"] = rv.clone();
+        }
+        return Ok(out);
+    }
+    {
+        let meta = incoming["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "generation",
+            "managedFields",
+        ] {
+            match current["metadata"].get(k) {
+                Some(v) => {
+                    meta.insert(k.into(), v.clone());
+                }
+                None => {
+                    meta.remove(k);
+                }
+            }
+        }
+        // Finalizers may only be removed, not added, once deletion has started.
+        if current["metadata"]["deletionTimestamp"].is_string() {
+            let old: Vec<Value> = current["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            if let Some(new) = meta.get("finalizers").and_then(Value::as_array) {
+                if new.iter().any(|f| !old.contains(f)) {
+                    return Err(ApiError::invalid(
+                        res,
+                        name,
+                        &[validation::Cause {
+                            reason: "FieldValueForbidden".into(),
+                            message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                            field: "metadata.finalizers".into(),
+                        }],
+                    ));
+                }
+            }
+        }
+    }
+    if res.has_status() && !(res.kind == "Namespace" && res.group.is_empty()) {
+        match current.get("status") {
+            Some(s) => incoming["status"] = s.clone(),
+            None => {
+                if let Some(m) = incoming.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    if res.kind == "Namespace" && res.group.is_empty() {
+        incoming["status"] = current.get("status").cloned().unwrap_or(json!({"phase":"Active"}));
+    }
+    let spec_changed = incoming.get("spec") != current.get("spec");
+    if spec_changed {
+        let g = current["metadata"]["generation"].as_i64().unwrap_or(1);
+        incoming["metadata"]["generation"] = json!(g + 1);
+    }
+    defaults::apply_update_invariants(res.kind, res.group, &mut incoming);
+    Ok(incoming)
+}
+
+async fn update(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    status_only: bool,
+) -> Result<Response<Body>, ApiError> {
+    let mut obj = decode_body(ctx, body)?;
+    check_type(res, &mut obj)?;
+    let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if let (Some(ns), Some(bns)) = (ns, obj["metadata"]["namespace"].as_str()) {
+        if !bns.is_empty() && bns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let (obj, warnings) = admit(ctx, res, obj, name)?;
+    let obj = to_storage(res, obj);
+    let stored = write_update(srv, ctx, res, ns, name, move |_| Ok(obj), status_only).await?;
+    Ok(ok_json(StatusCode::OK, &to_view(res, &stored), &warnings))
+}
+
+/// The common update path: `make` builds the incoming object from the current (view)
+/// object; the result is merged, validated and stored with optimistic concurrency.
+async fn write_update(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    make: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    status_only: bool,
+) -> Result<Value, ApiError> {
+    let key = res.key(ns, name);
+    if dry_run(ctx) {
+        let cur = srv
+            .store
+            .get(&key)
+            .map_err(|e| ApiError::from_store(res, name, e))?
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        let incoming = make(&to_view(res, &cur))?;
+        return merge_for_update(res, &cur, incoming, status_only);
+    }
+    let stored = srv
+        .store
+        .update(&key, |current: Value| -> Result<Value, Fail> {
+            let incoming = make(&to_view(res, &current))?;
+            let merged = merge_for_update(res, &current, incoming, status_only)?;
+            let causes = validation::validate_update(res.kind, &to_view(res, &current), &to_view(res, &merged));
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(res, name, &causes).into());
+            }
+            Ok(merged)
+        })
+        .await
+        .map_err(|f| f.into_api(res, name))?;
+    finish_if_deletable(srv, res, ns, name, &stored).await;
+    Ok(stored)
+}
+
+/// Removes an object whose deletion was pending once nothing holds it any more
+/// (finalizers gone; for pods, the kubelet confirmed with grace period 0).
+async fn finish_if_deletable(
+    srv: &Arc<ApiServer>,
+    res: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    obj: &Value,
+) {
+    let meta = &obj["metadata"];
+    if !meta["deletionTimestamp"].is_string() {
+        return;
+    }
+    let finalizers_empty = meta["finalizers"].as_array().is_none_or(|f| f.is_empty());
+    let is_ns = res.kind == "Namespace" && res.group.is_empty();
+    let pod_waiting = res.kind == "Pod"
+        && res.group.is_empty()
+        && meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0;
+    if finalizers_empty && !pod_waiting && !is_ns {
+        let uid = meta["uid"].as_str().unwrap_or("").to_string();
+        let _ = srv
+            .store
+            .delete(&res.key(ns, name), |cur: &Value| {
+                if cur["metadata"]["uid"].as_str() == Some(uid.as_str()) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict)
+                }
+            })
+            .await;
+    }
+}
+
+async fn patch(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    status_only: bool,
+) -> Result<Response<Body>, ApiError> {
+    let ct = ctx.header("content-type").split(';').next().unwrap_or("").trim().to_string();
+    let patch_doc: Value = match ct.as_str() {
+        "application/apply-patch+yaml" => decode_body(ctx, body)?,
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+        _ => return Err(ApiError::unsupported_media_type(&ct)),
+    };
+    let key = res.key(ns, name);
+    let exists = srv
+        .store
+        .get(&key)
+        .map_err(|e| ApiError::from_store(res, name, e))?
+        .is_some();
+    if !exists {
+        if ct == "application/apply-patch+yaml" && !status_only {
+            if ctx.q("fieldManager").unwrap_or("").is_empty() {
+                return Err(ApiError::invalid(res, name, &[validation::Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }]));
+            }
+            let mut obj = patch_doc;
+            return create_object(srv, ctx, res, ns, &mut obj).await;
+        }
+        return Err(ApiError::not_found(res, name));
+    }
+    let mut warnings = Vec::new();
+    let mut last_err = None;
+    for _ in 0..5 {
+        let patch_doc = patch_doc.clone();
+        let ct = ct.clone();
+        let warn_slot = std::sync::Mutex::new(Vec::new());
+        let r = write_update(
+            srv,
+            ctx,
+            res,
+            ns,
+            name,
+            |current| {
+                let patched = apply_patch(res, &ct, current, &patch_doc)?;
+                let mut patched = patched;
+                check_type(res, &mut patched)?;
+                let (norm, w) = admit(ctx, res, patched, name)?;
+                if let Ok(mut s) = warn_slot.lock() {
+                    *s = w;
+                }
+                Ok(to_storage(res, norm))
+            },
+            status_only,
+        )
+        .await;
+        match r {
+            Ok(stored) => {
+                if let Ok(w) = warn_slot.lock() {
+                    warnings.extend(w.iter().cloned());
+                }
+                return Ok(ok_json(StatusCode::OK, &to_view(res, &stored), &warnings));
+            }
+            Err(e) if e.reason == "Conflict" && patch_doc["metadata"]["resourceVersion"].is_null() => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::conflict(res, name)))
+}
+
+/// Applies a patch document of media type `ct` to `current`.
+pub fn apply_patch(
+    res: &ResourceDef,
+    ct: &str,
+    current: &Value,
+    patch_doc: &Value,
+) -> Result<Value, ApiError> {
+    let mut out = current.clone();
+    match ct {
+        "application/json-patch+json" => {
+            let p: json_patch::Patch = serde_json::from_value(patch_doc.clone())
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            json_patch::patch(&mut out, &p).map_err(|e| {
+                ApiError::invalid(res, current["metadata"]["name"].as_str().unwrap_or(""), &[validation::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("the server rejected our request due to an error in our request: {e}"),
+                    field: String::new(),
+                }])
+            })?;
+        }
+        "application/merge-patch+json" => {
+            if !patch_doc.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            json_patch::merge(&mut out, patch_doc);
+        }
+        "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
+            out = super::smp::strategic_merge_patch(res.kind, current, patch_doc)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct DeleteOpts {
+    grace: Option<i64>,
+    uid: Option<String>,
+    rv: Option<String>,
+}
+
+fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
+    let mut o = DeleteOpts::default();
+    if !body.is_empty() {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        o.grace = v["gracePeriodSeconds"].as_i64();
+        o.uid = v["preconditions"]["uid"].as_str().map(String::from);
+        o.rv = v["preconditions"]["resourceVersion"].as_str().map(String::from);
+    }
+    if let Some(g) = ctx.q("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
+        o.grace = Some(g);
+    }
+    if o.grace.is_some_and(|g| g < 0) {
+        o.grace = Some(0);
+    }
+    Ok(o)
+}
+
+async fn delete(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let opts = delete_opts(ctx, body)?;
+    let obj = delete_one(srv, res, ns, name, &opts, dry_run(ctx)).await?;
+    Ok(ok_json(StatusCode::OK, &to_view(res, &obj), &[]))
+}
+
+/// Deletes (or starts deleting) one object; returns the object as it now is.
+async fn delete_one(
+    srv: &Arc<ApiServer>,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOpts,
+    dry: bool,
+) -> Result<Value, ApiError> {
+    let key = res.key(ns, name);
+    let current = srv
+        .store
+        .get(&key)
+        .map_err(|e| ApiError::from_store(res, name, e))?
+        .ok_or_else(|| ApiError::not_found(res, name))?;
+    let cur_uid = current["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    if let Some(uid) = &opts.uid {
+        if *uid != cur_uid {
+            return Err(ApiError::conflict_msg(res, name, &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"
+            )));
+        }
+    }
+    if let Some(rv) = &opts.rv {
+        if Some(rv.as_str()) != current["metadata"]["resourceVersion"].as_str() {
+            return Err(ApiError::conflict_msg(res, name, &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                current["metadata"]["resourceVersion"].as_str().unwrap_or("")
+            )));
+        }
+    }
+    if dry {
+        return Ok(current);
+    }
+    let is_ns = res.kind == "Namespace" && res.group.is_empty();
+    let is_pod = res.kind == "Pod" && res.group.is_empty();
+    let has_finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    let grace = if is_pod {
+        let phase = current["status"]["phase"].as_str().unwrap_or("");
+        let scheduled = current["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        if !scheduled || phase == "Succeeded" || phase == "Failed" {
+            0
+        } else {
+            opts.grace
+                .or_else(|| current["spec"]["terminationGracePeriodSeconds"].as_i64())
+                .unwrap_or(30)
+        }
+    } else {
+        0
+    };
+    if is_ns || has_finalizers || grace > 0 {
+        let now = jiff::Timestamp::now();
+        let stored = srv
+            .store
+            .update(&key, |mut cur: Value| -> Result<Value, StoreError> {
+                if cur["metadata"]["uid"].as_str() != Some(cur_uid.as_str()) {
+                    return Err(StoreError::Conflict);
+                }
+                let already = cur["metadata"]["deletionTimestamp"].is_string();
+                let old_grace = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
+                // A second delete may only shorten the grace period.
+                if !already || old_grace.is_some_and(|g| grace < g) {
+                    let when = now + jiff::SignedDuration::from_secs(grace);
+                    cur["metadata"]["deletionTimestamp"] = json!(defaults::format_time(when));
+                    cur["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                }
+                if is_ns {
+                    cur["status"]["phase"] = json!("Terminating");
+                }
+                Ok(cur)
+            })
+            .await
+            .map_err(|e| ApiError::from_store(res, name, e))?;
+        if is_ns {
+            spawn_namespace_cleanup(srv.clone(), name.to_string());
+        } else if !has_finalizers && grace == 0 {
+            finish_if_deletable(srv, res, ns, name, &stored).await;
+        }
+        return Ok(stored);
+    }
+    let deleted = srv
+        .store
+        .delete(&key, |cur: &Value| {
+            if cur["metadata"]["uid"].as_str() == Some(cur_uid.as_str()) {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+        .await
+        .map_err(|e| ApiError::from_store(res, name, e))?;
+    Ok(deleted)
+}
+
+/// Empties a terminating namespace, then removes it (what upstream's namespace
+/// controller does).
+fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
+    tokio::spawn(async move {
+        let opts = DeleteOpts::default();
+        loop {
+            let mut remaining = 0usize;
+            for res in RESOURCES.iter().filter(|r| r.namespaced && r.group != "events.k8s.io") {
+                let Ok((items, _)) = srv.store.list(&res.prefix(Some(&ns))) else { continue };
+                for obj in items {
+                    remaining += 1;
+                    if obj["metadata"]["deletionTimestamp"].is_string() {
+                        continue;
+                    }
+                    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let _ = delete_one(&srv, res, Some(&ns), &name, &opts, false).await;
+                }
+            }
+            if remaining == 0 {
+                let Some(nsdef) = registry::find("", "v1", "namespaces") else { return };
+                let _ = srv.store.delete(&nsdef.key(None, &ns), |_: &Value| Ok::<_, StoreError>(())).await;
+                return;
+            }
+            tokio::select! {
+                _ = srv.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+}
+
+/// Finishes the cleanup of namespaces left terminating by a previous run.
+pub fn resume_namespace_cleanups(srv: &Arc<ApiServer>) {
+    let Some(nsdef) = registry::find("", "v1", "namespaces") else { return };
+    if let Ok((items, _)) = srv.store.list(&nsdef.prefix(None)) {
+        for ns in items {
+            if ns["metadata"]["deletionTimestamp"].is_string() {
+                if let Some(name) = ns["metadata"]["name"].as_str() {
+                    spawn_namespace_cleanup(srv.clone(), name.to_string());
+                }
+            }
+        }
+    }
+}
+
+async fn delete_collection(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: Option<&str>,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
+    if !res.verbs.contains(&"deletecollection") {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let opts = delete_opts(ctx, body)?;
+    let filter = Filter::from_ctx(ctx, res)?;
+    let (items, _) = list_matching(srv, res, ns, &filter)?;
+    let mut out = Vec::new();
+    for (_, obj) in items {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let ons = obj["metadata"]["namespace"].as_str().map(String::from);
+        match delete_one(srv, res, ons.as_deref(), &name, &opts, dry_run(ctx)).await {
+            Ok(o) => out.push(to_view(res, &o)),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ok_json(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {}, "items": out}),
+        &[],
+    ))
+}
+
+async fn bind(
+    srv: &Arc<ApiServer>,
+    ctx: &Ctx,
+    res: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let binding = decode_body(ctx, body)?;
+    let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
+    if node.is_empty() {
+        return Err(ApiError::bad_request("binding target name is required"));
+    }
+    let now = defaults::now_rfc3339();
+    srv.store
+        .update(&res.key(Some(ns), name), |mut pod: Value| -> Result<Value, Fail> {
+            if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                return Err(ApiError::conflict_msg(
+                    res,
+                    name,
+                    &format!("pod {name} is already assigned to node \"{existing}\""),
+                )
+                .into());
+            }
+            if pod["metadata"]["deletionTimestamp"].is_string() {
+                return Err(ApiError::conflict_msg(res, name, "pod is being deleted, cannot be assigned to a host").into());
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            let conds = pod["status"]
+                .as_object_mut()
+                .map(|s| s.entry("conditions").or_insert(json!([])));
+            if let Some(Value::Array(c)) = conds {
+                c.retain(|c| c["type"] != "PodScheduled");
+                c.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            }
+            Ok(pod)
+        })
+        .await
+        .map_err(|f| f.into_api(res, name))?;
+    Ok(ok_json(StatusCode::CREATED, &status::success(res, name, None), &[]))
+}
+
+fn pod_log(
+    srv: &Arc<ApiServer>,
+    res: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    ctx: &Ctx,
+) -> Result<Response<Body>, ApiError> {
+    let pod = srv
+        .store
+        .get(&res.key(Some(ns), name))
+        .map_err(|e| ApiError::from_store(res, name, e))?
+        .ok_or_else(|| ApiError::not_found(res, name))?;
+    let container = match ctx.q("container") {
+        Some(c) => c.to_string(),
+        None => pod["spec"]["containers"][0]["name"].as_str().unwrap_or("").to_string(),
+    };
+    let known = ["containers", "initContainers"].iter().any(|l| {
+        pod["spec"][l]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["name"] == container.as_str()))
+    });
+    if !known {
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    let reason = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+        .and_then(|c| c["state"]["waiting"]["reason"].as_str())
+        .unwrap_or("ContainerCreating")
+        .to_string();
+    Err(ApiError::bad_request(format!(
+        "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+    )))
+}

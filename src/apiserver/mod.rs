@@ -1,0 +1,468 @@
+//! The API server: HTTPS (h2 and HTTP/1.1 over rustls), client-certificate
+//! authentication, a small authoriser, and routing to discovery, OpenAPI and the
+//! resource handlers.
+
+pub mod defaults;
+pub mod discovery;
+pub mod handlers;
+pub mod openapi;
+#[path = "/tmp/stubs/protobuf.rs"]
+pub mod protobuf;
+pub mod registry;
+#[path = "/tmp/stubs/selectors.rs"]
+pub mod selectors;
+#[path = "/tmp/stubs/smp.rs"]
+pub mod smp;
+pub mod status;
+#[path = "/tmp/stubs/table.rs"]
+pub mod table;
+pub mod typed;
+#[path = "/tmp/stubs/validation.rs"]
+pub mod validation;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::pki::{UserInfo, user_from_cert};
+use crate::store::Store;
+use registry::ResourceDef;
+use status::ApiError;
+
+/// The response body type of every handler (full bodies and watch/log streams).
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (upstream's limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The API server's shared state.
+pub struct ApiServer {
+    /// The object store.
+    pub store: Arc<Store>,
+    /// `host:port` clients reach this server at (for discovery's serverAddress).
+    pub advertise: String,
+    /// Cancelled when the cluster shuts down (ends watches and the accept loop).
+    pub shutdown: CancellationToken,
+}
+
+/// One parsed request, as the handlers see it.
+pub struct Ctx {
+    /// HTTP method.
+    pub method: Method,
+    /// URL path.
+    pub path: String,
+    /// Query parameters (last value wins; `multi` keeps all).
+    pub query: HashMap<String, String>,
+    /// All query values, for repeated parameters such as `command`.
+    pub multi: Vec<(String, String)>,
+    /// Request headers.
+    pub headers: http::HeaderMap,
+    /// The authenticated user.
+    pub user: UserInfo,
+}
+
+impl Ctx {
+    /// A query parameter.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A header as a string ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Whether the client asked for a server-side Table.
+    pub fn wants_table(&self) -> bool {
+        let accept = self.header("accept");
+        accept.contains("as=Table") && accept.contains("g=meta.k8s.io")
+    }
+}
+
+/// Where a request path leads.
+pub enum Route {
+    /// `/version`.
+    Version,
+    /// `/healthz`, `/livez`, `/readyz`.
+    Health,
+    /// `/api`.
+    Api,
+    /// `/apis`.
+    Apis,
+    /// `/apis/<group>`.
+    Group(String),
+    /// `/api/v1` or `/apis/<g>/<v>`.
+    GroupVersion(String, String),
+    /// `/openapi/v3`.
+    OpenApiRoot,
+    /// `/openapi/v3/<gv path>`.
+    OpenApiDoc(String),
+    /// A resource collection, object or subresource.
+    Resource {
+        /// The resource.
+        res: &'static ResourceDef,
+        /// Namespace from the path.
+        namespace: Option<String>,
+        /// Object name.
+        name: Option<String>,
+        /// Subresource.
+        sub: Option<String>,
+    },
+    /// Nothing here.
+    NotFound,
+}
+
+/// Parses a request path into a [`Route`].
+pub fn route(path: &str) -> Route {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["version"] => Route::Version,
+        [h, ..] if ["healthz", "livez", "readyz"].contains(h) => Route::Health,
+        ["api"] => Route::Api,
+        ["apis"] => Route::Apis,
+        ["apis", g] => Route::Group(g.to_string()),
+        ["api", v] => Route::GroupVersion(String::new(), v.to_string()),
+        ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
+        ["openapi", "v3"] => Route::OpenApiRoot,
+        ["openapi", "v3", rest @ ..] => Route::OpenApiDoc(rest.join("/")),
+        ["api", v, rest @ ..] => resource_route("", v, rest),
+        ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
+        _ => Route::NotFound,
+    }
+}
+
+fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
+    let mk = |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        match registry::find(group, version, plural) {
+            Some(res) if res.namespaced || ns.is_none() => Route::Resource {
+                res,
+                namespace: ns.map(String::from),
+                name: name.map(String::from),
+                sub: sub.map(String::from),
+            },
+            _ => Route::NotFound,
+        }
+    };
+    let namespaced_plural = |p: &str| registry::find(group, version, p).is_some_and(|r| r.namespaced);
+    match rest {
+        ["namespaces", ns, plural] if namespaced_plural(plural) => mk(plural, Some(ns), None, None),
+        ["namespaces", ns, plural, name] if namespaced_plural(plural) => {
+            mk(plural, Some(ns), Some(name), None)
+        }
+        ["namespaces", ns, plural, name, sub] if namespaced_plural(plural) => {
+            mk(plural, Some(ns), Some(name), Some(sub))
+        }
+        [plural] => mk(plural, None, None, None),
+        [plural, name] => match registry::find(group, version, plural) {
+            Some(r) if !r.namespaced => mk(plural, None, Some(name), None),
+            _ => Route::NotFound,
+        },
+        [plural, name, sub] => match registry::find(group, version, plural) {
+            Some(r) if !r.namespaced => mk(plural, None, Some(name), Some(sub)),
+            _ => Route::NotFound,
+        },
+        _ => Route::NotFound,
+    }
+}
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
+    json_response_ct(code, body, "application/json")
+}
+
+/// A JSON response with a specific Content-Type.
+pub fn json_response_ct(code: StatusCode, body: &Value, content_type: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(full(bytes))
+        .unwrap_or_else(|_| Response::new(full(Vec::new())))
+}
+
+/// A plain-text response.
+pub fn text_response(code: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full(text.as_bytes().to_vec()))
+        .unwrap_or_else(|_| Response::new(full(Vec::new())))
+}
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// The error response for `e`.
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.status_code(), &e.to_status())
+}
+
+/// The `/version` document. The minor version decides which kubectl the system's
+/// dispatcher runs, so it must be a real one.
+pub fn version_info() -> Value {
+    json!({
+        "major": "1",
+        "minor": crate::KUBE_MINOR,
+        "gitVersion": crate::KUBE_GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "n/a (rust)",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", crate::go_arch()),
+    })
+}
+
+/// Decides whether `user` may do anything. rkind's cluster has three kinds of callers:
+/// admins (system:masters / kubeadm:cluster-admins), its own node and its scheduler.
+fn authorize(user: &UserInfo) -> bool {
+    user.groups
+        .iter()
+        .any(|g| g == "system:masters" || g == "kubeadm:cluster-admins" || g == "system:nodes")
+        || user.name == "system:kube-scheduler"
+}
+
+impl ApiServer {
+    /// Accepts TLS connections on `listener` until shutdown, serving each with hyper's
+    /// auto (h2 / HTTP/1.1 with upgrades) connection builder.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+        let acceptor = TlsAcceptor::from(tls);
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let me = self.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(user_from_cert);
+                let svc = service_fn(move |req| {
+                    let me = me.clone();
+                    let user = user.clone();
+                    async move { Ok::<_, Infallible>(me.handle(req, user, peer).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                    .into_owned();
+                let _ = watcher.watch(conn).await;
+            });
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), graceful.shutdown()).await;
+    }
+
+    /// Handles one request: authentication, authorisation, routing.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        user: Option<UserInfo>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let span = tracing::debug_span!("kubectl_to_apiserver", method = %req.method(), path = %req.uri().path(), %peer);
+        async move {
+            let path = req.uri().path().to_string();
+            let r = route(&path);
+            let public = matches!(r, Route::Version | Route::Health);
+            let Some(user) = user else {
+                if public {
+                    return self.public(&r);
+                }
+                return error_response(&ApiError::unauthorized());
+            };
+            if public {
+                return self.public(&r);
+            }
+            if !authorize(&user) {
+                return error_response(&ApiError::forbidden(format!(
+                    "User \"{}\" cannot {} path \"{}\"",
+                    user.name,
+                    req.method().as_str().to_lowercase(),
+                    path
+                )));
+            }
+            let multi: Vec<(String, String)> = req
+                .uri()
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default();
+            let ctx = Ctx {
+                method: req.method().clone(),
+                path,
+                query: multi.iter().cloned().collect(),
+                multi,
+                headers: req.headers().clone(),
+                user,
+            };
+            match self.dispatch(r, ctx, req).await {
+                Ok(resp) => resp,
+                Err(e) => error_response(&e),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn public(&self, r: &Route) -> Response<Body> {
+        match r {
+            Route::Version => json_response(StatusCode::OK, &version_info()),
+            _ => text_response(StatusCode::OK, "ok"),
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        r: Route,
+        ctx: Ctx,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ApiError> {
+        let get_only = |ctx: &Ctx| {
+            if ctx.method == Method::GET {
+                Ok(())
+            } else {
+                Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource ({})",
+                    ctx.method
+                )))
+            }
+        };
+        match r {
+            Route::Api => {
+                get_only(&ctx)?;
+                if discovery::wants_aggregated(ctx.header("accept")) {
+                    Ok(json_response_ct(
+                        StatusCode::OK,
+                        &discovery::aggregated(true),
+                        discovery::AGGREGATED_CONTENT_TYPE,
+                    ))
+                } else {
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::api_versions(&self.advertise),
+                    ))
+                }
+            }
+            Route::Apis => {
+                get_only(&ctx)?;
+                if discovery::wants_aggregated(ctx.header("accept")) {
+                    Ok(json_response_ct(
+                        StatusCode::OK,
+                        &discovery::aggregated(false),
+                        discovery::AGGREGATED_CONTENT_TYPE,
+                    ))
+                } else {
+                    Ok(json_response(StatusCode::OK, &discovery::api_group_list()))
+                }
+            }
+            Route::Group(g) => {
+                get_only(&ctx)?;
+                discovery::api_group(&g)
+                    .map(|v| json_response(StatusCode::OK, &v))
+                    .ok_or_else(ApiError::path_not_found)
+            }
+            Route::GroupVersion(g, v) => {
+                get_only(&ctx)?;
+                discovery::resource_list(&g, &v)
+                    .map(|d| json_response(StatusCode::OK, &d))
+                    .ok_or_else(ApiError::path_not_found)
+            }
+            Route::OpenApiRoot => {
+                get_only(&ctx)?;
+                Ok(json_response(StatusCode::OK, &openapi::get().root()))
+            }
+            Route::OpenApiDoc(p) => {
+                get_only(&ctx)?;
+                openapi::get()
+                    .doc(&p)
+                    .map(|d| json_response(StatusCode::OK, d))
+                    .ok_or_else(ApiError::path_not_found)
+            }
+            Route::Resource {
+                res,
+                namespace,
+                name,
+                sub,
+            } => {
+                handlers::resource(self, &ctx, req, res, namespace, name, sub).await
+            }
+            Route::Version | Route::Health => Ok(self.public(&r)),
+            Route::NotFound => Err(ApiError::path_not_found()),
+        }
+    }
+}
+
+/// Reads a request body up to [`MAX_BODY`] bytes (413 beyond).
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(ApiError::too_large(MAX_BODY))
+            } else {
+                Err(ApiError::bad_request(format!("error reading request body: {e}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("/api/v1/namespaces/dev/pods"), Route::Resource { res, namespace: Some(ns), name: None, .. } if res.plural == "pods" && ns == "dev"));
+        assert!(matches!(route("/api/v1/namespaces/dev"), Route::Resource { res, namespace: None, name: Some(n), .. } if res.plural == "namespaces" && n == "dev"));
+        assert!(matches!(route("/api/v1/namespaces/dev/status"), Route::Resource { sub: Some(s), .. } if s == "status"));
+        assert!(matches!(route("/api/v1/pods"), Route::Resource { namespace: None, name: None, .. }));
+        assert!(matches!(route("/api/v1/pods/x"), Route::NotFound));
+        assert!(matches!(route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n"), Route::Resource { res, .. } if res.kind == "Lease"));
+        assert!(matches!(route("/api/v1/namespaces/d/pods/p/exec"), Route::Resource { sub: Some(s), .. } if s == "exec"));
+        assert!(matches!(route("/apis/apps/v1/deployments"), Route::NotFound));
+    }
+}

@@ -1,0 +1,178 @@
+//! OpenAPI v3 documents, generated from the `k8s-openapi` Rust types through schemars.
+//!
+//! kubectl needs them for `create -f`/`apply -f` (it checks that each kind's PATCH
+//! operation accepts the `fieldValidation` query parameter, then leaves validation to the
+//! server) and for `kubectl explain`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+
+use super::registry::RESOURCES;
+use super::typed;
+
+/// The generated documents, keyed by `api/v1` or `apis/<group>/<version>`.
+pub struct OpenApi {
+    docs: BTreeMap<String, (Value, String)>,
+}
+
+/// The documents, built once per process.
+pub fn get() -> &'static OpenApi {
+    static DOCS: OnceLock<OpenApi> = OnceLock::new();
+    DOCS.get_or_init(build)
+}
+
+impl OpenApi {
+    /// The `/openapi/v3` root: one entry per group-version with a hashed URL.
+    pub fn root(&self) -> Value {
+        let paths: Map<String, Value> = self
+            .docs
+            .iter()
+            .map(|(k, (_, hash))| {
+                (
+                    k.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{k}?hash={hash}")}),
+                )
+            })
+            .collect();
+        json!({"paths": paths})
+    }
+
+    /// The document for `api/v1` or `apis/<g>/<v>`.
+    pub fn doc(&self, path: &str) -> Option<&Value> {
+        self.docs.get(path).map(|(d, _)| d)
+    }
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn build() -> OpenApi {
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let names = typed::schema_names(&mut generator);
+    let mut defs: Map<String, Value> = generator.take_definitions(true);
+    // Mark the top-level kinds, as upstream does, so `kubectl explain` finds them.
+    for (group, kind, name) in &names {
+        let version = RESOURCES
+            .iter()
+            .find(|r| r.group == *group && r.kind == *kind)
+            .map(|r| r.version)
+            .unwrap_or("v1");
+        if let Some(Value::Object(s)) = defs.get_mut(name) {
+            s.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "version": version, "kind": kind}]),
+            );
+        }
+    }
+    rewrite_refs(&mut defs);
+    let mut by_gv: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for r in RESOURCES {
+        let Some((_, _, schema)) = names.iter().find(|(g, k, _)| *g == r.group && *k == r.kind)
+        else {
+            continue;
+        };
+        let paths = by_gv.entry(gv_path(r.group, r.version)).or_default();
+        let base = if r.group.is_empty() {
+            format!("/api/{}", r.version)
+        } else {
+            format!("/apis/{}/{}", r.group, r.version)
+        };
+        let item = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{base}/{}/{{name}}", r.plural)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let schema_ref = json!({"$ref": format!("#/components/schemas/{schema}")});
+        let param = |n: &str| json!({"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": true});
+        let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": schema_ref}}}});
+        paths.insert(
+            item,
+            json!({
+                "get": {"operationId": format!("read{}", r.kind), "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk, "responses": ok},
+                "put": {"operationId": format!("replace{}", r.kind), "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk,
+                        "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation")],
+                        "requestBody": {"content": {"application/json": {"schema": schema_ref}}}, "responses": ok},
+                "patch": {"operationId": format!("patch{}", r.kind), "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk,
+                          "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation"), param("force")],
+                          "requestBody": {"content": {
+                              "application/apply-patch+yaml": {"schema": {"type": "object"}},
+                              "application/json-patch+json": {"schema": {"type": "object"}},
+                              "application/merge-patch+json": {"schema": {"type": "object"}}}},
+                          "responses": ok},
+                "delete": {"operationId": format!("delete{}", r.kind), "x-kubernetes-action": "delete", "x-kubernetes-group-version-kind": gvk, "responses": ok},
+            }),
+        );
+    }
+    let mut docs = BTreeMap::new();
+    for (gv, paths) in by_gv {
+        let doc = json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": crate::KUBE_GIT_VERSION},
+            "paths": paths,
+            "components": {"schemas": defs},
+        });
+        let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+        let hash = format!("{:016X}", fnv1a(&bytes));
+        docs.insert(gv, (doc, hash));
+    }
+    OpenApi { docs }
+}
+
+/// schemars writes `$ref` next to other keywords; OpenAPI 3.0 readers expect `allOf` then.
+fn rewrite_refs(defs: &mut Map<String, Value>) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("$ref") && m.len() > 1 {
+                    if let Some(r) = m.remove("$ref") {
+                        m.insert("allOf".into(), json!([{"$ref": r}]));
+                    }
+                }
+                for (_, c) in m.iter_mut() {
+                    walk(c);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    for (_, v) in defs.iter_mut() {
+        walk(v);
+    }
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_patch_declares_field_validation_and_schema_exists() {
+        let o = get();
+        let doc = o.doc("api/v1").expect("core doc");
+        let path = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"];
+        assert_eq!(path["patch"]["x-kubernetes-group-version-kind"]["kind"], "Pod");
+        assert!(path["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
+        assert_eq!(pod["x-kubernetes-group-version-kind"][0]["kind"], "Pod");
+        assert!(pod["properties"]["spec"].is_object());
+        assert!(doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"].is_object());
+        assert!(o.root()["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"].as_str().unwrap().contains("hash="));
+    }
+}

@@ -1,0 +1,232 @@
+//! `metav1.Status` errors: every failure the API server reports is one of these, with the
+//! upstream reason, code and message shape, so kubectl prints what users know.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::registry::ResourceDef;
+use super::validation::Cause;
+use crate::store::StoreError;
+
+/// An API error, rendered as a `metav1.Status` body.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `reason` (NotFound, AlreadyExists, Conflict, Invalid, BadRequest, ...).
+    pub reason: &'static str,
+    /// Human-readable message (kubectl prints it).
+    pub message: String,
+    /// `details`, when upstream sends them.
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    /// 404 for a path nothing serves.
+    pub fn path_not_found() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+            .with_details(json!({}))
+    }
+
+    /// 404 NotFound for a named object.
+    pub fn not_found(res: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", res.qualified(), name),
+        )
+        .with_details(details(res, name))
+    }
+
+    /// 404 for a missing namespace when creating into it.
+    pub fn namespace_not_found(ns: &str) -> Self {
+        Self::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
+            .with_details(json!({"name": ns, "kind": "namespaces"}))
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message).with_details(json!({}))
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(res: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", res.qualified(), name),
+        )
+        .with_details(details(res, name))
+    }
+
+    /// 409 Conflict (stale resourceVersion).
+    pub fn conflict(res: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                res.qualified(),
+                name
+            ),
+        )
+        .with_details(details(res, name))
+    }
+
+    /// 409 Conflict with a custom message (e.g. uid precondition).
+    pub fn conflict_msg(res: &ResourceDef, name: &str, msg: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                res.qualified(),
+                name,
+                msg
+            ),
+        )
+        .with_details(details(res, name))
+    }
+
+    /// 410 Expired (watch from a version no longer kept).
+    pub fn expired(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(ct: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct:?})"),
+        )
+    }
+
+    /// 422 Invalid with causes.
+    pub fn invalid(res: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
+        let msg = super::validation::invalid_message(res.kind, name, causes);
+        let mut d = json!({"name": name, "kind": res.kind, "causes": causes});
+        if !res.group.is_empty() {
+            d["group"] = json!(res.group);
+        }
+        Self::new(422, "Invalid", msg).with_details(d)
+    }
+
+    /// 500 InternalError (never with internals beyond a short message).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!(
+                "Internal error occurred: {}",
+                message.into()
+            ),
+        )
+    }
+
+    /// 503 ServiceUnavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
+    /// Maps a store error for the object `name` of `res`.
+    pub fn from_store(res: &ResourceDef, name: &str, e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists => Self::already_exists(res, name),
+            StoreError::NotFound => Self::not_found(res, name),
+            StoreError::Conflict => Self::conflict(res, name),
+            StoreError::Expired { requested, oldest } => Self::expired(format!(
+                "too old resource version: {requested} ({oldest})"
+            )),
+            StoreError::Rejected(m) => Self::bad_request(m),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Self::internal("storage error")
+            }
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The `metav1.Status` JSON body.
+    pub fn to_status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
+        }
+        s
+    }
+}
+
+fn details(res: &ResourceDef, name: &str) -> Value {
+    let mut d = json!({"name": name, "kind": res.plural});
+    if !res.group.is_empty() {
+        d["group"] = json!(res.group);
+    }
+    d
+}
+
+/// A `Status` with `status: Success`, as returned by some deletes.
+pub fn success(res: &ResourceDef, name: &str, uid: Option<&str>) -> Value {
+    let mut d = details(res, name);
+    if let Some(uid) = uid {
+        d["uid"] = json!(uid);
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": d,
+    })
+}

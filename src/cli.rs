@@ -1,0 +1,411 @@
+//! The `rkind` command line (clap). Parsing and user-facing messages only; the work is
+//! done by [`crate::cluster`] and friends.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::cluster::{self, UpOptions, state};
+
+/// rkind: a kind-style Kubernetes sandbox cluster in one process.
+#[derive(Debug, Parser)]
+#[command(name = "rkind", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Output formats of `status`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    /// A table for people.
+    Text,
+    /// JSON for tools.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create (or restart) a cluster and wait until its node is Ready.
+    Up {
+        /// Cluster name (contexts are named rkind-<name>).
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Kubeconfig file to merge the cluster into [default: $KUBECONFIG or ~/.kube/config].
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// API server port on 127.0.0.1 [default: the previous one, else a free one].
+        #[arg(long)]
+        api_port: Option<u16>,
+        /// Run in the background: return once Ready, leaving rkind.pid and rkind.log in the data dir.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Stop a cluster gracefully and remove its kubeconfig entries.
+    Down {
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Kubeconfig file to remove the entries from [default: as `up` chose].
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Also delete the data directory (objects, certificates, logs).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Show clusters and whether they run.
+    Status {
+        /// Only this cluster.
+        #[arg(long)]
+        name: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Print a cluster's kubeconfig to stdout.
+    Kubeconfig {
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print shell completions.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    crate::install_crypto_provider();
+    match run(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("ERROR: {msg}");
+            1
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("rkind=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if crate::apiserver::validation::is_dns1123_label(name) && name.len() <= 40 {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid cluster name {name:?}: use at most 40 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        ))
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, String> {
+    match cli.command {
+        Cmd::Up {
+            name,
+            data_dir,
+            kubeconfig,
+            api_port,
+            detach,
+        } => {
+            check_name(&name)?;
+            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let kubeconfig = kubeconfig.map(absolute);
+            if detach {
+                return up_detached(&name, &dir, kubeconfig.as_deref(), api_port);
+            }
+            init_logging();
+            let opts = UpOptions {
+                name,
+                data_dir: dir,
+                kubeconfig,
+                api_port,
+            };
+            runtime()?
+                .block_on(cluster::run_foreground(&opts))
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Cmd::Down {
+            name,
+            data_dir,
+            kubeconfig,
+            purge,
+        } => {
+            check_name(&name)?;
+            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            down(&name, &dir, kubeconfig.as_deref(), purge)
+        }
+        Cmd::Status { name, output } => status(name.as_deref(), output),
+        Cmd::Kubeconfig { name, data_dir } => {
+            check_name(&name)?;
+            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let st = state::ClusterState::load(&dir)
+                .map_err(|_| format!("no cluster {name:?} found in {}", dir.display()))?;
+            let node = cluster::node_name(&name);
+            let pki = crate::pki::ClusterPki::load_or_create(&dir.join("pki"), &node)
+                .map_err(|e| e.to_string())?;
+            let doc = crate::kubeconfig::document(
+                &name,
+                &format!("https://127.0.0.1:{}", st.api_port),
+                &pki,
+            );
+            print!(
+                "{}",
+                serde_saphyr::to_string(&doc).map_err(|e| e.to_string())?
+            );
+            Ok(0)
+        }
+        Cmd::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rkind", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+fn up_detached(
+    name: &str,
+    dir: &Path,
+    kubeconfig: Option<&Path>,
+    api_port: Option<u16>,
+) -> Result<i32, String> {
+    state::prepare_data_dir(dir).map_err(|e| e.to_string())?;
+    if let Some(pid) = state::running_pid(dir) {
+        return Err(format!(
+            "cluster {name:?} is already running (pid {pid}); use `rkind down --name {name}` first"
+        ));
+    }
+    let log_path = dir.join("rkind.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("up").arg("--name").arg(name).arg("--data-dir").arg(dir);
+    if let Some(k) = kubeconfig {
+        cmd.arg("--kubeconfig").arg(k);
+    }
+    if let Some(p) = api_port {
+        cmd.arg("--api-port").arg(p.to_string());
+    }
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err_log));
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal so
+    // that Ctrl-C in the shell that ran `up -d` does not reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::unistd::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start rkind: {e}"))?;
+    let pid = child.id() as i32;
+    let started = Instant::now();
+    let mut offset = start_offset;
+    loop {
+        offset = echo_progress(&log_path, offset);
+        if let Ok(st) = state::ClusterState::load(dir) {
+            if st.ready && st.pid == pid {
+                println!(
+                    "Running in the background (pid {pid}); logs: {}",
+                    log_path.display()
+                );
+                return Ok(0);
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            echo_progress(&log_path, offset);
+            return Err(format!(
+                "rkind exited during start-up ({status}); see {}",
+                log_path.display()
+            ));
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            return Err(format!(
+                "the cluster did not become ready within 120 s; see {}",
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Prints the progress lines the background process wrote since `offset`.
+fn echo_progress(path: &Path, offset: u64) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut buf = String::new();
+    let _ = f.read_to_string(&mut buf);
+    let complete = match buf.rfind('\n') {
+        Some(i) => &buf[..=i],
+        None => return offset,
+    };
+    for line in complete.lines() {
+        if line.starts_with(" ✓") || line.starts_with("Creating") || line.starts_with("ERROR") {
+            println!("{line}");
+        }
+    }
+    offset + complete.len() as u64
+}
+
+fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Result<i32, String> {
+    let st = state::ClusterState::load(dir).ok();
+    match state::running_pid(dir) {
+        Some(pid) => {
+            println!("Stopping cluster {name:?} (pid {pid}) ...");
+            let target = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
+            let started = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+                if started.elapsed() > Duration::from_secs(30) {
+                    eprintln!("cluster did not stop within 30 s; killing it");
+                    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            state::remove_pid(dir);
+        }
+        None => {
+            if st.is_none() && !dir.exists() {
+                println!("No cluster {name:?} found (looked in {}).", dir.display());
+            } else {
+                println!("Cluster {name:?} is not running.");
+            }
+        }
+    }
+    let paths = match (kubeconfig, st.as_ref().and_then(|s| s.kubeconfig.clone())) {
+        (Some(k), _) => vec![k.to_path_buf()],
+        (None, Some(k)) => vec![k],
+        (None, None) => crate::kubeconfig::all_paths(None),
+    };
+    for p in paths {
+        match crate::kubeconfig::remove_from(&p, name) {
+            Ok(true) => println!("Removed context {:?} from {}", crate::kubeconfig::context_name(name), p.display()),
+            Ok(false) => {}
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    if purge && dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        println!("Deleted {}", dir.display());
+    }
+    Ok(0)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
+    let root = state::data_home().join("rkind");
+    let mut dirs: Vec<PathBuf> = match only {
+        Some(n) => vec![root.join(n)],
+        None => std::fs::read_dir(&root)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default(),
+    };
+    dirs.sort();
+    let mut rows = Vec::new();
+    for d in dirs {
+        let Ok(st) = state::ClusterState::load(&d) else {
+            continue;
+        };
+        let running = state::running_pid(&d);
+        rows.push(json!({
+            "name": st.name,
+            "running": running.is_some(),
+            "ready": running.is_some() && st.ready,
+            "pid": running,
+            "server": format!("https://127.0.0.1:{}", st.api_port),
+            "kubeletPort": st.kubelet_port,
+            "context": crate::kubeconfig::context_name(&st.name),
+            "kubeconfig": st.kubeconfig,
+            "dataDir": d,
+            "isolation": "namespaces",
+        }));
+    }
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"clusters": rows})).unwrap_or_default()
+        ),
+        Output::Text => {
+            if rows.is_empty() {
+                println!("No clusters found.");
+                return Ok(if only.is_some() { 1 } else { 0 });
+            }
+            println!("{:<16} {:<10} {:<28} {:<20} DATA DIR", "NAME", "STATUS", "SERVER", "CONTEXT");
+            for r in &rows {
+                let st = if r["ready"] == true {
+                    "Running"
+                } else if r["running"] == true {
+                    "Starting"
+                } else {
+                    "Stopped"
+                };
+                println!(
+                    "{:<16} {:<10} {:<28} {:<20} {}",
+                    r["name"].as_str().unwrap_or(""),
+                    st,
+                    r["server"].as_str().unwrap_or(""),
+                    r["context"].as_str().unwrap_or(""),
+                    r["dataDir"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(0)
+}

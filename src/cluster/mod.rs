@@ -1,0 +1,298 @@
+//! The cluster's life cycle: the start-up pipeline (certificates → store → API server →
+//! bootstrap objects → kubelet/node → scheduler → kubeconfig), readiness, graceful
+//! shutdown, and the on-disk state that `down`, `status` and `kubeconfig` read.
+
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::apiserver::ApiServer;
+use crate::client::ApiClient;
+use crate::pki::ClusterPki;
+use crate::store::Store;
+use state::ClusterState;
+
+/// Errors that stop `rkind up`.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// Certificates.
+    #[error("certificates: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// The object store.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A component could not talk to the API server.
+    #[error("{step}: {source}")]
+    Api {
+        /// What was being done.
+        step: &'static str,
+        /// The client error.
+        source: crate::client::ClientError,
+    },
+    /// The kubeconfig could not be written.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    /// The cluster's state file or data directory.
+    #[error("{0}")]
+    State(#[from] state::StateError),
+    /// Another rkind already runs this cluster.
+    #[error("cluster {name:?} is already running (pid {pid}); use `rkind down --name {name}` first")]
+    AlreadyRunning {
+        /// Cluster name.
+        name: String,
+        /// Its pid.
+        pid: i32,
+    },
+}
+
+/// Options of `rkind up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Cluster name.
+    pub name: String,
+    /// Data directory (default `$XDG_DATA_HOME/rkind/<name>`).
+    pub data_dir: PathBuf,
+    /// Kubeconfig file to merge into (default: kind's rules).
+    pub kubeconfig: Option<PathBuf>,
+    /// API server port (default: the previous one, else a free one).
+    pub api_port: Option<u16>,
+}
+
+/// A running cluster (all components are tasks of this process).
+pub struct RunningCluster {
+    /// Where the API server listens.
+    pub api_addr: SocketAddr,
+    /// The kubeconfig file written.
+    pub kubeconfig: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    shutdown: CancellationToken,
+    store: Arc<Store>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The node name of cluster `name`, as kind names it.
+pub fn node_name(name: &str) -> String {
+    format!("{name}-control-plane")
+}
+
+fn step<T>(label: &str, start: Instant, r: T) -> T {
+    println!(" ✓ {label} ({} ms)", start.elapsed().as_millis());
+    r
+}
+
+async fn bind(port: u16) -> Result<TcpListener, UpError> {
+    let addr = format!("127.0.0.1:{port}");
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| UpError::Bind { addr, source })
+}
+
+/// Starts every component and returns once the node is Ready and the kubeconfig is
+/// written. Progress lines go to stdout.
+pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
+    let total = Instant::now();
+    state::prepare_data_dir(&opts.data_dir)?;
+    let previous = ClusterState::load(&opts.data_dir).ok();
+    if let Some(pid) = state::running_pid(&opts.data_dir) {
+        if pid != std::process::id() as i32 {
+            return Err(UpError::AlreadyRunning {
+                name: opts.name.clone(),
+                pid,
+            });
+        }
+    }
+    state::write_pid(&opts.data_dir)?;
+    let node = node_name(&opts.name);
+    println!("Creating cluster {:?} ...", opts.name);
+
+    let t = Instant::now();
+    let pki = ClusterPki::load_or_create(&opts.data_dir.join("pki"), &node)?;
+    step("Certificates", t, ());
+
+    let t = Instant::now();
+    let store = Arc::new(Store::open_sled(&opts.data_dir.join("store"))?);
+    step("Store (sled)", t, ());
+
+    let t = Instant::now();
+    let port = opts
+        .api_port
+        .or(previous.as_ref().map(|p| p.api_port))
+        .unwrap_or(0);
+    let listener = match bind(port).await {
+        Ok(l) => l,
+        // The previous port may be taken now: fall back to a free one unless it was asked for.
+        Err(_) if opts.api_port.is_none() && port != 0 => bind(0).await?,
+        Err(e) => return Err(e),
+    };
+    let api_addr = listener.local_addr().map_err(|source| UpError::Bind {
+        addr: "127.0.0.1".into(),
+        source,
+    })?;
+    let shutdown = CancellationToken::new();
+    let server = Arc::new(ApiServer {
+        store: store.clone(),
+        advertise: api_addr.to_string(),
+        shutdown: shutdown.clone(),
+    });
+    crate::apiserver::handlers::resume_namespace_cleanups(&server);
+    let mut tasks = Vec::new();
+    let tls = pki.apiserver_tls()?;
+    tasks.push(tokio::spawn(server.clone().serve(listener, tls)));
+    let admin = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.admin)?));
+    crate::controllers::bootstrap(&admin, api_addr.port())
+        .await
+        .map_err(|source| UpError::Api {
+            step: "bootstrap objects",
+            source,
+        })?;
+    step(&format!("API server on https://{api_addr}"), t, ());
+
+    let t = Instant::now();
+    let kubelet_listener = bind(0).await?;
+    let kubelet_port = kubelet_listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_default();
+    tasks.push(tokio::spawn(crate::kubelet::server::serve(
+        kubelet_listener,
+        pki.kubelet_tls()?,
+        node.clone(),
+        shutdown.clone(),
+    )));
+    let kubelet_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.kubelet_client)?));
+    crate::kubelet::start(
+        crate::kubelet::KubeletConfig {
+            node_name: node.clone(),
+            port: kubelet_port,
+        },
+        kubelet_api,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|source| UpError::Api {
+        step: "node registration",
+        source,
+    })?;
+    let sched_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.scheduler)?));
+    tasks.push(tokio::spawn(crate::scheduler::run(sched_api, shutdown.clone())));
+    tasks.push(tokio::spawn(crate::controllers::service_accounts(
+        admin.clone(),
+        shutdown.clone(),
+    )));
+    step(&format!("Node {node} Ready"), t, ());
+
+    let t = Instant::now();
+    let kubeconfig = crate::kubeconfig::target_path(opts.kubeconfig.as_deref());
+    let doc = crate::kubeconfig::document(&opts.name, &format!("https://{api_addr}"), &pki);
+    crate::kubeconfig::merge_into(&kubeconfig, &doc)?;
+    step(&format!("Kubeconfig {}", kubeconfig.display()), t, ());
+
+    ClusterState {
+        name: opts.name.clone(),
+        api_port: api_addr.port(),
+        kubelet_port,
+        pid: std::process::id() as i32,
+        kubeconfig: Some(kubeconfig.clone()),
+        ready: true,
+    }
+    .save(&opts.data_dir)?;
+    let ctx = crate::kubeconfig::context_name(&opts.name);
+    println!(
+        "Cluster {:?} is ready in {} ms. Set kubectl context to {:?}",
+        opts.name,
+        total.elapsed().as_millis(),
+        ctx
+    );
+    let flag = opts
+        .kubeconfig
+        .as_ref()
+        .map(|p| format!(" --kubeconfig {}", p.display()))
+        .unwrap_or_default();
+    println!("You can now use your cluster with:\n\nkubectl cluster-info --context {ctx}{flag}\n");
+    Ok(RunningCluster {
+        api_addr,
+        kubeconfig,
+        data_dir: opts.data_dir.clone(),
+        shutdown,
+        store,
+        tasks,
+    })
+}
+
+impl RunningCluster {
+    /// Stops every component, waits for them (bounded), and marks the cluster stopped.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Ok(mut st) = ClusterState::load(&self.data_dir) {
+            st.ready = false;
+            let _ = st.save(&self.data_dir);
+        }
+        drop(self.store);
+        state::remove_pid(&self.data_dir);
+    }
+}
+
+/// Runs `up` in the foreground until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn run_foreground(opts: &UpOptions) -> Result<(), UpError> {
+    let cluster = match up(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(pid) = state::running_pid(&opts.data_dir) {
+                if pid == std::process::id() as i32 {
+                    state::remove_pid(&opts.data_dir);
+                }
+            }
+            return Err(e);
+        }
+    };
+    wait_for_signal().await;
+    println!("Shutting down cluster {:?} ...", opts.name);
+    cluster.shutdown().await;
+    println!("Cluster {:?} stopped.", opts.name);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The default data directory of cluster `name`.
+pub fn default_data_dir(name: &str) -> PathBuf {
+    state::data_home().join("rkind").join(name)
+}
+
+/// Resolves the data directory from an explicit flag or the default.
+pub fn data_dir(name: &str, explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_data_dir(name))
+}

@@ -1,0 +1,73 @@
+//! The sled implementation of [`Backend`]: one tree for objects, the revision counter
+//! stored beside them and written in the same atomic batch.
+
+use std::path::Path;
+
+use super::{Backend, StoreError};
+
+const REVISION_KEY: &[u8] = b"\0revision";
+
+/// A sled database holding the cluster's objects.
+pub struct SledBackend {
+    db: sled::Db,
+    objects: sled::Tree,
+}
+
+fn err(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SledBackend {
+    /// Opens or creates the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(err)?;
+        let objects = db.open_tree("objects").map_err(err)?;
+        Ok(SledBackend { db, objects })
+    }
+}
+
+impl Backend for SledBackend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.objects.get(key).map_err(err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.objects
+            .scan_prefix(prefix)
+            .map(|r| {
+                let (k, v) = r.map_err(err)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn write(&self, key: &str, value: Option<&[u8]>, revision: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        match value {
+            Some(v) => batch.insert(key.as_bytes(), v),
+            None => batch.remove(key.as_bytes()),
+        }
+        batch.insert(REVISION_KEY, &revision.to_be_bytes());
+        self.objects.apply_batch(batch).map_err(err)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        match self.objects.get(REVISION_KEY).map_err(err)? {
+            Some(v) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                Ok(u64::from_be_bytes(b))
+            }
+            Some(_) => Err(StoreError::Backend("corrupt revision counter".into())),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(err)
+    }
+}
