@@ -390,11 +390,10 @@ pub fn decode_body(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
         "application/vnd.kubernetes.protobuf" => super::protobuf::decode_body(body).map_err(|e| {
-            match e {
-                super::protobuf::ProtobufError::UnsupportedKind { .. } => {
-                    ApiError::unsupported_media_type(&format!("{ct} ({e})"))
-                }
-                other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
+            if e.is_unsupported_media_type() {
+                ApiError::unsupported_media_type(&format!("{ct} ({e})"))
+            } else {
+                ApiError::bad_request(format!("error decoding protobuf body: {e}"))
             }
         }),
         _ => Err(ApiError::unsupported_media_type(ct)),

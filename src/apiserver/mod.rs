@@ -6,7 +6,6 @@ pub mod defaults;
 pub mod discovery;
 pub mod handlers;
 pub mod openapi;
-#[path = "/tmp/stubs/protobuf.rs"]
 pub mod protobuf;
 pub mod registry;
 #[path = "/tmp/stubs/selectors.rs"]

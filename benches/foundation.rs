@@ -1,0 +1,157 @@
+//! Foundation benchmarks (not tests): start-up time, idle memory, per-request latency
+//! against kubectl's own floor, pod creation throughput and large lists. Prints medians
+//! and ratios. Run with `scripts/bench.sh` (release build).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+fn start(dir: &Path) -> (Child, f64) {
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rkind"))
+        .args(["up", "--name", "bench", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .env("HOME", dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rkind");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if line.expect("line").contains("is ready") {
+            break;
+        }
+    }
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    std::thread::spawn(move || for _ in lines {});
+    (child, ms)
+}
+
+fn stop(mut child: Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn time_cmd(dir: &Path, args: &[&str], n: usize) -> f64 {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let ok = Command::new("kubectl")
+            .args(args)
+            .env("HOME", dir)
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kubectl {args:?} failed");
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(v)
+}
+
+fn main() {
+    rkind::install_crypto_provider();
+    println!("rkind foundation benchmarks (medians)");
+
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, ms) = start(dir.path());
+        cold.push(ms);
+        stop(c);
+        let (c, ms) = start(dir.path());
+        warm.push(ms);
+        stop(c);
+    }
+    let cold_m = median(cold);
+    let warm_m = median(warm);
+    println!("up → node Ready, cold (new certs): {cold_m:.1} ms   (goal < 300 ms; kind ~11000 ms: {:.0}x faster)", 11000.0 / cold_m);
+    println!("up → node Ready, warm:             {warm_m:.1} ms   (goal < 100 ms)");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, _) = start(dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    println!("idle RSS of the whole process:     {:.1} MB  (goal < 30 MB)", rss_kib(child.id()) as f64 / 1024.0);
+
+    let floor = time_cmd(dir.path(), &["version", "--client"], 15);
+    let get = time_cmd(dir.path(), &["get", "pods"], 15);
+    println!("kubectl version --client:          {floor:.1} ms (kubectl's own floor)");
+    println!("kubectl get pods:                  {get:.1} ms  (difference {:.1} ms, ratio {:.2})", get - floor, get / floor);
+
+    let data = dir.path().join("data");
+    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
+    let pki = rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki");
+    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let api = Arc::new(rkind::client::ApiClient::new(addr, pki.client_tls(&pki.admin).expect("tls")));
+        let mut lat = Vec::new();
+        for _ in 0..300 {
+            let t = Instant::now();
+            api.get("/api/v1/namespaces/default/pods").await.expect("get");
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!("server GET pods (empty), Rust h2 client: {:.3} ms  (goal < 2 ms)", median(lat));
+
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for w in 0..16 {
+            let api = api.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..(1000 / 16 + 1) {
+                    let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":format!("p-{w}-{i}")},
+                        "spec":{"schedulerName":"none","containers":[{"name":"c","image":"rkind/host"}]}});
+                    api.post("/api/v1/namespaces/default/pods", &pod).await.expect("create");
+                }
+            }));
+        }
+        for h in handles {
+            h.await.expect("join");
+        }
+        let created = 16 * (1000 / 16 + 1);
+        let secs = t.elapsed().as_secs_f64();
+        println!("create {created} pods (16 concurrent): {:.0} pods/s  (goal ≥ 1000/s)", created as f64 / secs);
+        let mut lists = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let l = api.get("/api/v1/namespaces/default/pods").await.expect("list");
+            assert!(l["items"].as_array().map(|a| a.len()).unwrap_or(0) >= 1000);
+            lists.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!("list {created} pods: {:.1} ms  (goal < 50 ms)", median(lists));
+    });
+    let get_many = time_cmd(dir.path(), &["get", "pods"], 5);
+    println!("kubectl get pods with 1000+ pods (Table): {get_many:.1} ms");
+    stop(child);
+}

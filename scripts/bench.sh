@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Benchmarks (release build): prints medians and ratios. Not part of the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench --bench foundation "$@"

@@ -1,0 +1,128 @@
+//! The `rkind` command line as a user runs it: `up --detach`, `status`, `kubeconfig`,
+//! `down`, two clusters side by side, and clear errors for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn rkind(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rkind"))
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("xdg"))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rkind")
+}
+
+fn kubectl(home: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubectl")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Stops every cluster of a test home even if the test fails.
+struct Cleanup<'a>(&'a Path, Vec<&'static str>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in &self.1 {
+            let _ = rkind(self.0, &["down", "--name", name]);
+        }
+    }
+}
+
+#[test]
+fn detached_clusters_side_by_side() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _cleanup = Cleanup(h, vec!["one", "two"]);
+    let up1 = rkind(h, &["up", "--name", "one", "--detach"]);
+    assert!(up1.status.success(), "{}", text(&up1));
+    let out = text(&up1);
+    for step in ["Certificates", "Store", "API server", "Node one-control-plane Ready", "Running in the background"] {
+        assert!(out.contains(step), "missing {step:?} in:\n{out}");
+    }
+    let up2 = rkind(h, &["up", "--name", "two", "-d"]);
+    assert!(up2.status.success(), "{}", text(&up2));
+    // Both contexts are in ~/.kube/config; the last one is current.
+    let ctxs = text(&kubectl(h, &["config", "get-contexts", "-o", "name"]));
+    assert!(ctxs.contains("rkind-one") && ctxs.contains("rkind-two"), "{ctxs}");
+    let nodes = text(&kubectl(h, &["get", "nodes"]));
+    assert!(nodes.contains("two-control-plane"), "{nodes}");
+    let nodes = text(&kubectl(h, &["--context", "rkind-one", "get", "nodes"]));
+    assert!(nodes.contains("one-control-plane"), "{nodes}");
+    // Key files are private.
+    use std::os::unix::fs::PermissionsExt;
+    let key = h.join("xdg/rkind/one/pki/admin.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(h.join("xdg/rkind/one/rkind.pid").exists());
+    assert!(h.join("xdg/rkind/one/rkind.log").exists());
+
+    let st = rkind(h, &["status", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    let clusters = v["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 2, "{v}");
+    assert!(clusters.iter().all(|c| c["ready"] == true), "{v}");
+    assert_ne!(clusters[0]["server"], clusters[1]["server"]);
+
+    let kc = rkind(h, &["kubeconfig", "--name", "one"]);
+    assert!(text(&kc).contains("rkind-one") && text(&kc).contains("client-key-data"));
+
+    // A second `up` of a running cluster is refused clearly.
+    let again = rkind(h, &["up", "--name", "one", "-d"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already running"), "{}", text(&again));
+
+    let pid: i32 = std::fs::read_to_string(h.join("xdg/rkind/one/rkind.pid")).unwrap().trim().parse().unwrap();
+    let down = rkind(h, &["down", "--name", "one"]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid), "process still running");
+    let ctxs = text(&kubectl(h, &["config", "get-contexts", "-o", "name"]));
+    assert!(!ctxs.contains("rkind-one") && ctxs.contains("rkind-two"), "{ctxs}");
+    let st = text(&rkind(h, &["status", "--name", "one"]));
+    assert!(st.contains("Stopped"), "{st}");
+    // Restart keeps the data (same port, same objects).
+    let up1 = rkind(h, &["up", "--name", "one", "-d"]);
+    assert!(up1.status.success(), "{}", text(&up1));
+    let nodes = text(&kubectl(h, &["get", "nodes", "--context", "rkind-one"]));
+    assert!(nodes.contains("one-control-plane"), "{nodes}");
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+#[test]
+fn bad_input_gets_clear_messages() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let out = rkind(h, &["up", "--name", "Bad_Name"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("invalid cluster name"), "{}", text(&out));
+    let out = rkind(h, &["down", "--name", "ghost"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("No cluster \"ghost\""), "{}", text(&out));
+    let out = rkind(h, &["kubeconfig", "--name", "ghost"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no cluster \"ghost\""), "{}", text(&out));
+    let out = rkind(h, &["--version"]);
+    assert!(text(&out).starts_with("rkind "), "{}", text(&out));
+    let out = rkind(h, &["completion", "bash"]);
+    assert!(out.status.success() && text(&out).contains("rkind"));
+    let out = rkind(h, &["up", "--help"]);
+    assert!(text(&out).contains("--detach"));
+}
