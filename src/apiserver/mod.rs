@@ -63,6 +63,7 @@ pub struct ApiServer {
 }
 
 /// One parsed request, as the handlers see it.
+#[derive(Clone)]
 pub struct Ctx {
     /// HTTP method.
     pub method: Method,

@@ -12,9 +12,11 @@ use serde_json::{Map, Value, json};
 use super::registry::RESOURCES;
 use super::typed;
 
-/// The generated documents, keyed by `api/v1` or `apis/<group>/<version>`.
+/// The generated documents, keyed by `api/v1` or `apis/<group>/<version>`, plus the
+/// single Swagger 2.0 document older kubectl (1.27, 1.28) reads from `/openapi/v2`.
 pub struct OpenApi {
     docs: BTreeMap<String, (Value, String)>,
+    v2: Value,
 }
 
 /// The documents, built once per process.
@@ -42,6 +44,11 @@ impl OpenApi {
     /// The document for `api/v1` or `apis/<g>/<v>`.
     pub fn doc(&self, path: &str) -> Option<&Value> {
         self.docs.get(path).map(|(d, _)| d)
+    }
+
+    /// The Swagger 2.0 document (JSON form) for `/openapi/v2`.
+    pub fn v2(&self) -> &Value {
+        &self.v2
     }
 }
 
@@ -111,6 +118,7 @@ fn build() -> OpenApi {
             }),
         );
     }
+    let v2 = build_v2(&names);
     let mut docs = BTreeMap::new();
     for (gv, paths) in by_gv {
         let doc = json!({
@@ -123,7 +131,66 @@ fn build() -> OpenApi {
         let hash = format!("{:016X}", fnv1a(&bytes));
         docs.insert(gv, (doc, hash));
     }
-    OpenApi { docs }
+    OpenApi { docs, v2 }
+}
+
+/// The Swagger 2.0 document: definitions from the same Rust types, and per kind an item
+/// path whose PATCH operation declares `fieldValidation` (what kubectl 1.27/1.28 check).
+fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
+    let mut generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let _ = typed::schema_names(&mut generator);
+    let mut defs: Map<String, Value> = generator.take_definitions(true);
+    for (group, kind, name) in names {
+        let version = RESOURCES
+            .iter()
+            .find(|r| r.group == *group && r.kind == *kind)
+            .map(|r| r.version)
+            .unwrap_or("v1");
+        if let Some(Value::Object(s)) = defs.get_mut(name) {
+            s.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "version": version, "kind": kind}]),
+            );
+        }
+    }
+    let mut paths = Map::new();
+    for r in RESOURCES {
+        let Some((_, _, schema)) = names.iter().find(|(g, k, _)| *g == r.group && *k == r.kind)
+        else {
+            continue;
+        };
+        let base = if r.group.is_empty() {
+            format!("/api/{}", r.version)
+        } else {
+            format!("/apis/{}/{}", r.group, r.version)
+        };
+        let item = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{base}/{}/{{name}}", r.plural)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let q = |n: &str| json!({"uniqueItems": true, "type": "string", "name": n, "in": "query"});
+        let ok = json!({"200": {"description": "OK", "schema": {"$ref": format!("#/definitions/{schema}")}}});
+        paths.insert(
+            item,
+            json!({
+                "get": {"operationId": format!("read{}", r.kind), "produces": ["application/json"], "responses": ok,
+                        "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk},
+                "patch": {"operationId": format!("patch{}", r.kind),
+                          "consumes": ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"],
+                          "produces": ["application/json"],
+                          "parameters": [q("dryRun"), q("fieldManager"), q("fieldValidation"), {"uniqueItems": true, "type": "boolean", "name": "force", "in": "query"}],
+                          "responses": ok, "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk},
+            }),
+        );
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": crate::KUBE_GIT_VERSION},
+        "paths": paths,
+        "definitions": defs,
+    })
 }
 
 /// schemars writes `$ref` next to other keywords; OpenAPI 3.0 readers expect `allOf` then.

@@ -20,16 +20,12 @@ use super::status::ApiError;
 use super::{ApiServer, Body, Ctx};
 use crate::store::{Event, EventType};
 
+/// Encodes watch events for one client (raw objects or one-row Tables; the column
+/// definitions go out with the first Table only, as upstream does).
 struct Encoder {
     res: &'static ResourceDef,
     table: bool,
     sent_columns: bool,
-    include: Ctx2,
-}
-
-/// What the Table rows carry (copied out of the request context).
-struct Ctx2 {
-    ctx_include: String,
 }
 
 impl Encoder {
@@ -41,7 +37,6 @@ impl Encoder {
         } else {
             obj.clone()
         };
-        let _ = &self.include.ctx_include;
         let mut out = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         out.push(b'\n');
         Bytes::from(out)
@@ -86,19 +81,9 @@ pub async fn serve(
         res,
         table: ctx.wants_table(),
         sent_columns: false,
-        include: Ctx2 {
-            ctx_include: ctx.q("includeObject").unwrap_or("").to_string(),
-        },
     };
-    // The task owns a copy of what it needs from the request.
-    let ctx_copy = Ctx {
-        method: ctx.method.clone(),
-        path: ctx.path.clone(),
-        query: ctx.query.clone(),
-        multi: ctx.multi.clone(),
-        headers: ctx.headers.clone(),
-        user: ctx.user.clone(),
-    };
+    // The task owns a copy of the request context (Table options).
+    let ctx_copy = ctx.clone();
     let shutdown = srv.shutdown.clone();
     tokio::spawn(async move {
         let ctx = ctx_copy;
