@@ -84,10 +84,41 @@ pub enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Import an image into a cluster's local store (OCI layout dir, OCI archive or `docker save` archive).
+    Load {
+        /// What to load.
+        #[command(subcommand)]
+        what: LoadWhat,
+    },
+    /// List the images in a cluster's local store.
+    Images {
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print shell completions.
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// Things `rkind load` imports.
+#[derive(Debug, Subcommand)]
+pub enum LoadWhat {
+    /// An image archive or OCI layout directory.
+    Image {
+        /// The archive or directory.
+        path: PathBuf,
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -187,10 +218,50 @@ fn run(cli: Cli) -> Result<i32, String> {
             );
             Ok(0)
         }
+        Cmd::Load {
+            what: LoadWhat::Image { path, name, data_dir },
+        } => {
+            check_name(&name)?;
+            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let store = crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
+                .map_err(|e| e.to_string())?;
+            let imported = store.import(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for img in imported {
+                println!(
+                    "Loaded image {} ({})",
+                    img.repo_tags.first().cloned().unwrap_or_else(|| img.id.clone()),
+                    img.id
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Images { name, data_dir } => {
+            check_name(&name)?;
+            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let store = crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
+                .map_err(|e| e.to_string())?;
+            println!("{:<50} {:<20} {:>10}", "IMAGE", "IMAGE ID", "SIZE");
+            for img in store.list() {
+                let short = img.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+                for tag in if img.repo_tags.is_empty() { vec!["<none>".to_string()] } else { img.repo_tags.clone() } {
+                    println!("{:<50} {:<20} {:>10}", tag, short, human_size(img.size));
+                }
+            }
+            Ok(0)
+        }
         Cmd::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rkind", &mut std::io::stdout());
             Ok(0)
         }
+    }
+}
+
+fn human_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1}GB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1}MB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1}kB", n as f64 / 1024.0),
+        n => format!("{n}B"),
     }
 }
 

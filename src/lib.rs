@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
+pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod stream;

@@ -125,7 +125,7 @@ async fn subresource(
             let body = read_body(req).await?;
             bind(srv, ctx, res, ns.unwrap_or(""), name, &body).await
         }
-        ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx),
+        ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx).await,
         ("exec" | "attach" | "portforward", _) => {
             let pod = srv
                 .store
@@ -1145,7 +1145,7 @@ async fn bind(
     Ok(ok_json(StatusCode::CREATED, &status::success(res, name, None), &[]))
 }
 
-fn pod_log(
+async fn pod_log(
     srv: &Arc<ApiServer>,
     res: &'static ResourceDef,
     ns: &str,
@@ -1171,13 +1171,35 @@ fn pod_log(
             "container {container} is not valid for pod {name}"
         )));
     }
-    let reason = pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
-        .and_then(|c| c["state"]["waiting"]["reason"].as_str())
-        .unwrap_or("ContainerCreating")
-        .to_string();
-    Err(ApiError::bad_request(format!(
-        "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
-    )))
+    let status = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|l| pod["status"][l].as_array())
+        .flatten()
+        .find(|c| c["name"] == container.as_str());
+    let started = status.is_some_and(|c| {
+        c["state"]["running"].is_object()
+            || c["state"]["terminated"].is_object()
+            || c["lastState"]["terminated"].is_object()
+    });
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+    if !started || node.is_empty() {
+        let reason = status
+            .and_then(|c| c["state"]["waiting"]["reason"].as_str())
+            .unwrap_or("ContainerCreating")
+            .to_string();
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+        )));
+    }
+    let query = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for key in ["follow", "tailLines", "timestamps", "sinceSeconds", "sinceTime", "limitBytes", "previous"] {
+            if let Some(v) = ctx.q(key) {
+                q.append_pair(key, v);
+            }
+        }
+        q.finish()
+    };
+    let path = format!("/containerLogs/{ns}/{name}/{container}?{query}");
+    super::kubelet_proxy::proxy_get(srv, node, &path).await
 }

@@ -5,6 +5,7 @@
 pub mod defaults;
 pub mod discovery;
 pub mod handlers;
+pub mod kubelet_proxy;
 pub mod openapi;
 pub mod protobuf;
 pub mod registry;
@@ -60,6 +61,9 @@ pub struct ApiServer {
     pub advertise: String,
     /// Cancelled when the cluster shuts down (ends watches and the accept loop).
     pub shutdown: CancellationToken,
+    /// TLS client config for the API server → kubelet hop (trusts the cluster CA,
+    /// presents the apiserver-kubelet-client certificate).
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One parsed request, as the handlers see it.

@@ -49,6 +49,12 @@ pub enum UpError {
     /// The cluster's state file or data directory.
     #[error("{0}")]
     State(#[from] state::StateError),
+    /// The container runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(String),
+    /// The kubelet could not start.
+    #[error("kubelet: {0}")]
+    Kubelet(#[from] crate::kubelet::KubeletError),
     /// Another rkind already runs this cluster.
     #[error("cluster {name:?} is already running (pid {pid}); use `rkind down --name {name}` first")]
     AlreadyRunning {
@@ -148,6 +154,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         store: store.clone(),
         advertise: api_addr.to_string(),
         shutdown: shutdown.clone(),
+        kubelet_tls: Some(pki.client_tls(&pki.apiserver_kubelet_client)?),
     });
     crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();
@@ -163,6 +170,27 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     step(&format!("API server on https://{api_addr}"), t, ());
 
     let t = Instant::now();
+    let runtime = crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
+    let cri_socket = opts.data_dir.join("cri.sock");
+    {
+        let rt = runtime.clone();
+        let sock = cri_socket.clone();
+        let s = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::runtime::service::serve(rt, &sock, s).await {
+                tracing::error!(error = %e, "CRI server failed");
+            }
+        }));
+    }
+    for _ in 0..200 {
+        if cri_socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    step(&format!("Runtime (CRI on {})", cri_socket.display()), t, ());
+
+    let t = Instant::now();
     let kubelet_listener = bind(0).await?;
     let kubelet_port = kubelet_listener
         .local_addr()
@@ -172,6 +200,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         kubelet_listener,
         pki.kubelet_tls()?,
         node.clone(),
+        cri_socket.clone(),
         shutdown.clone(),
     )));
     let kubelet_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.kubelet_client)?));
@@ -179,15 +208,14 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         crate::kubelet::KubeletConfig {
             node_name: node.clone(),
             port: kubelet_port,
+            cri_socket: cri_socket.clone(),
+            pods_dir: opts.data_dir.join("pods"),
         },
         kubelet_api,
         shutdown.clone(),
     )
     .await
-    .map_err(|source| UpError::Api {
-        step: "node registration",
-        source,
-    })?;
+    .map_err(UpError::Kubelet)?;
     let sched_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.scheduler)?));
     tasks.push(tokio::spawn(crate::scheduler::run(sched_api, shutdown.clone())));
     tasks.push(tokio::spawn(crate::controllers::service_accounts(

@@ -2,17 +2,18 @@
 //! keeps the Node status and its Lease fresh, watches the pods bound to it, and serves
 //! its own HTTPS port (mutual TLS: only the API server's client certificate is let in).
 //!
-//! Running pods through the CRI runtime is the next step (see the runtime issue); until
-//! then the pod worker only finishes deletions so that `kubectl delete` returns.
+//! Pods run through the CRI runtime: the kubelet is only ever a gRPC client of it
+//! (see [`pods`]).
 
+pub mod logs;
 pub mod node;
+pub mod pods;
 pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ApiClient;
@@ -23,6 +24,10 @@ pub struct KubeletConfig {
     pub node_name: String,
     /// The kubelet's HTTPS port (published in the Node's daemonEndpoints).
     pub port: u16,
+    /// The runtime's CRI socket.
+    pub cri_socket: std::path::PathBuf,
+    /// Where pod directories (volumes, logs) live.
+    pub pods_dir: std::path::PathBuf,
 }
 
 /// Registers the node and returns once it is Ready; then keeps it alive in the background.
@@ -30,21 +35,53 @@ pub async fn start(
     cfg: KubeletConfig,
     api: Arc<ApiClient>,
     shutdown: CancellationToken,
-) -> Result<(), crate::client::ClientError> {
-    node::register(&api, &cfg).await?;
+) -> Result<(), KubeletError> {
+    let channel = pods::connect_cri(&cfg.cri_socket)
+        .await
+        .map_err(|e| KubeletError::Cri(format!("connecting to {}: {e}", cfg.cri_socket.display())))?;
+    let mut runtime = crate::runtime::cri::runtime_service_client::RuntimeServiceClient::new(channel.clone());
+    let version = runtime
+        .version(crate::runtime::cri::VersionRequest { version: "v1".into() })
+        .await
+        .map_err(|e| KubeletError::Cri(format!("CRI Version: {}", e.message())))?
+        .into_inner();
+    let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
+    node::register(&api, &cfg, &runtime_version).await?;
     let a = api.clone();
     let name = cfg.node_name.clone();
     let s = shutdown.clone();
     tokio::spawn(async move { node::heartbeat(a, name, s).await });
-    let a = api.clone();
+    let env = pods::PodEnv {
+        api: api.clone(),
+        runtime,
+        images: crate::runtime::cri::image_service_client::ImageServiceClient::new(channel),
+        node: cfg.node_name.clone(),
+        pods_dir: cfg.pods_dir.clone(),
+    };
+    let manager = pods::PodManager::new(env, shutdown.clone());
     let name = cfg.node_name.clone();
-    tokio::spawn(async move { pod_worker(a, name, shutdown).await });
+    tokio::spawn(async move { pod_watch(api, name, manager, shutdown).await });
     Ok(())
 }
 
-/// Watches the pods bound to this node. For now it finishes graceful deletions (no
-/// containers run yet, so there is nothing to stop).
-async fn pod_worker(api: Arc<ApiClient>, node: String, shutdown: CancellationToken) {
+/// Errors starting the kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    /// The API server refused or could not be reached.
+    #[error(transparent)]
+    Api(#[from] crate::client::ClientError),
+    /// The CRI runtime could not be reached.
+    #[error("container runtime: {0}")]
+    Cri(String),
+}
+
+/// Watches the pods bound to this node and hands each change to its pod worker.
+async fn pod_watch(
+    api: Arc<ApiClient>,
+    node: String,
+    mut manager: pods::PodManager,
+    shutdown: CancellationToken,
+) {
     let selector = format!("spec.nodeName%3D{node}");
     loop {
         if shutdown.is_cancelled() {
@@ -68,26 +105,10 @@ async fn pod_worker(api: Arc<ApiClient>, node: String, shutdown: CancellationTok
                 ev = stream.next() => ev,
             };
             let Some(Ok(ev)) = ev else { break };
-            let obj = &ev["object"];
-            if ev["type"] == "DELETED" || ev["type"] == "BOOKMARK" {
+            if ev["type"] == "DELETED" || ev["type"] == "BOOKMARK" || ev["type"] == "ERROR" {
                 continue;
             }
-            if obj["metadata"]["deletionTimestamp"].is_string() {
-                finalize_deletion(&api, obj).await;
-            }
-        }
-    }
-}
-
-async fn finalize_deletion(api: &ApiClient, pod: &Value) {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-    let name = pod["metadata"]["name"].as_str().unwrap_or("");
-    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-    let opts = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
-    let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-    if let Err(e) = api.delete(&path, Some(&opts)).await {
-        if e.code() != 404 && e.code() != 409 {
-            tracing::warn!(pod = %name, error = %e, "kubelet could not finish the deletion");
+            manager.update(ev["object"].clone()).await;
         }
     }
 }

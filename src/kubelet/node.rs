@@ -54,7 +54,7 @@ fn conditions(now: &str) -> Value {
 }
 
 /// The Node object this kubelet registers.
-pub fn node_object(cfg: &KubeletConfig) -> Value {
+pub fn node_object(cfg: &KubeletConfig, runtime_version: &str) -> Value {
     let now = now_rfc3339();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -98,7 +98,7 @@ pub fn node_object(cfg: &KubeletConfig) -> Value {
                 "bootID": boot_id,
                 "kernelVersion": read_trim("/proc/sys/kernel/osrelease"),
                 "osImage": os_image(),
-                "containerRuntimeVersion": format!("rkind://{}", env!("CARGO_PKG_VERSION")),
+                "containerRuntimeVersion": runtime_version,
                 "kubeletVersion": crate::KUBE_GIT_VERSION,
                 "kubeProxyVersion": "",
                 "operatingSystem": "linux",
@@ -109,8 +109,12 @@ pub fn node_object(cfg: &KubeletConfig) -> Value {
 }
 
 /// Creates (or refreshes) the Node, then its Lease.
-pub async fn register(api: &ApiClient, cfg: &KubeletConfig) -> Result<(), ClientError> {
-    let node = node_object(cfg);
+pub async fn register(
+    api: &ApiClient,
+    cfg: &KubeletConfig,
+    runtime_version: &str,
+) -> Result<(), ClientError> {
+    let node = node_object(cfg, runtime_version);
     let path = format!("/api/v1/nodes/{}", cfg.node_name);
     match api.post("/api/v1/nodes", &node).await {
         Ok(_) => {

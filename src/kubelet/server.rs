@@ -1,14 +1,14 @@
 //! The kubelet's own HTTPS port. Mutual TLS: the client certificate must be signed by
 //! the cluster CA *and* be the API server's kubelet-client certificate, as only the API
-//! server may talk to a kubelet. Serves `/healthz` and `/pods` now; the streaming
-//! endpoints (`/exec`, `/attach`, `/portForward`, `/containerLogs`) come with the runtime.
+//! server may talk to a kubelet. Serves `/healthz`, `/pods` and `/containerLogs`; the
+//! streaming endpoints (`/exec`, `/attach`, `/portForward`) come with the exec chain.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,16 +20,59 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pki::{APISERVER_KUBELET_CLIENT_CN, user_from_cert};
 
-fn reply(code: StatusCode, ct: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+use super::logs::{LogQuery, StreamBodyBox};
+use crate::runtime::cri::runtime_service_client::RuntimeServiceClient;
+
+fn reply(code: StatusCode, ct: &str, body: Vec<u8>) -> Response<StreamBodyBox> {
     Response::builder()
         .status(code)
         .header("content-type", ct)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
-async fn handle(req: Request<Incoming>, node: Arc<String>) -> Response<Full<Bytes>> {
-    match req.uri().path() {
+fn status_reply(code: u16, message: &str) -> Response<StreamBodyBox> {
+    let reason = match code {
+        404 => "NotFound",
+        400 => "BadRequest",
+        _ => "InternalError",
+    };
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
+    reply(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    node: Arc<String>,
+    cri: Option<tonic::transport::Channel>,
+) -> Response<StreamBodyBox> {
+    let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/containerLogs/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [ns, pod, container] = parts.as_slice() else {
+            return status_reply(400, "expected /containerLogs/{namespace}/{pod}/{container}");
+        };
+        let Some(channel) = cri else {
+            return status_reply(500, "no container runtime");
+        };
+        let span = tracing::debug_span!("kubelet_container_logs", pod = %format!("{ns}/{pod}"), container = %container);
+        let _e = span.enter();
+        let q = LogQuery::parse(req.uri().query());
+        let mut rt = RuntimeServiceClient::new(channel);
+        return match super::logs::find_log(&mut rt, ns, pod, container, q.previous).await {
+            Ok((id, log_path)) => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/plain")
+                .body(super::logs::stream(rt, id, log_path, q))
+                .unwrap_or_else(|_| status_reply(500, "response")),
+            Err(e) => status_reply(e.code, &e.message),
+        };
+    }
+    match path.as_str() {
         "/healthz" => reply(StatusCode::OK, "text/plain", b"ok".to_vec()),
         "/pods" => reply(
             StatusCode::OK,
@@ -46,10 +89,12 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     node: String,
+    cri_socket: std::path::PathBuf,
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let node = Arc::new(node);
+    let cri = super::pods::connect_cri(&cri_socket).await.ok();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -57,6 +102,7 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let node = node.clone();
+        let cri = cri.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 tracing::debug!(%peer, "kubelet: TLS handshake refused");
@@ -71,6 +117,7 @@ pub async fn serve(
             let allowed = user.as_ref().is_some_and(|u| u.name == APISERVER_KUBELET_CLIENT_CN);
             let svc = service_fn(move |req| {
                 let node = node.clone();
+                let cri = cri.clone();
                 async move {
                     if !allowed {
                         return Ok::<_, Infallible>(reply(
@@ -79,7 +126,7 @@ pub async fn serve(
                             b"Forbidden: only the API server may call the kubelet\n".to_vec(),
                         ));
                     }
-                    Ok(handle(req, node).await)
+                    Ok(handle(req, node, cri).await)
                 }
             });
             let _ = auto::Builder::new(TokioExecutor::new())

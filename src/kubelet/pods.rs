@@ -1,0 +1,984 @@
+//! Pod workers: one task per pod bound to this node, reconciling the pod through the
+//! CRI runtime (a gRPC client only): sandbox → volumes → init containers in order →
+//! containers, restart policy with exponential back-off, graceful termination, and an
+//! accurate pod status written back through the API server.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::apiserver::defaults::now_rfc3339;
+use crate::client::ApiClient;
+use crate::controllers::record_event;
+use crate::runtime::cri;
+use cri::image_service_client::ImageServiceClient;
+use cri::runtime_service_client::RuntimeServiceClient;
+
+/// Back-off after a container exits: 10 s doubling up to 5 min, as upstream.
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What a pod worker needs.
+#[derive(Clone)]
+pub struct PodEnv {
+    /// API client with the kubelet's identity.
+    pub api: Arc<ApiClient>,
+    /// CRI runtime service client.
+    pub runtime: RuntimeServiceClient<Channel>,
+    /// CRI image service client.
+    pub images: ImageServiceClient<Channel>,
+    /// Node name.
+    pub node: String,
+    /// Where pod directories (volumes, logs) live.
+    pub pods_dir: PathBuf,
+}
+
+/// Connects to the runtime's CRI socket (the kubelet is only ever a gRPC client).
+pub async fn connect_cri(socket: &std::path::Path) -> Result<Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::try_from(format!("unix://{}", socket.display()))?
+        .connect()
+        .await
+}
+
+/// What the worker knows about one container of the pod (across restarts).
+#[derive(Default, Clone)]
+struct ContainerTrack {
+    /// The current container's id ("" before the first create).
+    id: String,
+    /// Restarts so far.
+    restart_count: i32,
+    /// Current back-off (doubles after each failure).
+    backoff: Option<Duration>,
+    /// Not before this instant may the container be started again.
+    next_start: Option<Instant>,
+    /// How the current container ended, once it has.
+    last_terminated: Option<Value>,
+    /// How the previous attempt ended (`lastState`).
+    previous: Option<Value>,
+    /// Whether a container was ever started.
+    started_once: bool,
+    /// Waiting reason and message (CrashLoopBackOff, ErrImagePull, ...).
+    waiting: Option<(String, String)>,
+}
+
+struct Worker {
+    env: PodEnv,
+    pod: Value,
+    sandbox_id: Option<String>,
+    tracks: HashMap<String, ContainerTrack>,
+    volumes_ready: bool,
+    mounts: HashMap<String, PathBuf>,
+    last_status: Value,
+    start_time: String,
+    terminating: bool,
+}
+
+/// Dispatches pod events to one worker per pod uid.
+pub struct PodManager {
+    env: PodEnv,
+    workers: HashMap<String, mpsc::Sender<Value>>,
+    shutdown: CancellationToken,
+}
+
+impl PodManager {
+    /// A manager for this node's pods.
+    pub fn new(env: PodEnv, shutdown: CancellationToken) -> Self {
+        PodManager {
+            env,
+            workers: HashMap::new(),
+            shutdown,
+        }
+    }
+
+    /// Hands the latest state of a pod to its worker, starting one if needed.
+    pub async fn update(&mut self, pod: Value) {
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        if uid.is_empty() {
+            return;
+        }
+        self.workers.retain(|_, tx| !tx.is_closed());
+        if let Some(tx) = self.workers.get(&uid) {
+            let _ = tx.send(pod).await;
+            return;
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let worker = Worker {
+            env: self.env.clone(),
+            pod,
+            sandbox_id: None,
+            tracks: HashMap::new(),
+            volumes_ready: false,
+            mounts: HashMap::new(),
+            last_status: Value::Null,
+            start_time: now_rfc3339(),
+            terminating: false,
+        };
+        tokio::spawn(worker.run(rx, self.shutdown.clone()));
+        self.workers.insert(uid, tx);
+    }
+}
+
+fn pod_key(pod: &Value) -> (String, String, String) {
+    (
+        pod["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
+        pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        pod["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Value>, shutdown: CancellationToken) {
+        let (ns, name, _) = pod_key(&self.pod);
+        let span = tracing::info_span!("kubelet_pod_worker", pod = %format!("{ns}/{name}"));
+        let _e = span.enter();
+        drop(_e);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(pod = %name, error = %e, "pod sync failed");
+            }
+            if self.terminating && self.sandbox_id.is_none() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                p = rx.recv() => match p {
+                    Some(p) => self.pod = p,
+                    None => return,
+                },
+                _ = tick.tick() => {}
+            }
+        }
+    }
+
+    fn spec(&self) -> &Value {
+        &self.pod["spec"]
+    }
+
+    async fn event(&self, kind: &str, reason: &str, msg: &str) {
+        record_event(&self.env.api, &self.pod, kind, reason, msg, "kubelet").await;
+    }
+
+    async fn sync(&mut self) -> Result<(), String> {
+        if self.pod["metadata"]["deletionTimestamp"].is_string() {
+            return self.terminate().await;
+        }
+        if self.sandbox_id.is_none() {
+            self.run_sandbox().await?;
+        }
+        if !self.volumes_ready {
+            match self.prepare_volumes().await {
+                Ok(()) => self.volumes_ready = true,
+                Err(msg) => {
+                    self.event("Warning", "FailedMount", &msg).await;
+                    self.write_status().await;
+                    return Ok(());
+                }
+            }
+        }
+        self.refresh_containers().await;
+        let restart = self.spec()["restartPolicy"].as_str().unwrap_or("Always").to_string();
+        // Init containers, one after the other.
+        let inits: Vec<Value> = self.spec()["initContainers"].as_array().cloned().unwrap_or_default();
+        let mut inits_done = true;
+        for c in &inits {
+            let cname = c["name"].as_str().unwrap_or("").to_string();
+            let t = self.tracks.get(&cname).cloned().unwrap_or_default();
+            let exit = t.last_terminated.as_ref().and_then(|s| s["exitCode"].as_i64());
+            let running = !t.id.is_empty() && t.last_terminated.is_none();
+            if exit == Some(0) {
+                continue;
+            }
+            inits_done = false;
+            if running {
+                break;
+            }
+            if exit.is_some() && restart == "Never" {
+                break;
+            }
+            self.maybe_start(c, true).await;
+            break;
+        }
+        if inits_done {
+            let cs: Vec<Value> = self.spec()["containers"].as_array().cloned().unwrap_or_default();
+            for c in &cs {
+                let cname = c["name"].as_str().unwrap_or("").to_string();
+                let t = self.tracks.get(&cname).cloned().unwrap_or_default();
+                let running = !t.id.is_empty() && t.last_terminated.is_none();
+                if running {
+                    continue;
+                }
+                if let Some(term) = &t.last_terminated {
+                    let code = term["exitCode"].as_i64().unwrap_or(0);
+                    let again = match restart.as_str() {
+                        "Never" => false,
+                        "OnFailure" => code != 0,
+                        _ => true,
+                    };
+                    if !again {
+                        continue;
+                    }
+                }
+                self.maybe_start(c, false).await;
+            }
+        }
+        self.write_status().await;
+        Ok(())
+    }
+
+    async fn run_sandbox(&mut self) -> Result<(), String> {
+        let (ns, name, uid) = pod_key(&self.pod);
+        let log_dir = self.env.pods_dir.join(format!("{ns}_{name}_{uid}"));
+        let _ = std::fs::create_dir_all(&log_dir);
+        let host_network = self.spec()["hostNetwork"].as_bool().unwrap_or(false);
+        let host_pid = self.spec()["hostPID"].as_bool().unwrap_or(false);
+        let host_ipc = self.spec()["hostIPC"].as_bool().unwrap_or(false);
+        let share_pid = self.spec()["shareProcessNamespace"].as_bool().unwrap_or(false);
+        let mode = |host: bool| if host { cri::NamespaceMode::Node as i32 } else { cri::NamespaceMode::Pod as i32 };
+        let pid_mode = if host_pid {
+            cri::NamespaceMode::Node as i32
+        } else if share_pid {
+            cri::NamespaceMode::Pod as i32
+        } else {
+            cri::NamespaceMode::Container as i32
+        };
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: name.clone(),
+                uid: uid.clone(),
+                namespace: ns.clone(),
+                attempt: 0,
+            }),
+            hostname: if host_network { String::new() } else { name.clone() },
+            log_directory: log_dir.display().to_string(),
+            labels: labels_of(&self.pod["metadata"]["labels"]),
+            annotations: labels_of(&self.pod["metadata"]["annotations"]),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption {
+                        network: mode(host_network),
+                        pid: pid_mode,
+                        ipc: mode(host_ipc),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let resp = self
+            .env
+            .runtime
+            .clone()
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map_err(|e| {
+                format!("RunPodSandbox: {}", e.message())
+            })?;
+        self.sandbox_id = Some(resp.into_inner().pod_sandbox_id);
+        Ok(())
+    }
+
+    /// Writes configMap/secret/downwardAPI files and creates emptyDirs.
+    async fn prepare_volumes(&mut self) -> Result<(), String> {
+        let (ns, _, uid) = pod_key(&self.pod);
+        let base = self.env.pods_dir.join(&uid).join("volumes");
+        let vols: Vec<Value> = self.spec()["volumes"].as_array().cloned().unwrap_or_default();
+        for v in vols {
+            let vname = v["name"].as_str().unwrap_or("").to_string();
+            let dir = base.join(&vname);
+            if let Some(hp) = v["hostPath"]["path"].as_str() {
+                let ty = v["hostPath"]["type"].as_str().unwrap_or("");
+                let p = PathBuf::from(hp);
+                if ty == "DirectoryOrCreate" {
+                    let _ = std::fs::create_dir_all(&p);
+                }
+                if !p.exists() && !ty.is_empty() && ty != "DirectoryOrCreate" && ty != "FileOrCreate" {
+                    return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : hostPath type check failed: {hp} does not exist"));
+                }
+                self.mounts.insert(vname, p);
+                continue;
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| format!("volume {vname}: {e}"))?;
+            if v["emptyDir"].is_object() {
+                self.mounts.insert(vname, dir);
+                continue;
+            }
+            let (kind, src_name, items, mode) = if v["configMap"].is_object() {
+                ("configmaps", v["configMap"]["name"].as_str().unwrap_or(""), &v["configMap"]["items"], v["configMap"]["defaultMode"].as_u64())
+            } else if v["secret"].is_object() {
+                ("secrets", v["secret"]["secretName"].as_str().unwrap_or(""), &v["secret"]["items"], v["secret"]["defaultMode"].as_u64())
+            } else if v["downwardAPI"].is_object() {
+                for item in v["downwardAPI"]["items"].as_array().cloned().unwrap_or_default() {
+                    let path = item["path"].as_str().unwrap_or("");
+                    let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or("");
+                    let value = downward_value(&self.pod, field);
+                    write_volume_file(&dir, path, value.as_bytes(), 0o644)?;
+                }
+                self.mounts.insert(vname, dir);
+                continue;
+            } else {
+                self.mounts.insert(vname, dir);
+                continue;
+            };
+            let optional = v[if kind == "configmaps" { "configMap" } else { "secret" }]["optional"].as_bool().unwrap_or(false);
+            let obj = match self.env.api.get(&format!("/api/v1/namespaces/{ns}/{kind}/{src_name}")).await {
+                Ok(o) => o,
+                Err(e) if e.code() == 404 && optional => {
+                    self.mounts.insert(vname, dir);
+                    continue;
+                }
+                Err(e) if e.code() == 404 => {
+                    let singular = if kind == "configmaps" { "configmap" } else { "secret" };
+                    return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : {singular} \"{src_name}\" not found"));
+                }
+                Err(e) => return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : {e}")),
+            };
+            let mut data: Vec<(String, Vec<u8>)> = Vec::new();
+            if let Some(m) = obj["data"].as_object() {
+                for (k, val) in m {
+                    let s = val.as_str().unwrap_or("");
+                    let bytes = if kind == "secrets" {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+                    } else {
+                        s.as_bytes().to_vec()
+                    };
+                    data.push((k.clone(), bytes));
+                }
+            }
+            if let Some(m) = obj["binaryData"].as_object() {
+                for (k, val) in m {
+                    use base64::Engine;
+                    data.push((k.clone(), base64::engine::general_purpose::STANDARD.decode(val.as_str().unwrap_or("")).unwrap_or_default()));
+                }
+            }
+            let mode = mode.unwrap_or(0o644) as u32;
+            match items.as_array() {
+                Some(items) if !items.is_empty() => {
+                    for it in items {
+                        let key = it["key"].as_str().unwrap_or("");
+                        let path = it["path"].as_str().unwrap_or(key);
+                        let m = it["mode"].as_u64().map(|m| m as u32).unwrap_or(mode);
+                        if let Some((_, b)) = data.iter().find(|(k, _)| k == key) {
+                            write_volume_file(&dir, path, b, m)?;
+                        }
+                    }
+                }
+                _ => {
+                    for (k, b) in &data {
+                        write_volume_file(&dir, k, b, mode)?;
+                    }
+                }
+            }
+            self.mounts.insert(vname, dir);
+        }
+        Ok(())
+    }
+
+    /// Reads the state of this pod's containers from the runtime.
+    async fn refresh_containers(&mut self) {
+        let Some(sandbox) = self.sandbox_id.clone() else { return };
+        let list = self
+            .env
+            .runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(cri::ContainerFilter {
+                    pod_sandbox_id: sandbox,
+                    ..Default::default()
+                }),
+            })
+            .await;
+        let Ok(list) = list else { return };
+        for c in list.into_inner().containers {
+            let cname = c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            let Some(t) = self.tracks.get_mut(&cname) else { continue };
+            if t.id != c.id {
+                continue;
+            }
+            if c.state == cri::ContainerState::ContainerExited as i32 && t.last_terminated.is_none() {
+                if let Ok(st) = self
+                    .env
+                    .runtime
+                    .clone()
+                    .container_status(cri::ContainerStatusRequest { container_id: c.id.clone(), verbose: false })
+                    .await
+                {
+                    if let Some(s) = st.into_inner().status {
+                        let term = json!({
+                            "exitCode": s.exit_code,
+                            "reason": if s.reason.is_empty() { if s.exit_code == 0 { "Completed".to_string() } else { "Error".to_string() } } else { s.reason.clone() },
+                            "message": if s.message.is_empty() { Value::Null } else { json!(s.message) },
+                            "startedAt": ns_to_rfc3339(s.started_at),
+                            "finishedAt": ns_to_rfc3339(s.finished_at),
+                            "containerID": format!("rkind://{}", s.id),
+                        });
+                        t.last_terminated = Some(term);
+                        let b = t.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                        t.backoff = Some(b);
+                        t.next_start = Some(Instant::now() + b);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn maybe_start(&mut self, c: &Value, init: bool) {
+        let cname = c["name"].as_str().unwrap_or("").to_string();
+        let t = self.tracks.get(&cname).cloned().unwrap_or_default();
+        if let Some(when) = t.next_start {
+            if Instant::now() < when {
+                if t.last_terminated.is_some() && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
+                    let msg = format!("back-off {}s restarting failed container={cname} pod={}", t.backoff.unwrap_or(BACKOFF_START).as_secs(), self.pod["metadata"]["name"].as_str().unwrap_or(""));
+                    self.event("Warning", "BackOff", "Back-off restarting failed container").await;
+                    if let Some(tm) = self.tracks.get_mut(&cname) {
+                        tm.waiting = Some(("CrashLoopBackOff".into(), msg));
+                    }
+                }
+                return;
+            }
+        }
+        let image = c["image"].as_str().unwrap_or("").to_string();
+        // Image: resolve locally (PullImage fails cleanly for images not in the store).
+        let pulled = self
+            .env
+            .images
+            .clone()
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec { image: image.clone(), ..Default::default() }),
+                ..Default::default()
+            })
+            .await;
+        let image_ref = match pulled {
+            Ok(r) => r.into_inner().image_ref,
+            Err(e) => {
+                let first = t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ErrImagePull") && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ImagePullBackOff");
+                let msg = format!("Failed to pull image \"{image}\": {}", e.message());
+                if first {
+                    self.event("Warning", "Failed", &msg).await;
+                    self.event("Warning", "Failed", "Error: ErrImagePull").await;
+                }
+                let tm = self.tracks.entry(cname.clone()).or_default();
+                let reason = if first { "ErrImagePull" } else { "ImagePullBackOff" };
+                tm.waiting = Some((reason.into(), msg));
+                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                tm.backoff = Some(b);
+                tm.next_start = Some(Instant::now() + b);
+                return;
+            }
+        };
+        if !t.started_once {
+            self.event("Normal", "Pulled", &format!("Container image \"{image}\" already present on machine")).await;
+        }
+        let (ns, name, uid) = pod_key(&self.pod);
+        let attempt = if t.started_once { t.restart_count as u32 + 1 } else { 0 };
+        let mut mounts = Vec::new();
+        for vm in c["volumeMounts"].as_array().cloned().unwrap_or_default() {
+            let vname = vm["name"].as_str().unwrap_or("");
+            if let Some(host) = self.mounts.get(vname) {
+                let mut hp = host.clone();
+                if let Some(sub) = vm["subPath"].as_str().filter(|s| !s.is_empty()) {
+                    hp = hp.join(sub);
+                }
+                mounts.push(cri::Mount {
+                    container_path: vm["mountPath"].as_str().unwrap_or("").to_string(),
+                    host_path: hp.display().to_string(),
+                    readonly: vm["readOnly"].as_bool().unwrap_or(false),
+                    ..Default::default()
+                });
+            }
+        }
+        let envs = container_env(&self.env.api, &self.pod, c).await;
+        let sc = &c["securityContext"];
+        let psc = &self.spec()["securityContext"];
+        let run_as = sc["runAsUser"].as_i64().or_else(|| psc["runAsUser"].as_i64());
+        let run_as_group = sc["runAsGroup"].as_i64().or_else(|| psc["runAsGroup"].as_i64());
+        let to_strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
+        let resources = linux_resources(&c["resources"]);
+        let config = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata { name: cname.clone(), attempt }),
+            image: Some(cri::ImageSpec { image: image_ref.clone(), user_specified_image: image.clone(), ..Default::default() }),
+            command: to_strings(&c["command"]),
+            args: to_strings(&c["args"]),
+            working_dir: c["workingDir"].as_str().unwrap_or("").to_string(),
+            envs,
+            mounts,
+            labels: [("io.kubernetes.container.name".to_string(), cname.clone()), ("io.kubernetes.pod.name".to_string(), name.clone()), ("io.kubernetes.pod.namespace".to_string(), ns.clone()), ("io.kubernetes.pod.uid".to_string(), uid.clone())].into_iter().collect(),
+            log_path: format!("{cname}/{attempt}.log"),
+            stdin: c["stdin"].as_bool().unwrap_or(false),
+            stdin_once: c["stdinOnce"].as_bool().unwrap_or(false),
+            tty: c["tty"].as_bool().unwrap_or(false),
+            linux: Some(cri::LinuxContainerConfig {
+                resources: Some(resources),
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    run_as_user: run_as.map(|v| cri::Int64Value { value: v }),
+                    run_as_group: run_as_group.map(|v| cri::Int64Value { value: v }),
+                    privileged: sc["privileged"].as_bool().unwrap_or(false),
+                    readonly_rootfs: sc["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
+                    no_new_privs: !sc["allowPrivilegeEscalation"].as_bool().unwrap_or(true) || true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Some(sandbox) = self.sandbox_id.clone() else { return };
+        let created = self
+            .env
+            .runtime
+            .clone()
+            .create_container(cri::CreateContainerRequest { pod_sandbox_id: sandbox, config: Some(config), sandbox_config: None })
+            .await;
+        let id = match created {
+            Ok(r) => r.into_inner().container_id,
+            Err(e) => {
+                let msg = e.message().to_string();
+                self.event("Warning", "Failed", &format!("Error: {msg}")).await;
+                let tm = self.tracks.entry(cname.clone()).or_default();
+                tm.waiting = Some(("CreateContainerError".into(), msg));
+                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                tm.backoff = Some(b);
+                tm.next_start = Some(Instant::now() + b);
+                return;
+            }
+        };
+        self.event("Normal", "Created", &format!("Created container {cname}")).await;
+        let started = self.env.runtime.clone().start_container(cri::StartContainerRequest { container_id: id.clone() }).await;
+        let tm = self.tracks.entry(cname.clone()).or_default();
+        if tm.started_once {
+            tm.restart_count += 1;
+        }
+        if let Some(prev) = tm.last_terminated.take() {
+            tm.previous = Some(prev);
+        }
+        tm.id = id.clone();
+        tm.started_once = true;
+        tm.waiting = None;
+        tm.next_start = None;
+        match started {
+            Ok(_) => {
+                self.event("Normal", "Started", &format!("Started container {cname}")).await;
+            }
+            Err(e) => {
+                let msg = e.message().to_string();
+                tm.waiting = Some(("RunContainerError".into(), msg.clone()));
+                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                tm.backoff = Some(b);
+                tm.next_start = Some(Instant::now() + b);
+                self.event("Warning", "Failed", &format!("Error: {msg}")).await;
+            }
+        }
+        let _ = init;
+    }
+
+    /// Builds and writes the pod status when it changed.
+    async fn write_status(&mut self) {
+        let status = self.compute_status().await;
+        if status == self.last_status {
+            return;
+        }
+        let (ns, name, uid) = pod_key(&self.pod);
+        let mut st = status.clone();
+        // Keep the scheduler's condition.
+        if let Some(ps) = self.pod["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled")) {
+            if let Some(arr) = st["conditions"].as_array_mut() {
+                arr.push(ps.clone());
+            }
+        }
+        let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "uid": uid}, "status": st});
+        match self.env.api.json(http::Method::PATCH, &format!("/api/v1/namespaces/{ns}/pods/{name}/status"), "application/merge-patch+json", Some(&json!({"status": body["status"]}))).await {
+            Ok(p) => {
+                self.last_status = status;
+                self.pod["status"] = p["status"].clone();
+            }
+            Err(e) => tracing::debug!(error = %e, "status update failed"),
+        }
+    }
+
+    async fn compute_status(&self) -> Value {
+        let now = now_rfc3339();
+        let mut statuses = Vec::new();
+        let mut init_statuses = Vec::new();
+        let mut running = 0;
+        let mut all_terminated = true;
+        let mut any_failed = false;
+        let mut ready_all = true;
+        let restart = self.spec()["restartPolicy"].as_str().unwrap_or("Always");
+        let inits: Vec<Value> = self.spec()["initContainers"].as_array().cloned().unwrap_or_default();
+        let mut initialized = true;
+        for c in &inits {
+            let cname = c["name"].as_str().unwrap_or("");
+            let s = self.container_status(c).await;
+            let ok = s["state"]["terminated"]["exitCode"] == 0;
+            if !ok {
+                initialized = false;
+                if s["state"]["terminated"].is_object() && restart == "Never" {
+                    any_failed = true;
+                }
+            }
+            let _ = cname;
+            init_statuses.push(s);
+        }
+        for c in self.spec()["containers"].as_array().cloned().unwrap_or_default() {
+            let s = self.container_status(&c).await;
+            if s["state"]["running"].is_object() {
+                running += 1;
+                all_terminated = false;
+            } else if let Some(code) = s["state"]["terminated"]["exitCode"].as_i64() {
+                if code != 0 {
+                    any_failed = true;
+                }
+            } else {
+                all_terminated = false;
+            }
+            if s["ready"] != true {
+                ready_all = false;
+            }
+            statuses.push(s);
+        }
+        let will_restart = |failed: bool| match restart {
+            "Always" => true,
+            "OnFailure" => failed,
+            _ => false,
+        };
+        let _ = running;
+        let containers_started = self.spec()["containers"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| self.tracks.get(c["name"].as_str().unwrap_or("")).is_some_and(|t| t.started_once)));
+        let phase = if !initialized {
+            if any_failed { "Failed" } else { "Pending" }
+        } else if all_terminated && !statuses.is_empty() && !will_restart(any_failed) {
+            if any_failed { "Failed" } else { "Succeeded" }
+        } else if containers_started {
+            "Running"
+        } else {
+            "Pending"
+        };
+        let cond = |t: &str, ok: bool, reason: Option<&str>| {
+            let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
+            if let (false, Some(r)) = (ok, reason) {
+                c["reason"] = json!(r);
+            }
+            c
+        };
+        let sandbox_ok = self.sandbox_id.is_some();
+        let ready = ready_all && initialized && phase == "Running";
+        let mut status = json!({
+            "phase": phase,
+            "conditions": [
+                cond("PodReadyToStartContainers", sandbox_ok, None),
+                cond("Initialized", initialized, Some("ContainersNotInitialized")),
+                cond("Ready", ready, Some(if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" })),
+                cond("ContainersReady", ready, Some(if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" })),
+            ],
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "containerStatuses": statuses,
+            "qosClass": self.pod["status"]["qosClass"].clone(),
+        });
+        if !init_statuses.is_empty() {
+            status["initContainerStatuses"] = json!(init_statuses);
+        }
+        if self.spec()["hostNetwork"].as_bool().unwrap_or(false) {
+            status["podIP"] = json!("127.0.0.1");
+            status["podIPs"] = json!([{"ip": "127.0.0.1"}]);
+        }
+        // Conditions carry the time of their last change only; keep earlier times stable.
+        if let Some(old) = self.last_status["conditions"].as_array() {
+            if let Some(new) = status["conditions"].as_array_mut() {
+                for c in new.iter_mut() {
+                    if let Some(o) = old.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]) {
+                        c["lastTransitionTime"] = o["lastTransitionTime"].clone();
+                    }
+                }
+            }
+        }
+        status
+    }
+
+    async fn container_status(&self, c: &Value) -> Value {
+        let cname = c["name"].as_str().unwrap_or("");
+        let image = c["image"].as_str().unwrap_or("");
+        let t = self.tracks.get(cname).cloned().unwrap_or_default();
+        let mut s = json!({"name": cname, "image": image, "imageID": "", "ready": false, "restartCount": t.restart_count, "started": false});
+        if !t.id.is_empty() {
+            s["containerID"] = json!(format!("rkind://{}", t.id));
+        }
+        let live = if !t.id.is_empty() && t.last_terminated.is_none() {
+            self.env
+                .runtime
+                .clone()
+                .container_status(cri::ContainerStatusRequest { container_id: t.id.clone(), verbose: false })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().status)
+        } else {
+            None
+        };
+        if let Some(ls) = &live {
+            s["imageID"] = json!(ls.image_ref);
+        }
+        let mut last = t.previous.clone();
+        if let Some((reason, msg)) = &t.waiting {
+            s["state"] = json!({"waiting": {"reason": reason, "message": msg}});
+            if t.last_terminated.is_some() {
+                last = t.last_terminated.clone();
+            }
+        } else if let Some(ls) = live.filter(|l| l.state == cri::ContainerState::ContainerRunning as i32) {
+            s["state"] = json!({"running": {"startedAt": ns_to_rfc3339(ls.started_at)}});
+            s["ready"] = json!(true);
+            s["started"] = json!(true);
+        } else if let Some(term) = &t.last_terminated {
+            s["state"] = json!({"terminated": term});
+        } else {
+            s["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+        }
+        s["lastState"] = match last {
+            Some(term) => json!({"terminated": term}),
+            None => json!({}),
+        };
+        s
+    }
+
+    /// Graceful termination: stop containers with the pod's grace period, remove the
+    /// sandbox, then finish the deletion at the API server.
+    async fn terminate(&mut self) -> Result<(), String> {
+        if !self.terminating {
+            self.terminating = true;
+            let grace = self.pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(30);
+            let ids: Vec<(String, String)> = self.tracks.iter().filter(|(_, t)| !t.id.is_empty() && t.last_terminated.is_none()).map(|(n, t)| (n.clone(), t.id.clone())).collect();
+            for (n, _) in &ids {
+                self.event("Normal", "Killing", &format!("Stopping container {n}")).await;
+            }
+            let mut handles = Vec::new();
+            for (_, id) in ids {
+                let mut rt = self.env.runtime.clone();
+                handles.push(tokio::spawn(async move {
+                    let _ = rt.stop_container(cri::StopContainerRequest { container_id: id, timeout: grace }).await;
+                }));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        }
+        if let Some(sb) = self.sandbox_id.clone() {
+            let mut rt = self.env.runtime.clone();
+            let _ = rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sb.clone() }).await;
+            let _ = rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb }).await;
+            self.sandbox_id = None;
+        }
+        let (ns, name, uid) = pod_key(&self.pod);
+        let _ = std::fs::remove_dir_all(self.env.pods_dir.join(&uid));
+        let opts = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
+        match self.env.api.delete(&format!("/api/v1/namespaces/{ns}/pods/{name}"), Some(&opts)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn labels_of(v: &Value) -> HashMap<String, String> {
+    v.as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn ns_to_rfc3339(ns: i64) -> Value {
+    if ns <= 0 {
+        return Value::Null;
+    }
+    jiff::Timestamp::from_nanosecond(ns as i128)
+        .map(|t| json!(crate::apiserver::defaults::format_time(t)))
+        .unwrap_or(Value::Null)
+}
+
+fn downward_value(pod: &Value, field: &str) -> String {
+    match field {
+        "metadata.name" => pod["metadata"]["name"].as_str().unwrap_or("").into(),
+        "metadata.namespace" => pod["metadata"]["namespace"].as_str().unwrap_or("").into(),
+        "metadata.uid" => pod["metadata"]["uid"].as_str().unwrap_or("").into(),
+        "spec.nodeName" => pod["spec"]["nodeName"].as_str().unwrap_or("").into(),
+        "spec.serviceAccountName" => pod["spec"]["serviceAccountName"].as_str().unwrap_or("").into(),
+        "status.hostIP" | "status.podIP" => "127.0.0.1".into(),
+        "metadata.labels" | "metadata.annotations" => {
+            let key = if field == "metadata.labels" { "labels" } else { "annotations" };
+            let mut lines: Vec<String> = pod["metadata"][key]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect())
+                .unwrap_or_default();
+            lines.sort();
+            lines.join("\n")
+        }
+        f => {
+            if let Some(rest) = f.strip_prefix("metadata.labels['").and_then(|r| r.strip_suffix("']")) {
+                return pod["metadata"]["labels"][rest].as_str().unwrap_or("").into();
+            }
+            if let Some(rest) = f.strip_prefix("metadata.annotations['").and_then(|r| r.strip_suffix("']")) {
+                return pod["metadata"]["annotations"][rest].as_str().unwrap_or("").into();
+            }
+            String::new()
+        }
+    }
+}
+
+fn write_volume_file(dir: &std::path::Path, rel: &str, data: &[u8], mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
+        return Err(format!("invalid volume item path {rel:?}"));
+    }
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))?;
+    let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o777));
+    Ok(())
+}
+
+/// Environment of a container: `env` (values, fieldRefs, configMap/secret keys) and `envFrom`.
+async fn container_env(api: &ApiClient, pod: &Value, c: &Value) -> Vec<cri::KeyValue> {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let mut out: Vec<cri::KeyValue> = Vec::new();
+    let push = |k: String, v: String, out: &mut Vec<cri::KeyValue>| {
+        out.retain(|kv| kv.key != k);
+        out.push(cri::KeyValue { key: k, value: v });
+    };
+    for ef in c["envFrom"].as_array().cloned().unwrap_or_default() {
+        let prefix = ef["prefix"].as_str().unwrap_or("");
+        let (kind, name) = if let Some(n) = ef["configMapRef"]["name"].as_str() { ("configmaps", n) } else if let Some(n) = ef["secretRef"]["name"].as_str() { ("secrets", n) } else { continue };
+        if let Ok(obj) = api.get(&format!("/api/v1/namespaces/{ns}/{kind}/{name}")).await {
+            if let Some(m) = obj["data"].as_object() {
+                for (k, v) in m {
+                    let val = decode_data(kind, v);
+                    push(format!("{prefix}{k}"), val, &mut out);
+                }
+            }
+        }
+    }
+    for e in c["env"].as_array().cloned().unwrap_or_default() {
+        let k = e["name"].as_str().unwrap_or("").to_string();
+        let v = if let Some(v) = e["value"].as_str() {
+            expand_env(v, &out)
+        } else if let Some(f) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            downward_value(pod, f)
+        } else if let Some(r) = e["valueFrom"]["configMapKeyRef"].as_object() {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+            let key = r.get("key").and_then(Value::as_str).unwrap_or("");
+            api.get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}")).await.ok().map(|o| decode_data("configmaps", &o["data"][key])).unwrap_or_default()
+        } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+            let key = r.get("key").and_then(Value::as_str).unwrap_or("");
+            api.get(&format!("/api/v1/namespaces/{ns}/secrets/{name}")).await.ok().map(|o| decode_data("secrets", &o["data"][key])).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        push(k, v, &mut out);
+    }
+    out
+}
+
+fn decode_data(kind: &str, v: &Value) -> String {
+    let s = v.as_str().unwrap_or("");
+    if kind == "secrets" {
+        use base64::Engine;
+        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()).into_owned()
+    } else {
+        s.to_string()
+    }
+}
+
+/// `$(VAR)` expansion against the variables defined so far, as upstream does.
+fn expand_env(v: &str, defined: &[cri::KeyValue]) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        if i > 0 && rest.as_bytes()[i - 1] == b'$' {
+            out.pop();
+            out.push_str("$(");
+            rest = after;
+            continue;
+        }
+        match after.find(')') {
+            Some(j) => {
+                let name = &after[..j];
+                match defined.iter().find(|kv| kv.key == name) {
+                    Some(kv) => out.push_str(&kv.value),
+                    None => {
+                        out.push_str("$(");
+                        out.push_str(name);
+                        out.push(')');
+                    }
+                }
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// CPU and memory limits for the runtime's cgroups.
+fn linux_resources(r: &Value) -> cri::LinuxContainerResources {
+    let mut out = cri::LinuxContainerResources::default();
+    if let Some(cpu) = r["limits"]["cpu"].as_str().and_then(parse_cpu_millis) {
+        out.cpu_period = 100_000;
+        out.cpu_quota = cpu * 100;
+    }
+    if let Some(cpu) = r["requests"]["cpu"].as_str().and_then(parse_cpu_millis) {
+        out.cpu_shares = (cpu * 1024 / 1000).max(2);
+    }
+    if let Some(mem) = r["limits"]["memory"].as_str().and_then(parse_bytes) {
+        out.memory_limit_in_bytes = mem;
+    }
+    out
+}
+
+fn parse_cpu_millis(s: &str) -> Option<i64> {
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse().ok();
+    }
+    s.parse::<f64>().ok().map(|c| (c * 1000.0) as i64)
+}
+
+fn parse_bytes(s: &str) -> Option<i64> {
+    let units = [("Ki", 1i64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40), ("k", 1000), ("M", 1_000_000), ("G", 1_000_000_000)];
+    for (suffix, mult) in units {
+        if let Some(n) = s.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|v| (v * mult as f64) as i64);
+        }
+    }
+    s.parse::<f64>().ok().map(|v| v as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expansion_like_upstream() {
+        let defined = vec![cri::KeyValue { key: "A".into(), value: "x".into() }];
+        assert_eq!(expand_env("$(A)-$(B)-$$(A)", &defined), "x-$(B)-$(A)");
+        assert_eq!(parse_bytes("64Mi"), Some(64 << 20));
+        assert_eq!(parse_cpu_millis("250m"), Some(250));
+        assert_eq!(parse_cpu_millis("1.5"), Some(1500));
+    }
+}

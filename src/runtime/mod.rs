@@ -1,0 +1,721 @@
+//! The container runtime: pod sandboxes and containers as processes in Linux
+//! namespaces, a local image store, CRI-format logs, and records that survive a restart
+//! of rkind. The CRI gRPC server in [`service`] wraps it; the kubelet only ever reaches
+//! it through that socket.
+
+pub mod cri;
+#[path = "/tmp/stubs/images.rs"]
+pub mod images;
+#[path = "/tmp/stubs/linux/mod.rs"]
+pub mod linux;
+#[path = "/tmp/stubs/logs.rs"]
+pub mod logs;
+pub mod service;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+/// Nanoseconds since the epoch (CRI timestamps).
+pub fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+fn new_id() -> String {
+    format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())
+}
+
+/// One pod sandbox as the runtime remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    /// Sandbox id.
+    pub id: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Hostname inside the pod.
+    pub hostname: String,
+    /// Where container logs go.
+    pub log_directory: String,
+    /// Labels from the kubelet.
+    pub labels: HashMap<String, String>,
+    /// Annotations from the kubelet.
+    pub annotations: HashMap<String, String>,
+    /// Creation time (ns).
+    pub created_at: i64,
+    /// Whether the sandbox is ready (its holder runs).
+    pub ready: bool,
+    /// Pid of the namespace holder process (0 if none).
+    pub holder_pid: u32,
+    /// hostNetwork.
+    pub host_network: bool,
+    /// hostPID.
+    pub host_pid: bool,
+    /// hostIPC.
+    pub host_ipc: bool,
+    /// shareProcessNamespace.
+    pub share_pid: bool,
+}
+
+/// Container states, as CRI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerStateKind {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Exited.
+    Exited,
+}
+
+/// One container as the runtime remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Container id.
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox_id: String,
+    /// Container name.
+    pub name: String,
+    /// Attempt.
+    pub attempt: u32,
+    /// Image as the user wrote it.
+    pub image: String,
+    /// Resolved image id.
+    pub image_ref: String,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Annotations.
+    pub annotations: HashMap<String, String>,
+    /// State.
+    pub state: ContainerStateKind,
+    /// Created (ns).
+    pub created_at: i64,
+    /// Started (ns).
+    pub started_at: i64,
+    /// Finished (ns).
+    pub finished_at: i64,
+    /// Exit code.
+    pub exit_code: i32,
+    /// Reason (Completed, Error, OOMKilled, StartError).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Main process pid (host view).
+    pub pid: u32,
+    /// Absolute log path.
+    pub log_path: String,
+    /// Resolved argv.
+    pub argv: Vec<String>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Bind mounts: (host path, container path, read-only).
+    pub mounts: Vec<(String, String, bool)>,
+    /// Allocate a tty.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub stdin: bool,
+    /// Lower layer dirs of the root filesystem (empty for the host image).
+    pub layers: Vec<PathBuf>,
+    /// Memory limit (bytes, 0 = none).
+    pub memory_limit: i64,
+    /// CPU quota/period.
+    pub cpu_quota: i64,
+    /// CPU period.
+    pub cpu_period: i64,
+}
+
+#[derive(Default)]
+struct State {
+    sandboxes: HashMap<String, SandboxRecord>,
+    containers: HashMap<String, ContainerRecord>,
+}
+
+/// The runtime.
+pub struct Runtime {
+    root: PathBuf,
+    /// The image store.
+    pub images: images::ImageStore,
+    state: Mutex<State>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+impl Runtime {
+    /// Opens the runtime's state in `root` (records of a previous run are reloaded;
+    /// containers whose process died meanwhile are reported as exited).
+    pub fn open(root: &Path) -> Result<Arc<Self>, String> {
+        for d in ["sandboxes", "containers", "images"] {
+            std::fs::create_dir_all(root.join(d)).map_err(|e| format!("{}: {e}", root.join(d).display()))?;
+        }
+        let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700));
+        let images = images::ImageStore::open(&root.join("images")).map_err(|e| e.to_string())?;
+        let mut state = State::default();
+        for entry in std::fs::read_dir(root.join("sandboxes")).map_err(|e| e.to_string())?.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                if let Ok(mut s) = serde_json::from_str::<SandboxRecord>(&text) {
+                    if s.holder_pid != 0 && !pid_alive(s.holder_pid) {
+                        s.ready = false;
+                        s.holder_pid = 0;
+                    }
+                    state.sandboxes.insert(s.id.clone(), s);
+                }
+            }
+        }
+        for entry in std::fs::read_dir(root.join("containers")).map_err(|e| e.to_string())?.flatten() {
+            let rec = entry.path().join("record.json");
+            if let Ok(text) = std::fs::read_to_string(&rec) {
+                if let Ok(mut c) = serde_json::from_str::<ContainerRecord>(&text) {
+                    if c.state == ContainerStateKind::Running && !pid_alive(c.pid) {
+                        c.state = ContainerStateKind::Exited;
+                        c.finished_at = now_ns();
+                        match std::fs::read_to_string(entry.path().join("exitcode")).ok().and_then(|s| s.trim().parse().ok()) {
+                            Some(code) => c.exit_code = code,
+                            None => {
+                                c.exit_code = 255;
+                                c.reason = "Unknown".into();
+                                c.message = "the container exited while rkind was not running".into();
+                            }
+                        }
+                    }
+                    state.containers.insert(c.id.clone(), c);
+                }
+            }
+        }
+        let rt = Arc::new(Runtime {
+            root: root.to_path_buf(),
+            images,
+            state: Mutex::new(state),
+        });
+        // Containers that still run from a previous rkind: watch them again.
+        let running: Vec<ContainerRecord> = rt
+            .lock()
+            .containers
+            .values()
+            .filter(|c| c.state == ContainerStateKind::Running)
+            .cloned()
+            .collect();
+        for c in running {
+            rt.clone().watch_orphan(c.id.clone(), c.pid);
+        }
+        Ok(rt)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn save_sandbox(&self, s: &SandboxRecord) {
+        let p = self.root.join("sandboxes").join(format!("{}.json", s.id));
+        let tmp = p.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(s).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(tmp, p);
+        }
+    }
+
+    fn save_container(&self, c: &ContainerRecord) {
+        let dir = self.container_dir(&c.id);
+        let _ = std::fs::create_dir_all(&dir);
+        let p = dir.join("record.json");
+        let tmp = dir.join("record.json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(c).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(tmp, p);
+        }
+    }
+
+    /// All sandboxes.
+    pub fn sandboxes(&self) -> Vec<SandboxRecord> {
+        self.lock().sandboxes.values().cloned().collect()
+    }
+
+    /// One sandbox (id or unique prefix).
+    pub fn sandbox(&self, id: &str) -> Result<SandboxRecord, Status> {
+        let st = self.lock();
+        find_by_prefix(&st.sandboxes, id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))
+    }
+
+    /// All containers.
+    pub fn containers(&self) -> Vec<ContainerRecord> {
+        self.lock().containers.values().cloned().collect()
+    }
+
+    /// One container (id or unique prefix).
+    pub fn container(&self, id: &str) -> Result<ContainerRecord, Status> {
+        let st = self.lock();
+        find_by_prefix(&st.containers, id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("container {id:?} not found")))
+    }
+
+    /// Creates and starts a pod sandbox (its namespace holder process).
+    pub fn run_sandbox(&self, mut rec: SandboxRecord) -> Result<String, Status> {
+        // Idempotent per pod uid + attempt, as the kubelet may retry.
+        if let Some(existing) = self
+            .lock()
+            .sandboxes
+            .values()
+            .find(|s| s.uid == rec.uid && s.attempt == rec.attempt && s.ready)
+        {
+            return Ok(existing.id.clone());
+        }
+        rec.id = new_id();
+        rec.created_at = now_ns();
+        let dir = self.root.join("sandboxes").join(&rec.id);
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        write_pod_files(&dir, &rec.hostname, &rec.name).map_err(internal)?;
+        let spec = linux::SandboxSpec {
+            hostname: if rec.hostname.is_empty() { rec.name.clone() } else { rec.hostname.clone() },
+            host_network: rec.host_network,
+            host_ipc: rec.host_ipc,
+            share_pid: rec.share_pid,
+            host_pid: rec.host_pid,
+            state_dir: dir,
+        };
+        let handle = linux::start_sandbox(&spec).map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
+        rec.holder_pid = handle.pid;
+        rec.ready = true;
+        self.save_sandbox(&rec);
+        let id = rec.id.clone();
+        self.lock().sandboxes.insert(id.clone(), rec);
+        Ok(id)
+    }
+
+    /// Stops a sandbox: its containers and its holder (idempotent).
+    pub fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
+        let Ok(sb) = self.sandbox(id) else { return Ok(()) };
+        let ids: Vec<String> = self
+            .containers()
+            .into_iter()
+            .filter(|c| c.sandbox_id == sb.id && c.state == ContainerStateKind::Running)
+            .map(|c| c.id)
+            .collect();
+        for c in ids {
+            self.stop_container_blocking(&c, 0)?;
+        }
+        if sb.holder_pid != 0 {
+            kill(sb.holder_pid, nix::sys::signal::Signal::SIGKILL);
+            wait_gone(sb.holder_pid, Duration::from_secs(5));
+        }
+        let mut st = self.lock();
+        if let Some(s) = st.sandboxes.get_mut(&sb.id) {
+            s.ready = false;
+            s.holder_pid = 0;
+            let s = s.clone();
+            drop(st);
+            self.save_sandbox(&s);
+        }
+        Ok(())
+    }
+
+    /// Removes a sandbox and its containers (idempotent).
+    pub fn remove_sandbox(&self, id: &str) -> Result<(), Status> {
+        let Ok(sb) = self.sandbox(id) else { return Ok(()) };
+        self.stop_sandbox(&sb.id)?;
+        let ids: Vec<String> = self.containers().into_iter().filter(|c| c.sandbox_id == sb.id).map(|c| c.id).collect();
+        for c in ids {
+            self.remove_container(&c)?;
+        }
+        let _ = std::fs::remove_dir_all(self.root.join("sandboxes").join(&sb.id));
+        let _ = std::fs::remove_file(self.root.join("sandboxes").join(format!("{}.json", sb.id)));
+        self.lock().sandboxes.remove(&sb.id);
+        Ok(())
+    }
+
+    /// Creates a container record (resolving the image and the command as upstream's
+    /// ENTRYPOINT/CMD rules say).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_container(
+        &self,
+        sandbox_id: &str,
+        name: &str,
+        attempt: u32,
+        image: &str,
+        command: &[String],
+        args: &[String],
+        working_dir: &str,
+        envs: &[(String, String)],
+        mounts: Vec<(String, String, bool)>,
+        labels: HashMap<String, String>,
+        annotations: HashMap<String, String>,
+        log_path: &str,
+        tty: bool,
+        stdin: bool,
+        user: (Option<i64>, Option<i64>),
+        limits: (i64, i64, i64),
+    ) -> Result<String, Status> {
+        let sb = self.sandbox(sandbox_id)?;
+        if !sb.ready {
+            return Err(Status::failed_precondition(format!("pod sandbox {} is not ready", sb.id)));
+        }
+        let img = self
+            .images
+            .resolve(image)
+            .ok_or_else(|| Status::not_found(format!("image {image:?} not found in the local store")))?;
+        let cfg = &img.config;
+        let argv: Vec<String> = if !command.is_empty() {
+            command.iter().chain(args.iter()).cloned().collect()
+        } else if !args.is_empty() {
+            cfg.entrypoint.iter().chain(args.iter()).cloned().collect()
+        } else {
+            cfg.entrypoint.iter().chain(cfg.cmd.iter()).cloned().collect()
+        };
+        if argv.is_empty() {
+            return Err(Status::invalid_argument("no command specified"));
+        }
+        let mut env: Vec<String> = cfg.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        }
+        env.push(format!("HOSTNAME={}", if sb.hostname.is_empty() { &sb.name } else { &sb.hostname }));
+        for (k, v) in envs {
+            env.retain(|e| !e.starts_with(&format!("{k}=")));
+            env.push(format!("{k}={v}"));
+        }
+        let (img_uid, img_gid) = parse_user(&cfg.user);
+        let id = new_id();
+        let log_path = if log_path.is_empty() {
+            String::new()
+        } else {
+            Path::new(&sb.log_directory).join(log_path).display().to_string()
+        };
+        let layers = self.images.layer_dirs(&img);
+        let mut all_mounts = mounts;
+        let sdir = self.root.join("sandboxes").join(&sb.id);
+        for f in ["hosts", "hostname", "resolv.conf"] {
+            let dest = format!("/etc/{f}");
+            if !all_mounts.iter().any(|m| m.1 == dest) {
+                all_mounts.push((sdir.join(f).display().to_string(), dest, false));
+            }
+        }
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox_id: sb.id.clone(),
+            name: name.to_string(),
+            attempt,
+            image: image.to_string(),
+            image_ref: img.id.clone(),
+            labels,
+            annotations,
+            state: ContainerStateKind::Created,
+            created_at: now_ns(),
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            pid: 0,
+            log_path,
+            argv,
+            env,
+            cwd: if !working_dir.is_empty() { working_dir.to_string() } else if !cfg.working_dir.is_empty() { cfg.working_dir.clone() } else { "/".into() },
+            uid: user.0.map(|u| u as u32).unwrap_or(img_uid),
+            gid: user.1.map(|g| g as u32).unwrap_or(img_gid),
+            mounts: all_mounts,
+            tty,
+            stdin,
+            layers: if layers.len() == 1 && layers[0] == Path::new("/") { Vec::new() } else { layers },
+            memory_limit: limits.0,
+            cpu_quota: limits.1,
+            cpu_period: limits.2,
+        };
+        self.save_container(&rec);
+        self.lock().containers.insert(id.clone(), rec);
+        Ok(id)
+    }
+
+    /// Starts a created container; its output goes to its CRI log file.
+    pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        let mut rec = self.container(id)?;
+        if rec.state != ContainerStateKind::Created {
+            return Err(Status::failed_precondition(format!("container {} is not in created state", rec.id)));
+        }
+        let sb = self.sandbox(&rec.sandbox_id)?;
+        let dir = self.container_dir(&rec.id);
+        let rootfs = if rec.layers.is_empty() {
+            linux::Rootfs::Host
+        } else {
+            linux::Rootfs::Layers { lower: rec.layers.clone() }
+        };
+        let spec = linux::ContainerSpec {
+            sandbox_pid: sb.holder_pid,
+            state_dir: dir.clone(),
+            rootfs,
+            args: rec.argv.clone(),
+            env: rec.env.clone(),
+            cwd: rec.cwd.clone(),
+            uid: rec.uid,
+            gid: rec.gid,
+            additional_gids: Vec::new(),
+            mounts: rec
+                .mounts
+                .iter()
+                .map(|(h, c, ro)| linux::Mount::Bind { source: PathBuf::from(h), destination: PathBuf::from(c), read_only: *ro })
+                .collect(),
+            hostname: if sb.hostname.is_empty() { sb.name.clone() } else { sb.hostname.clone() },
+            host_pid: sb.host_pid,
+            join_pid_of: if sb.share_pid { Some(sb.holder_pid) } else { None },
+            cgroup: if rec.memory_limit > 0 || rec.cpu_quota > 0 {
+                Some(linux::CgroupLimits { memory_bytes: rec.memory_limit, cpu_quota: rec.cpu_quota, cpu_period: rec.cpu_period, cpu_shares: 0 })
+            } else {
+                None
+            },
+            tty: rec.tty,
+            no_new_privs: true,
+            capabilities: None,
+        };
+        let log = if rec.log_path.is_empty() {
+            None
+        } else {
+            if let Some(parent) = Path::new(&rec.log_path).parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            Some(Arc::new(Mutex::new(logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?)))
+        };
+        let started = linux::start_container(&spec, Stdio::null(), Stdio::piped(), Stdio::piped());
+        let mut started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                rec.state = ContainerStateKind::Exited;
+                rec.exit_code = 128;
+                rec.reason = "StartError".into();
+                rec.message = e.to_string();
+                rec.finished_at = now_ns();
+                self.save_container(&rec);
+                self.lock().containers.insert(rec.id.clone(), rec.clone());
+                return Err(Status::unknown(format!("failed to start container {:?}: {e}", rec.name)));
+            }
+        };
+        rec.pid = started.pid;
+        rec.state = ContainerStateKind::Running;
+        rec.started_at = now_ns();
+        self.save_container(&rec);
+        self.lock().containers.insert(rec.id.clone(), rec.clone());
+        let out = started.helper.stdout.take();
+        let err = started.helper.stderr.take();
+        let mut pumps = Vec::new();
+        for (pipe, stream) in [(out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>), logs::Stream::Stdout), (err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>), logs::Stream::Stderr)] {
+            if let Some(mut pipe) = pipe {
+                let log = log.clone();
+                pumps.push(std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match std::io::Read::read(&mut pipe, &mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if let Some(l) = &log {
+                                    if let Ok(mut w) = l.lock() {
+                                        let _ = w.write(stream, &buf[..n]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if let Some(l) = &log {
+                        if let Ok(mut w) = l.lock() {
+                            let _ = w.close_stream(stream);
+                        }
+                    }
+                }));
+            }
+        }
+        let me = self.clone();
+        let id = rec.id.clone();
+        let mut helper = started.helper;
+        std::thread::spawn(move || {
+            let status = helper.wait();
+            for p in pumps {
+                let _ = p.join();
+            }
+            let code = match status {
+                Ok(s) => s.code().unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    128 + s.signal().unwrap_or(0)
+                }),
+                Err(_) => 255,
+            };
+            me.mark_exited(&id, code);
+        });
+        Ok(())
+    }
+
+    fn mark_exited(&self, id: &str, code: i32) {
+        let dir = self.container_dir(id);
+        let _ = std::fs::write(dir.join("exitcode"), code.to_string());
+        linux::cleanup_container(&dir);
+        let mut st = self.lock();
+        if let Some(c) = st.containers.get_mut(id) {
+            if c.state == ContainerStateKind::Running {
+                c.state = ContainerStateKind::Exited;
+                c.exit_code = code;
+                c.finished_at = now_ns();
+                if c.reason.is_empty() {
+                    c.reason = if oom_killed(&dir) { "OOMKilled".into() } else if code == 0 { "Completed".into() } else { "Error".into() };
+                }
+            }
+            let c = c.clone();
+            drop(st);
+            self.save_container(&c);
+        }
+    }
+
+    /// Watches a container started by a previous rkind process until it exits.
+    fn watch_orphan(self: Arc<Self>, id: String, pid: u32) {
+        std::thread::spawn(move || {
+            while pid_alive(pid) {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let dir = self.container_dir(&id);
+            let code = std::fs::read_to_string(dir.join("exitcode")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(255);
+            self.mark_exited(&id, code);
+        });
+    }
+
+    /// Stops a container: SIGTERM, then SIGKILL after `timeout` seconds (blocking).
+    pub fn stop_container_blocking(&self, id: &str, timeout: i64) -> Result<(), Status> {
+        let rec = self.container(id)?;
+        if rec.state != ContainerStateKind::Running || rec.pid == 0 {
+            return Ok(());
+        }
+        if timeout > 0 {
+            kill(rec.pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(timeout as u64);
+            while std::time::Instant::now() < deadline {
+                if self.container(id).map(|c| c.state != ContainerStateKind::Running).unwrap_or(true) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        kill(rec.pid, nix::sys::signal::Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.container(id).map(|c| c.state != ContainerStateKind::Running).unwrap_or(true) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(Status::deadline_exceeded(format!("container {id} did not stop")))
+    }
+
+    /// Removes a container (stopping it first) and its state (idempotent).
+    pub fn remove_container(&self, id: &str) -> Result<(), Status> {
+        let Ok(rec) = self.container(id) else { return Ok(()) };
+        self.stop_container_blocking(&rec.id, 0)?;
+        let dir = self.container_dir(&rec.id);
+        linux::cleanup_container(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        self.lock().containers.remove(&rec.id);
+        Ok(())
+    }
+
+    /// Runs a command in a running container and collects its output (ExecSync).
+    pub async fn exec_sync(&self, id: &str, cmd: &[String], timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32), Status> {
+        let rec = self.container(id)?;
+        if rec.state != ContainerStateKind::Running {
+            return Err(Status::failed_precondition(format!("container {} is not running", rec.id)));
+        }
+        let mut command = linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut command = tokio::process::Command::from(command);
+        command.kill_on_drop(true);
+        let child = command.spawn().map_err(internal)?;
+        let fut = child.wait_with_output();
+        let out = if timeout > 0 {
+            match tokio::time::timeout(Duration::from_secs(timeout as u64), fut).await {
+                Ok(r) => r.map_err(internal)?,
+                Err(_) => return Err(Status::deadline_exceeded(format!("command {cmd:?} timed out after {timeout}s"))),
+            }
+        } else {
+            fut.await.map_err(internal)?
+        };
+        let code = out.status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + out.status.signal().unwrap_or(0)
+        });
+        Ok((out.stdout, out.stderr, code))
+    }
+}
+
+fn find_by_prefix<'a, T>(map: &'a HashMap<String, T>, id: &str) -> Option<&'a T> {
+    if let Some(v) = map.get(id) {
+        return Some(v);
+    }
+    if id.is_empty() {
+        return None;
+    }
+    let mut it = map.iter().filter(|(k, _)| k.starts_with(id));
+    match (it.next(), it.next()) {
+        (Some((_, v)), None) => Some(v),
+        _ => None,
+    }
+}
+
+fn parse_user(user: &str) -> (u32, u32) {
+    let mut parts = user.split(':');
+    let u = parts.next().and_then(|u| u.parse().ok()).unwrap_or(0);
+    let g = parts.next().and_then(|g| g.parse().ok()).unwrap_or(0);
+    (u, g)
+}
+
+fn write_pod_files(dir: &Path, hostname: &str, name: &str) -> std::io::Result<()> {
+    let h = if hostname.is_empty() { name } else { hostname };
+    std::fs::write(dir.join("hostname"), format!("{h}\n"))?;
+    std::fs::write(
+        dir.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n"),
+    )?;
+    // No DNS server is reachable from a pod yet; keep resolution local.
+    std::fs::write(dir.join("resolv.conf"), "search default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")?;
+    Ok(())
+}
+
+/// Whether `pid` exists (and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn kill(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+fn wait_gone(pid: u32, max: Duration) {
+    let deadline = std::time::Instant::now() + max;
+    while pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn oom_killed(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("oom")).is_ok()
+}

@@ -1,0 +1,260 @@
+//! Pods run for real: end-to-end tests with stock kubectl against `rkind up`, plus
+//! CRI-level tests that drive the runtime's socket with a gRPC client.
+
+mod common;
+
+use common::{Cluster, write_file};
+
+fn phase(c: &Cluster, pod: &str) -> String {
+    c.ok(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"])
+}
+
+fn wait_phase(c: &Cluster, pod: &str, want: &str) {
+    c.eventually(30, &format!("pod {pod} phase {want}"), || phase(c, pod) == want);
+}
+
+fn logs(c: &Cluster, pod: &str, extra: &[&str]) -> String {
+    let mut args = vec!["logs", pod];
+    args.extend_from_slice(extra);
+    c.ok(&args)
+}
+
+#[test]
+fn pods_run_with_exit_codes_logs_and_restarts() {
+    let c = Cluster::start("pods");
+    c.ok(&["run", "hello", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "echo out; echo err >&2; exit 0"]);
+    c.ok(&["run", "fails", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "echo about to fail; exit 3"]);
+    c.ok(&["run", "crash", "--image=rkind/host", "--", "sh", "-c", "echo crash; exit 1"]);
+    wait_phase(&c, "hello", "Succeeded");
+    wait_phase(&c, "fails", "Failed");
+    assert_eq!(c.ok(&["get", "pod", "fails", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}"]), "3");
+    assert_eq!(c.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.reason}"]), "Completed");
+    let out = logs(&c, "hello", &[]);
+    assert!(out.contains("out") && out.contains("err"), "{out}");
+    let ts = logs(&c, "hello", &["--timestamps"]);
+    assert!(ts.lines().all(|l| l.starts_with("20")), "{ts}");
+    // Crash loop: the container restarts with back-off and reports CrashLoopBackOff.
+    c.eventually(40, "crash restarted", || {
+        c.ok(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])
+            .parse::<i32>()
+            .unwrap_or(0)
+            >= 1
+    });
+    c.eventually(20, "CrashLoopBackOff", || {
+        c.ok(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]) == "CrashLoopBackOff"
+    });
+    let prev = logs(&c, "crash", &["--previous"]);
+    assert!(prev.contains("crash"), "{prev}");
+    let describe = c.ok(&["describe", "pod", "crash"]);
+    for ev in ["Scheduled", "Pulled", "Created", "Started", "BackOff"] {
+        assert!(describe.contains(ev), "describe lacks {ev}:\n{describe}");
+    }
+    let get = c.ok(&["get", "pods"]);
+    assert!(get.contains("Completed") && get.contains("CrashLoopBackOff"), "{get}");
+}
+
+#[test]
+fn pod_spec_reaches_the_process() {
+    let c = Cluster::start("spec");
+    c.ok(&["create", "configmap", "cfg", "--from-literal=greeting=hi from cm"]);
+    c.ok(&["create", "secret", "generic", "sec", "--from-literal=password=s3cret"]);
+    let manifest = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: spec
+  labels: {app: spec}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: first
+    image: rkind/host
+    command: ["sh", "-c", "echo first >> /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: second
+    image: rkind/host
+    command: ["sh", "-c", "echo second >> /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: rkind/host
+    command: ["sh", "-c"]
+    args: ["echo cwd=$(pwd); echo env=$MY_VAR; echo host=$(hostname); cat /work/order; cat /cfg/greeting; echo; cat /sec/password; echo; cat /etc/podinfo/name; echo; sleep 2; cat /shared/from-side"]
+    workingDir: /tmp
+    env: [{name: MY_VAR, value: "hello $(POD)"}, {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: cfg, mountPath: /cfg}
+    - {name: sec, mountPath: /sec}
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: shared, mountPath: /shared}
+  - name: side
+    image: rkind/host
+    command: ["sh", "-c", "echo shared-ok > /shared/from-side"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: shared, emptyDir: {}}
+  - {name: cfg, configMap: {name: cfg}}
+  - {name: sec, secret: {secretName: sec}}
+  - name: info
+    downwardAPI:
+      items: [{path: name, fieldRef: {fieldPath: metadata.name}}]
+"#;
+    let f = write_file(c.dir.path(), "spec.yaml", manifest);
+    c.ok(&["apply", "-f", f.to_str().unwrap()]);
+    wait_phase(&c, "spec", "Succeeded");
+    let out = c.ok(&["logs", "spec", "-c", "main"]);
+    for want in ["cwd=/tmp", "env=hello $(POD)", "host=spec", "first\nsecond", "hi from cm", "s3cret", "spec", "shared-ok"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn pods_are_isolated_in_their_own_namespaces() {
+    let c = Cluster::start("iso");
+    c.ok(&["run", "ns", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "for n in mnt pid uts ipc net; do echo $n $(readlink /proc/self/ns/$n); done; ls /proc | grep -c '^[0-9]'; cat /sys/class/net/lo/operstate"]);
+    wait_phase(&c, "ns", "Succeeded");
+    let out = c.ok(&["logs", "ns"]);
+    for n in ["mnt", "pid", "uts", "ipc", "net"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
+        let line = out.lines().find(|l| l.starts_with(&format!("{n} "))).unwrap_or_else(|| panic!("no {n} line in {out}"));
+        assert_ne!(line.split_whitespace().nth(1).unwrap(), host.to_str().unwrap(), "{n} namespace is the host's");
+    }
+    let pids: usize = out.lines().nth(5).unwrap_or("999").trim().parse().unwrap_or(999);
+    assert!(pids < 10, "the container sees {pids} processes: not its own PID namespace\n{out}");
+    assert!(out.contains("up") || out.contains("unknown"), "loopback not up:\n{out}");
+    // A file written in the container does not reach the host.
+    let marker = format!("/tmp/rkind-iso-{}", std::process::id());
+    c.ok(&["run", "writer", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", &format!("echo x > {marker} && cat {marker}")]);
+    wait_phase(&c, "writer", "Succeeded");
+    assert!(!std::path::Path::new(&marker).exists(), "container wrote through to the host");
+}
+
+#[test]
+fn bad_pods_report_clear_reasons() {
+    let c = Cluster::start("badpods");
+    c.ok(&["run", "noimage", "--image=does-not-exist:1.0", "--restart=Never"]);
+    c.eventually(30, "ErrImagePull", || {
+        let r = c.ok(&["get", "pod", "noimage", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]);
+        r == "ErrImagePull" || r == "ImagePullBackOff"
+    });
+    c.ok(&["run", "nocmd", "--image=rkind/host", "--restart=Never", "--", "/no/such/binary"]);
+    c.eventually(30, "start error", || {
+        let s = c.ok(&["get", "pod", "nocmd", "-o", "jsonpath={.status.containerStatuses[0].state}"]);
+        s.contains("terminated") || s.contains("RunContainerError") || s.contains("StartError")
+    });
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: nocm}\nspec:\n  containers:\n  - {name: c, image: rkind/host, command: [sleep, '100'], volumeMounts: [{name: v, mountPath: /v}]}\n  volumes: [{name: v, configMap: {name: missing}}]\n";
+    let f = write_file(c.dir.path(), "nocm.yaml", manifest);
+    c.ok(&["apply", "-f", f.to_str().unwrap()]);
+    c.eventually(20, "FailedMount event", || c.ok(&["describe", "pod", "nocm"]).contains("configmap \"missing\" not found"));
+    assert_eq!(phase(&c, "nocm"), "Pending");
+}
+
+#[test]
+fn graceful_deletion_and_restart_keep_state() {
+    let mut c = Cluster::start("lifecycle");
+    c.ok(&["run", "sleeper", "--image=rkind/host", "--", "sh", "-c", "echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done"]);
+    wait_phase(&c, "sleeper", "Running");
+    c.ok(&["run", "stubborn", "--image=rkind/host", "--", "sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]);
+    wait_phase(&c, "stubborn", "Running");
+    // Restart of rkind keeps pods running and their logs.
+    c.stop();
+    c.boot();
+    wait_phase(&c, "sleeper", "Running");
+    assert!(logs(&c, "sleeper", &[]).contains("started"));
+    let start = std::time::Instant::now();
+    c.ok(&["delete", "pod", "sleeper", "--timeout=30s"]);
+    assert!(start.elapsed().as_secs() < 10, "TERM-handling pod took {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    c.ok(&["delete", "pod", "stubborn", "--grace-period=2", "--timeout=30s"]);
+    let took = start.elapsed().as_secs_f64();
+    assert!(took >= 1.5, "stubborn pod was killed before its grace period ({took}s)");
+    assert!(took < 15.0, "stubborn pod was not killed after its grace period ({took}s)");
+}
+
+#[test]
+fn cri_socket_answers_a_grpc_client() {
+    use rkind::runtime::cri;
+    let c = Cluster::start("cri");
+    let sock = c.data_dir().join("cri.sock");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = rkind::kubelet::pods::connect_cri(&sock).await.unwrap();
+        let mut runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch.clone());
+        let mut images = cri::image_service_client::ImageServiceClient::new(ch);
+        let v = runtime.version(cri::VersionRequest { version: "v1".into() }).await.unwrap().into_inner();
+        assert_eq!(v.runtime_name, "rkind");
+        assert_eq!(v.runtime_api_version, "v1");
+        let st = runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
+        assert!(st.status.unwrap().conditions.iter().all(|c| c.status));
+        // NotFound semantics: ImageStatus of an unknown image is empty, not an error.
+        let s = images
+            .image_status(cri::ImageStatusRequest { image: Some(cri::ImageSpec { image: "nope:1".into(), ..Default::default() }), verbose: false })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(s.image.is_none());
+        let host = images
+            .image_status(cri::ImageStatusRequest { image: Some(cri::ImageSpec { image: "rkind/host".into(), ..Default::default() }), verbose: false })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(host.image.is_some());
+        // Stopping/removing an unknown sandbox is idempotent; its status is NotFound.
+        runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: "nope".into() }).await.unwrap();
+        runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: "nope".into() }).await.unwrap();
+        let err = runtime.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: "nope".into(), verbose: false }).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        // A sandbox + container lifecycle through the socket.
+        let sb = runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(cri::PodSandboxConfig {
+                    metadata: Some(cri::PodSandboxMetadata { name: "crictl".into(), uid: "u1".into(), namespace: "default".into(), attempt: 0 }),
+                    hostname: "crictl".into(),
+                    log_directory: c.dir.path().join("crilogs").display().to_string(),
+                    ..Default::default()
+                }),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let id = runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: sb.clone(),
+                config: Some(cri::ContainerConfig {
+                    metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
+                    image: Some(cri::ImageSpec { image: "rkind/host".into(), ..Default::default() }),
+                    command: vec!["sleep".into(), "30".into()],
+                    log_path: "c.log".into(),
+                    ..Default::default()
+                }),
+                sandbox_config: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        runtime.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.unwrap();
+        let out = runtime
+            .exec_sync(cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["hostname".into()], timeout: 5 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "crictl");
+        let t = std::time::Instant::now();
+        let err = runtime
+            .exec_sync(cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["sleep".into(), "10".into()], timeout: 1 })
+            .await;
+        assert!(err.is_err() || t.elapsed().as_secs() < 5, "ExecSync ignored its timeout");
+        runtime.stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 1 }).await.unwrap();
+        let st = runtime.container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false }).await.unwrap().into_inner();
+        assert_eq!(st.status.unwrap().state, cri::ContainerState::ContainerExited as i32);
+        runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb }).await.unwrap();
+        let list = runtime.list_containers(cri::ListContainersRequest { filter: None }).await.unwrap().into_inner();
+        assert!(list.containers.iter().all(|c| c.id != id));
+    });
+}
