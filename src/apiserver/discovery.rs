@@ -6,14 +6,28 @@ use serde_json::{Value, json};
 
 use super::registry::{self, RESOURCES, ResourceDef};
 
-/// The Content-Type that marks an aggregated discovery answer (kubectl decides the
-/// format from this header alone).
-pub const AGGREGATED_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+/// The aggregated discovery version the client's Accept header asks for, if any
+/// (`v2`, or `v2beta1` which kubectl 1.27/1.28 ask for).
+pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
+    let mut best = None;
+    for part in accept.split(',') {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        if !params.contains(&"as=APIGroupDiscoveryList") || !params.contains(&"g=apidiscovery.k8s.io") {
+            continue;
+        }
+        if params.contains(&"v=v2") {
+            return Some("v2");
+        }
+        if params.contains(&"v=v2beta1") {
+            best = Some("v2beta1");
+        }
+    }
+    best
+}
 
-/// Whether the client's Accept header asks for aggregated discovery.
-pub fn wants_aggregated(accept: &str) -> bool {
-    accept.contains("as=APIGroupDiscoveryList")
+/// The Content-Type of an aggregated answer in `version`.
+pub fn aggregated_content_type(version: &str) -> String {
+    format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
 }
 
 fn aggregated_resource(r: &ResourceDef) -> Value {
@@ -46,8 +60,9 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
     v
 }
 
-/// The aggregated list for `/api` (core only) or `/apis` (every named group).
-pub fn aggregated(core: bool) -> Value {
+/// The aggregated list for `/api` (core only) or `/apis` (every named group), in
+/// discovery version `version` (the v2beta1 and v2 shapes are the same).
+pub fn aggregated(core: bool, version: &str) -> Value {
     let items: Vec<Value> = registry::groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
@@ -68,7 +83,7 @@ pub fn aggregated(core: bool) -> Value {
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
         "metadata": {},
         "items": items,
     })
@@ -173,7 +188,7 @@ mod tests {
     #[test]
     fn every_aggregated_resource_has_a_response_kind() {
         for core in [true, false] {
-            let d = aggregated(core);
+            let d = aggregated(core, "v2");
             for item in d["items"].as_array().unwrap() {
                 for v in item["versions"].as_array().unwrap() {
                     for r in v["resources"].as_array().unwrap() {
@@ -182,7 +197,10 @@ mod tests {
                 }
             }
         }
-        let core = aggregated(true);
+        let core = aggregated(true, "v2");
+        assert_eq!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"), Some("v2beta1"));
+        assert_eq!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"), Some("v2"));
+        assert_eq!(wants_aggregated("application/json"), None);
         assert_eq!(core["items"][0]["metadata"]["name"], "");
         let pods = resource_list("", "v1").unwrap();
         assert!(pods["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/exec"));

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kubelet_proxy;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod protobuf;
 pub mod registry;
 #[path = "/tmp/stubs/selectors.rs"]
@@ -118,6 +119,8 @@ pub enum Route {
     Group(String),
     /// `/api/v1` or `/apis/<g>/<v>`.
     GroupVersion(String, String),
+    /// `/openapi/v2` (Swagger 2.0, protobuf or JSON).
+    OpenApiV2,
     /// `/openapi/v3`.
     OpenApiRoot,
     /// `/openapi/v3/<gv path>`.
@@ -148,6 +151,7 @@ pub fn route(path: &str) -> Route {
         ["apis", g] => Route::Group(g.to_string()),
         ["api", v] => Route::GroupVersion(String::new(), v.to_string()),
         ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApiDoc(rest.join("/")),
         ["api", v, rest @ ..] => resource_route("", v, rest),
@@ -377,11 +381,11 @@ impl ApiServer {
         match r {
             Route::Api => {
                 get_only(&ctx)?;
-                if discovery::wants_aggregated(ctx.header("accept")) {
+                if let Some(v) = discovery::wants_aggregated(ctx.header("accept")) {
                     Ok(json_response_ct(
                         StatusCode::OK,
-                        &discovery::aggregated(true),
-                        discovery::AGGREGATED_CONTENT_TYPE,
+                        &discovery::aggregated(true, v),
+                        &discovery::aggregated_content_type(v),
                     ))
                 } else {
                     Ok(json_response(
@@ -392,11 +396,11 @@ impl ApiServer {
             }
             Route::Apis => {
                 get_only(&ctx)?;
-                if discovery::wants_aggregated(ctx.header("accept")) {
+                if let Some(v) = discovery::wants_aggregated(ctx.header("accept")) {
                     Ok(json_response_ct(
                         StatusCode::OK,
-                        &discovery::aggregated(false),
-                        discovery::AGGREGATED_CONTENT_TYPE,
+                        &discovery::aggregated(false, v),
+                        &discovery::aggregated_content_type(v),
                     ))
                 } else {
                     Ok(json_response(StatusCode::OK, &discovery::api_group_list()))
@@ -413,6 +417,21 @@ impl ApiServer {
                 discovery::resource_list(&g, &v)
                     .map(|d| json_response(StatusCode::OK, &d))
                     .ok_or_else(ApiError::path_not_found)
+            }
+            Route::OpenApiV2 => {
+                get_only(&ctx)?;
+                if ctx.header("accept").contains("protobuf") {
+                    static V2: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+                    let bytes = V2
+                        .get_or_init(|| Bytes::from(openapi_v2::encode_document(openapi::get().v2())))
+                        .clone();
+                    return Response::builder()
+                        .status(StatusCode::OK)
+                        .header(header::CONTENT_TYPE, openapi_v2::CONTENT_TYPE)
+                        .body(full(bytes))
+                        .map_err(|e| ApiError::internal(e.to_string()));
+                }
+                Ok(json_response(StatusCode::OK, openapi::get().v2()))
             }
             Route::OpenApiRoot => {
                 get_only(&ctx)?;
