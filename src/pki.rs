@@ -443,7 +443,7 @@ mod tests {
             .map(|n| format!("{n}"))
             .collect();
         let joined = names.join(",");
-        for want in ["localhost", "127.0.0.1", "kubernetes.default.svc"] {
+        for want in ["DNSName(localhost)", "IPAddress(7f:00:00:01)", "DNSName(kubernetes.default.svc)"] {
             assert!(joined.contains(want), "{want} missing from {joined}");
         }
     }

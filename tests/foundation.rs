@@ -131,6 +131,9 @@ fn bad_input_gets_upstream_errors_and_changes_nothing() {
     assert_eq!(c.ok(&["get", "cm", "cm1", "-o", "jsonpath={.data.a}"]), "2");
     // AlreadyExists.
     let err = c.fails(&["create", "configmap", "cm1"]);
+    assert!(err.contains("configmaps \"cm1\" already exists"), "{err}");
+    c.ok(&["run", "dup", "--image=rkind/host", "--", "sleep", "60"]);
+    let err = c.fails(&["run", "dup", "--image=rkind/host"]);
     assert!(err.contains("AlreadyExists"), "{err}");
     // Unsupported field selector.
     let err = c.fails(&["get", "pods", "--field-selector", "spec.foo=bar"]);

@@ -10,15 +10,11 @@ pub mod openapi;
 pub mod openapi_v2;
 pub mod protobuf;
 pub mod registry;
-#[path = "/tmp/stubs/selectors.rs"]
 pub mod selectors;
-#[path = "/tmp/stubs/smp.rs"]
 pub mod smp;
 pub mod status;
-#[path = "/tmp/stubs/table.rs"]
 pub mod table;
 pub mod typed;
-#[path = "/tmp/stubs/validation.rs"]
 pub mod validation;
 pub mod watch;
 

@@ -153,6 +153,10 @@ fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
             );
         }
     }
+    for (_, v) in defs.iter_mut() {
+        unwrap_single_all_of(v);
+    }
+    add_patch_extensions(&mut defs);
     let mut paths = Map::new();
     for r in RESOURCES {
         let Some((_, _, schema)) = names.iter().find(|(g, k, _)| *g == r.group && *k == r.kind)
@@ -191,6 +195,66 @@ fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
         "paths": paths,
         "definitions": defs,
     })
+}
+
+/// The strategic-merge-patch metadata of list fields (what upstream's Go struct tags
+/// say), so that kubectl computes list patches by key instead of replacing whole lists.
+/// The server side of the same rules is in `smp.rs`.
+const PATCH_META: &[(&str, &str, &str, &str)] = &[
+    ("io.k8s.api.core.v1.PodSpec", "containers", "merge", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", "ip"),
+    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", "topologyKey"),
+    ("io.k8s.api.core.v1.Container", "ports", "merge", "containerPort"),
+    ("io.k8s.api.core.v1.Container", "env", "merge", "name"),
+    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", "mountPath"),
+    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", "devicePath"),
+    ("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", "name"),
+    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", "mountPath"),
+    ("io.k8s.api.core.v1.PodStatus", "conditions", "merge", "type"),
+    ("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", "type"),
+    ("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", "type"),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", "port"),
+    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", "name"),
+    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", "uid"),
+    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", ""),
+];
+
+/// Swagger 2.0 readers (kubectl's) follow `$ref` but not `allOf`: turn a single-ref
+/// `allOf` back into a plain `$ref` beside the description, as upstream's v2 does.
+fn unwrap_single_all_of(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let single = m
+                .get("allOf")
+                .and_then(Value::as_array)
+                .filter(|a| a.len() == 1)
+                .and_then(|a| a[0].get("$ref").cloned());
+            if let Some(r) = single {
+                m.remove("allOf");
+                m.insert("$ref".into(), r);
+            }
+            for (_, c) in m.iter_mut() {
+                unwrap_single_all_of(c);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(unwrap_single_all_of),
+        _ => {}
+    }
+}
+
+fn add_patch_extensions(defs: &mut Map<String, Value>) {
+    for (def, prop, strategy, key) in PATCH_META {
+        if let Some(Value::Object(p)) = defs.get_mut(*def).and_then(|d| d.get_mut("properties")).and_then(|p| p.get_mut(*prop)) {
+            p.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
+            if !key.is_empty() {
+                p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
 }
 
 /// schemars writes `$ref` next to other keywords; OpenAPI 3.0 readers expect `allOf` then.

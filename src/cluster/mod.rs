@@ -88,6 +88,7 @@ pub struct RunningCluster {
     pub data_dir: PathBuf,
     shutdown: CancellationToken,
     store: Arc<Store>,
+    runtime: Arc<crate::runtime::Runtime>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -258,6 +259,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         data_dir: opts.data_dir.clone(),
         shutdown,
         store,
+        runtime,
         tasks,
     })
 }
@@ -266,6 +268,8 @@ impl RunningCluster {
     /// Stops every component, waits for them (bounded), and marks the cluster stopped.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        let rt = self.runtime.clone();
+        let _ = tokio::task::spawn_blocking(move || rt.shutdown(Duration::from_secs(10))).await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }

@@ -622,6 +622,30 @@ impl Runtime {
         Err(Status::deadline_exceeded(format!("container {id} did not stop")))
     }
 
+    /// Stops every container (SIGTERM, then SIGKILL after `grace`) and every sandbox
+    /// holder, as `rkind down` / SIGTERM must leave no process behind. Records stay, so
+    /// the kubelet recreates the pods on the next start.
+    pub fn shutdown(&self, grace: Duration) {
+        let running: Vec<String> = self
+            .containers()
+            .into_iter()
+            .filter(|c| c.state == ContainerStateKind::Running)
+            .map(|c| c.id)
+            .collect();
+        std::thread::scope(|scope| {
+            for id in &running {
+                scope.spawn(move || {
+                    let _ = self.stop_container_blocking(id, grace.as_secs() as i64);
+                });
+            }
+        });
+        for sb in self.sandboxes() {
+            if sb.ready {
+                let _ = self.stop_sandbox(&sb.id);
+            }
+        }
+    }
+
     /// Removes a container (stopping it first) and its state (idempotent).
     pub fn remove_container(&self, id: &str) -> Result<(), Status> {
         let Ok(rec) = self.container(id) else { return Ok(()) };

@@ -79,6 +79,8 @@ impl Cluster {
     /// (Re)starts the rkind process in the foreground and waits for "is ready".
     pub fn boot(&mut self) {
         let mut cmd = Command::new(rkind_bin());
+        // Own process group: the harness can kill whatever the cluster left behind.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["up", "--name", &self.name, "--data-dir"])
             .arg(self.data_dir())
             .arg("--kubeconfig")
@@ -235,6 +237,16 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        let pgid = self.child.as_ref().map(|c| c.id() as i32);
+        self.shutdown_child();
+        if let Some(pgid) = pgid {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+impl Cluster {
+    fn shutdown_child(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
