@@ -4,11 +4,8 @@
 //! it through that socket.
 
 pub mod cri;
-#[path = "/tmp/stubs/images.rs"]
 pub mod images;
-#[path = "/tmp/stubs/linux/mod.rs"]
 pub mod linux;
-#[path = "/tmp/stubs/logs.rs"]
 pub mod logs;
 pub mod service;
 

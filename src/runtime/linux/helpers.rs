@@ -1,0 +1,429 @@
+//! The re-executed helpers. Everything here runs in a fresh, single-threaded process
+//! (rkind's `main` dispatches to it before starting any thread), which is what
+//! `unshare`/`setns` of mount and PID namespaces require.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root};
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerSpec, Mount, Rootfs, SandboxSpec};
+
+/// argv[1] of the sandbox holder.
+pub const SANDBOX: &str = "__rkind-sandbox";
+/// argv[1] of the container shim.
+pub const INIT: &str = "__rkind-init";
+/// argv[1] of the exec helper.
+pub const NSEXEC: &str = "__rkind-nsexec";
+
+/// What the exec helper runs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Target container main process.
+    pub pid: u32,
+    /// argv.
+    pub argv: Vec<String>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Terminal requested.
+    pub tty: bool,
+}
+
+/// Runs a helper if this process was started as one; returns its exit code.
+pub fn maybe_run_helper() -> Option<i32> {
+    let mut args = std::env::args_os();
+    let _ = args.next();
+    let which = args.next()?;
+    let arg = args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    match which.to_str()? {
+        SANDBOX => Some(run_sandbox(&arg)),
+        INIT => Some(run_init(Path::new(&arg))),
+        NSEXEC => Some(run_nsexec(&arg)),
+        _ => None,
+    }
+}
+
+fn fail(msg: String) -> i32 {
+    eprintln!("{msg}");
+    1
+}
+
+/// Brings the loopback interface of the current network namespace up.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq with a NUL-terminated name.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) < 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("SIOCGIFFLAGS lo: {e}"));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        let r = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req);
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r < 0 {
+            return Err(format!("SIOCSIFFLAGS lo: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn run_sandbox(json: &str) -> i32 {
+    let spec: SandboxSpec = match serde_json::from_str(json) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("bad sandbox spec: {e}")),
+    };
+    let mut flags = CloneFlags::CLONE_NEWUTS;
+    if !spec.host_ipc {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if !spec.host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if spec.host_network {
+        // hostNetwork pods keep the host's UTS namespace too (their hostname is the node's).
+        flags.remove(CloneFlags::CLONE_NEWUTS);
+    }
+    if let Err(e) = unshare(flags) {
+        return fail(format!("unshare({flags:?}): {e}"));
+    }
+    if !spec.host_network {
+        if let Err(e) = nix::unistd::sethostname(&spec.hostname) {
+            return fail(format!("sethostname({}): {e}", spec.hostname));
+        }
+        if let Err(e) = loopback_up() {
+            return fail(format!("bringing lo up: {e}"));
+        }
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    // SAFETY: closing our copies of stdout/stderr; the holder writes nothing more.
+    unsafe {
+        libc::close(1);
+        libc::close(2);
+    }
+    loop {
+        nix::unistd::pause();
+    }
+}
+
+const DEFAULT_CAPS: &[u32] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+
+fn cap_number(name: &str) -> Option<u32> {
+    let n = name.trim_start_matches("CAP_").to_ascii_uppercase();
+    let all = [
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+        "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+        "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+        "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    all.iter().position(|c| *c == n).map(|p| p as u32)
+}
+
+fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
+    mount(src, target, fstype, flags, data).map_err(|e| format!("mount {:?} on {} ({:?}): {e}", src.unwrap_or(""), target.display(), fstype.unwrap_or("")))
+}
+
+fn ensure_target(source: &Path, target: &Path) -> Result<(), String> {
+    if source.is_dir() {
+        std::fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))
+    } else {
+        if let Some(p) = target.parent() {
+            std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+        }
+        if !target.exists() {
+            File::create(target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the container's root filesystem under `root` and switches into it.
+fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
+    let root = spec.state_dir.join("rootfs");
+    let rw = spec.state_dir.join("rw");
+    for d in [&root, &rw] {
+        std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+    }
+    // The writable layer lives on a private tmpfs: per container, and never on a
+    // filesystem that overlaps the lower layers.
+    mnt(Some("tmpfs"), &rw, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"))?;
+    for d in ["upper", "work"] {
+        std::fs::create_dir_all(rw.join(d)).map_err(|e| format!("mkdir: {e}"))?;
+    }
+    let lower = match &spec.rootfs {
+        Rootfs::Host => "/".to_string(),
+        Rootfs::Layers { lower } => lower.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+    };
+    let opts = format!("lowerdir={lower},upperdir={},workdir={}", rw.join("upper").display(), rw.join("work").display());
+    mnt(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+    for m in &spec.mounts {
+        let Mount::Bind { source, destination, read_only } = m;
+        let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
+        ensure_target(source, &target)?;
+        mnt(Some(&source.display().to_string()), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        if *read_only {
+            mnt(None, &target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
+        }
+    }
+    let proc_dir = root.join("proc");
+    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir proc: {e}"))?;
+    mnt(Some("proc"), &proc_dir, Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
+    let dev = root.join("dev");
+    std::fs::create_dir_all(&dev).map_err(|e| format!("mkdir dev: {e}"))?;
+    mnt(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        mnt(Some(&format!("/dev/{node}")), &target, None, MsFlags::MS_BIND, None)?;
+    }
+    let pts = dev.join("pts");
+    std::fs::create_dir_all(&pts).map_err(|e| format!("mkdir pts: {e}"))?;
+    mnt(Some("devpts"), &pts, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+    let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
+    let shm = dev.join("shm");
+    std::fs::create_dir_all(&shm).map_err(|e| format!("mkdir shm: {e}"))?;
+    mnt(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"))?;
+    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        let _ = std::os::unix::fs::symlink(target, dev.join(name));
+    }
+    let sys = root.join("sys");
+    std::fs::create_dir_all(&sys).map_err(|e| format!("mkdir sys: {e}"))?;
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if mnt(Some("sysfs"), &sys, Some("sysfs"), ro, None).is_err() {
+        mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        let _ = mnt(None, &sys, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None);
+    }
+    chdir(&root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
+    pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("unmount old root: {e}"))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+fn find_in_path(cmd: &str, env: &[String]) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':').map(|d| Path::new(d).join(cmd)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.is_file() && m.permissions().mode() & 0o111 != 0
+        })
+    })
+}
+
+/// Drops privileges and execs; returns only on failure, with the reason.
+fn exec_as(argv: &[String], env: &[String], cwd: &str, uid: u32, gid: u32, groups: &[u32], caps: Option<&[String]>, no_new_privs: bool) -> String {
+    if argv.is_empty() {
+        return "no command specified".into();
+    }
+    if !cwd.is_empty() {
+        let _ = std::fs::create_dir_all(cwd);
+        if let Err(e) = chdir(cwd) {
+            return format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}");
+        }
+    }
+    let keep: Vec<u32> = match caps {
+        Some(list) => list.iter().filter_map(|c| cap_number(c)).collect(),
+        None => DEFAULT_CAPS.to_vec(),
+    };
+    for cap in 0..=40u32 {
+        if !keep.contains(&cap) {
+            // SAFETY: prctl with integer arguments.
+            unsafe {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            }
+        }
+    }
+    let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    if let Err(e) = nix::unistd::setgroups(&gids) {
+        return format!("setgroups: {e}");
+    }
+    if let Err(e) = nix::unistd::setgid(Gid::from_raw(gid)) {
+        return format!("setgid {gid}: {e}");
+    }
+    if let Err(e) = nix::unistd::setuid(Uid::from_raw(uid)) {
+        return format!("setuid {uid}: {e}");
+    }
+    if no_new_privs {
+        // SAFETY: prctl with integer arguments.
+        unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        }
+    }
+    let Some(prog) = find_in_path(&argv[0], env) else {
+        return format!("exec: \"{}\": executable file not found in $PATH", argv[0]);
+    };
+    let to_c = |s: &str| CString::new(s.as_bytes()).unwrap_or_default();
+    let cargs: Vec<CString> = argv.iter().map(|a| to_c(a)).collect();
+    let cenv: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
+    let err = nix::unistd::execve(&to_c(&prog.display().to_string()), &cargs, &cenv).unwrap_err();
+    match err {
+        nix::errno::Errno::ENOENT => format!("exec: \"{}\": stat {}: no such file or directory", argv[0], prog.display()),
+        nix::errno::Errno::EACCES => format!("exec: \"{}\": permission denied", argv[0]),
+        e => format!("exec: \"{}\": {e}", argv[0]),
+    }
+}
+
+fn exit_code(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 255,
+    }
+}
+
+fn wait_child(pid: nix::unistd::Pid) -> i32 {
+    loop {
+        match waitpid(pid, None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return exit_code(s),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+fn join_namespaces(pid: u32, kinds: &[(&str, CloneFlags)]) -> Result<(), String> {
+    let mut fds = Vec::new();
+    for (name, flag) in kinds {
+        let path = format!("/proc/{pid}/ns/{name}");
+        let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        fds.push((f, *flag, path));
+    }
+    for (f, flag, path) in &fds {
+        setns(f, *flag).map_err(|e| format!("setns {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_init(spec_path: &Path) -> i32 {
+    let spec: ContainerSpec = match std::fs::read(spec_path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+        Some(s) => s,
+        None => return fail(format!("cannot read container spec {}", spec_path.display())),
+    };
+    let report_error = |msg: &str| {
+        let _ = std::fs::write(spec.state_dir.join("start-error"), msg);
+        1
+    };
+    if let Err(e) = join_namespaces(spec.sandbox_pid, &[("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET)]) {
+        return report_error(&format!("joining the pod's namespaces: {e}"));
+    }
+    if let Some(p) = spec.join_pid_of {
+        if let Err(e) = join_namespaces(p, &[("pid", CloneFlags::CLONE_NEWPID)]) {
+            return report_error(&e);
+        }
+    }
+    if !spec.host_pid && spec.join_pid_of.is_none() {
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+            return report_error(&format!("unshare(CLONE_NEWPID): {e}"));
+        }
+    }
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return report_error(&format!("pipe: {e}")),
+    };
+    // SAFETY: this helper process is single-threaded, so fork is safe.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(r);
+            // The container's own mount namespace (the shim stays in the host's, so that
+            // pivot_root does not move the shim's root too).
+            let prepared = unshare(CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
+                .and_then(|_| mnt(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None))
+                .and_then(|_| setup_root(&spec));
+            let msg = match prepared {
+                Ok(()) => exec_as(&spec.args, &spec.env, &spec.cwd, spec.uid, spec.gid, &spec.additional_gids, spec.capabilities.as_deref(), spec.no_new_privs),
+                Err(e) => e,
+            };
+            let mut w = File::from(w);
+            let _ = w.write_all(msg.as_bytes());
+            drop(w);
+            // SAFETY: leave the forked child without running destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(w);
+            let _ = std::fs::write(spec.state_dir.join("pid"), child.as_raw().to_string());
+            let mut msg = String::new();
+            let _ = File::from(r).read_to_string(&mut msg);
+            if msg.is_empty() {
+                let _ = std::fs::write(spec.state_dir.join("started"), "ok");
+            } else {
+                let _ = std::fs::write(spec.state_dir.join("start-error"), &msg);
+            }
+            let code = wait_child(child);
+            let _ = std::fs::write(spec.state_dir.join("exitcode"), code.to_string());
+            if !msg.is_empty() {
+                return 128;
+            }
+            code
+        }
+        Err(e) => report_error(&format!("fork: {e}")),
+    }
+}
+
+fn run_nsexec(json: &str) -> i32 {
+    let spec: ExecSpec = match serde_json::from_str(json) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("bad exec spec: {e}")),
+    };
+    let root = match File::open(format!("/proc/{}/root", spec.pid)) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("container process {} is gone: {e}", spec.pid)),
+    };
+    if let Err(e) = join_namespaces(
+        spec.pid,
+        &[
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ],
+    ) {
+        return fail(e);
+    }
+    if let Err(e) = nix::unistd::fchdir(&root) {
+        return fail(format!("fchdir to the container root: {e}"));
+    }
+    if let Err(e) = nix::unistd::chroot(".") {
+        return fail(format!("chroot: {e}"));
+    }
+    // SAFETY: single-threaded helper; the pid namespace join applies to children only.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let msg = exec_as(&spec.argv, &spec.env, &spec.cwd, 0, 0, &[], None, true);
+            eprintln!("{msg}");
+            // SAFETY: leave the forked child without running destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => wait_child(child),
+        Err(e) => fail(format!("fork: {e}")),
+    }
+}
+

@@ -1,0 +1,283 @@
+//! Linux isolation for pods, runc-style: namespace work never happens on a tokio thread.
+//! rkind's own binary is re-executed with a hidden first argument and does it single-
+//! threaded, before anything else starts:
+//!
+//! - `__rkind-sandbox` — the pod sandbox holder: owns the pod's UTS, IPC and network
+//!   namespaces, sets the hostname, brings `lo` up, then sleeps until killed;
+//! - `__rkind-init` — a container's shim: joins the holder's namespaces, creates its own
+//!   mount and PID namespaces, forks the container's PID 1 (overlay root on the image,
+//!   fresh `/proc`, minimal `/dev`, read-only `/sys`, bind mounts, `pivot_root`, user,
+//!   capability bounding set, `no_new_privs`), reports its pid and start result, waits
+//!   and exits with its status;
+//! - `__rkind-nsexec` — runs one more process inside a running container (exec, probes).
+//!
+//! The holder and shims are not tied to rkind's life (no parent-death signal): a crashed
+//! rkind finds its containers running when it restarts; `rkind down` stops them.
+
+mod helpers;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use helpers::maybe_run_helper;
+
+/// Errors starting sandboxes and containers; they say what was tried.
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    /// Spawning our own binary failed.
+    #[error("cannot re-execute rkind ({what}): {source}")]
+    Spawn {
+        /// Which helper.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The helper reported a failure.
+    #[error("{0}")]
+    Helper(String),
+    /// A state file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The pod sandbox to create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Hostname of the pod (its UTS namespace).
+    pub hostname: String,
+    /// Share the host's network namespace.
+    pub host_network: bool,
+    /// Share the host's IPC namespace.
+    pub host_ipc: bool,
+    /// shareProcessNamespace (not yet: each container gets its own PID namespace).
+    pub share_pid: bool,
+    /// hostPID.
+    pub host_pid: bool,
+    /// Directory for the sandbox's state files.
+    pub state_dir: PathBuf,
+}
+
+/// A started sandbox holder.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxHandle {
+    /// Pid of the holder (host view).
+    pub pid: u32,
+}
+
+/// A container's root filesystem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Rootfs {
+    /// The host's root filesystem, read-only under a private writable layer.
+    Host,
+    /// Image layers (top-most first), under a private writable layer.
+    Layers {
+        /// Lower directories, top-most first.
+        lower: Vec<PathBuf>,
+    },
+}
+
+/// A mount inside a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Mount {
+    /// A bind mount of a host path.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Path inside the container.
+        destination: PathBuf,
+        /// Mount read-only.
+        read_only: bool,
+    },
+}
+
+/// cgroup limits (applied where the machine lets us; not yet wired).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CgroupLimits {
+    /// Memory limit in bytes (0 = none).
+    pub memory_bytes: i64,
+    /// CPU quota in µs per period (0 = none).
+    pub cpu_quota: i64,
+    /// CPU period in µs.
+    pub cpu_period: i64,
+    /// CPU shares.
+    pub cpu_shares: u64,
+}
+
+/// A container to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The sandbox holder whose namespaces the container joins.
+    pub sandbox_pid: u32,
+    /// Directory for the container's state files (spec, pid, exit code).
+    pub state_dir: PathBuf,
+    /// Root filesystem.
+    pub rootfs: Rootfs,
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment (`K=V`).
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Extra mounts.
+    pub mounts: Vec<Mount>,
+    /// Hostname (already set by the sandbox; kept for hostNetwork pods).
+    pub hostname: String,
+    /// Share the host's PID namespace.
+    pub host_pid: bool,
+    /// Join this process's PID namespace instead of creating one.
+    pub join_pid_of: Option<u32>,
+    /// cgroup limits.
+    pub cgroup: Option<CgroupLimits>,
+    /// Allocate a terminal (not yet).
+    pub tty: bool,
+    /// Set `no_new_privs`.
+    pub no_new_privs: bool,
+    /// Capabilities to keep (None = Docker's default set).
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Started {
+    /// The shim process (its exit status is the container's).
+    pub helper: std::process::Child,
+    /// The container's main process (host view).
+    pub pid: u32,
+}
+
+fn self_exe() -> Result<PathBuf, LinuxError> {
+    std::env::current_exe().map_err(|source| LinuxError::Spawn { what: "find own binary", source })
+}
+
+/// Starts a pod's namespace holder and returns once its namespaces exist.
+pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
+    let json = serde_json::to_string(spec).unwrap_or_default();
+    let mut child = Command::new(self_exe()?)
+        .arg(helpers::SANDBOX)
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LinuxError::Spawn { what: "sandbox holder", source })?;
+    let pid = child.id();
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if line.trim() != "ready" {
+        let mut err = String::new();
+        if let Some(e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(e), &mut err);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(LinuxError::Helper(format!("pod sandbox: {}", err.trim())));
+    }
+    drop(child.stderr.take());
+    // Reap the holder whenever it ends, so no zombie stays behind.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(SandboxHandle { pid })
+}
+
+/// Starts a container; returns once its process runs (or fails to start, with the
+/// reason, e.g. a command that does not exist).
+pub fn start_container(spec: &ContainerSpec, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<Started, LinuxError> {
+    std::fs::create_dir_all(&spec.state_dir).map_err(|source| LinuxError::Io { path: spec.state_dir.clone(), source })?;
+    for f in ["pid", "started", "start-error", "exitcode"] {
+        let _ = std::fs::remove_file(spec.state_dir.join(f));
+    }
+    let spec_path = spec.state_dir.join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap_or_default())
+        .map_err(|source| LinuxError::Io { path: spec_path.clone(), source })?;
+    let mut child = Command::new(self_exe()?)
+        .arg(helpers::INIT)
+        .arg(&spec_path)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .map_err(|source| LinuxError::Spawn { what: "container shim", source })?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(msg) = std::fs::read_to_string(spec.state_dir.join("start-error")) {
+            let _ = child.wait();
+            return Err(LinuxError::Helper(msg.trim().to_string()));
+        }
+        if spec.state_dir.join("started").exists() {
+            let pid = std::fs::read_to_string(spec.state_dir.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0);
+            return Ok(Started { helper: child, pid });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // It may have started and already finished: look once more.
+            if spec.state_dir.join("started").exists() {
+                continue;
+            }
+            if spec.state_dir.join("start-error").exists() {
+                continue;
+            }
+            return Err(LinuxError::Helper(format!("the container shim exited during start ({status})")));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LinuxError::Helper("the container did not start within 20 s".into()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The command that runs `argv` inside the running container whose main process is
+/// `target_pid` (kubectl exec, ExecSync, exec probes). Exit status is the process's;
+/// a missing binary gives 127 with the reason on stderr.
+pub fn exec_command(target_pid: u32, argv: &[String], env: &[String], cwd: Option<&str>, tty: bool) -> Command {
+    let spec = helpers::ExecSpec {
+        pid: target_pid,
+        argv: argv.to_vec(),
+        env: env.to_vec(),
+        cwd: cwd.unwrap_or("/").to_string(),
+        tty,
+    };
+    let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
+    cmd.arg(helpers::NSEXEC).arg(serde_json::to_string(&spec).unwrap_or_default());
+    cmd
+}
+
+/// The namespace inodes of a process (`mnt` → inode), for tests and traces.
+pub fn namespace_inodes(pid: u32) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for ns in ["cgroup", "ipc", "mnt", "net", "pid", "uts"] {
+        if let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")) {
+            let s = link.to_string_lossy();
+            if let Some(ino) = s.split('[').nth(1).and_then(|r| r.trim_end_matches(']').parse().ok()) {
+                out.insert(ns.to_string(), ino);
+            }
+        }
+    }
+    out
+}
+
+/// Cleans up after a container (its mounts live in its own mount namespace and vanish
+/// with it; nothing to do on the host side today). Idempotent.
+pub fn cleanup_container(_state_dir: &Path) {}
