@@ -96,22 +96,33 @@ fn main() {
     }
     let cold_m = median(cold);
     let warm_m = median(warm);
-    println!("up → node Ready, cold (new certs): {cold_m:.1} ms   (goal < 300 ms; kind ~11000 ms: {:.0}x faster)", 11000.0 / cold_m);
+    println!(
+        "up → node Ready, cold (new certs): {cold_m:.1} ms   (goal < 300 ms; kind ~11000 ms: {:.0}x faster)",
+        11000.0 / cold_m
+    );
     println!("up → node Ready, warm:             {warm_m:.1} ms   (goal < 100 ms)");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (child, _) = start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
-    println!("idle RSS of the whole process:     {:.1} MB  (goal < 30 MB)", rss_kib(child.id()) as f64 / 1024.0);
+    println!(
+        "idle RSS of the whole process:     {:.1} MB  (goal < 30 MB)",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
 
     let floor = time_cmd(dir.path(), &["version", "--client"], 15);
     let get = time_cmd(dir.path(), &["get", "pods"], 15);
     println!("kubectl version --client:          {floor:.1} ms (kubectl's own floor)");
-    println!("kubectl get pods:                  {get:.1} ms  (difference {:.1} ms, ratio {:.2})", get - floor, get / floor);
+    println!(
+        "kubectl get pods:                  {get:.1} ms  (difference {:.1} ms, ratio {:.2})",
+        get - floor,
+        get / floor
+    );
 
     let data = dir.path().join("data");
     let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
-    let pki = rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki");
+    let pki = rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane")
+        .expect("pki");
     let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

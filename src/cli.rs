@@ -219,17 +219,28 @@ fn run(cli: Cli) -> Result<i32, String> {
             Ok(0)
         }
         Cmd::Load {
-            what: LoadWhat::Image { path, name, data_dir },
+            what:
+                LoadWhat::Image {
+                    path,
+                    name,
+                    data_dir,
+                },
         } => {
             check_name(&name)?;
             let dir = cluster::data_dir(&name, data_dir.as_deref());
-            let store = crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
-                .map_err(|e| e.to_string())?;
-            let imported = store.import(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let store =
+                crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
+                    .map_err(|e| e.to_string())?;
+            let imported = store
+                .import(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             for img in imported {
                 println!(
                     "Loaded image {} ({})",
-                    img.repo_tags.first().cloned().unwrap_or_else(|| img.id.clone()),
+                    img.repo_tags
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| img.id.clone()),
                     img.id
                 );
             }
@@ -238,12 +249,22 @@ fn run(cli: Cli) -> Result<i32, String> {
         Cmd::Images { name, data_dir } => {
             check_name(&name)?;
             let dir = cluster::data_dir(&name, data_dir.as_deref());
-            let store = crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
-                .map_err(|e| e.to_string())?;
+            let store =
+                crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
+                    .map_err(|e| e.to_string())?;
             println!("{:<50} {:<20} {:>10}", "IMAGE", "IMAGE ID", "SIZE");
             for img in store.list() {
-                let short = img.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-                for tag in if img.repo_tags.is_empty() { vec!["<none>".to_string()] } else { img.repo_tags.clone() } {
+                let short = img
+                    .id
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect::<String>();
+                for tag in if img.repo_tags.is_empty() {
+                    vec!["<none>".to_string()]
+                } else {
+                    img.repo_tags.clone()
+                } {
                     println!("{:<50} {:<20} {:>10}", tag, short, human_size(img.size));
                 }
             }
@@ -294,7 +315,11 @@ fn up_detached(
     let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("up").arg("--name").arg(name).arg("--data-dir").arg(dir);
+    cmd.arg("up")
+        .arg("--name")
+        .arg(name)
+        .arg("--data-dir")
+        .arg(dir);
     if let Some(k) = kubeconfig {
         cmd.arg("--kubeconfig").arg(k);
     }
@@ -313,20 +338,23 @@ fn up_detached(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start rkind: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start rkind: {e}"))?;
     let pid = child.id() as i32;
     let started = Instant::now();
     let mut offset = start_offset;
     loop {
         offset = echo_progress(&log_path, offset);
-        if let Ok(st) = state::ClusterState::load(dir) {
-            if st.ready && st.pid == pid {
-                println!(
-                    "Running in the background (pid {pid}); logs: {}",
-                    log_path.display()
-                );
-                return Ok(0);
-            }
+        if let Ok(st) = state::ClusterState::load(dir)
+            && st.ready
+            && st.pid == pid
+        {
+            println!(
+                "Running in the background (pid {pid}); logs: {}",
+                log_path.display()
+            );
+            return Ok(0);
         }
         if let Ok(Some(status)) = child.try_wait() {
             echo_progress(&log_path, offset);
@@ -401,7 +429,11 @@ fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Resul
     };
     for p in paths {
         match crate::kubeconfig::remove_from(&p, name) {
-            Ok(true) => println!("Removed context {:?} from {}", crate::kubeconfig::context_name(name), p.display()),
+            Ok(true) => println!(
+                "Removed context {:?} from {}",
+                crate::kubeconfig::context_name(name),
+                p.display()
+            ),
             Ok(false) => {}
             Err(e) => eprintln!("warning: {e}"),
         }
@@ -416,7 +448,11 @@ fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Resul
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -458,7 +494,10 @@ fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
                 println!("No clusters found.");
                 return Ok(if only.is_some() { 1 } else { 0 });
             }
-            println!("{:<16} {:<10} {:<28} {:<20} DATA DIR", "NAME", "STATUS", "SERVER", "CONTEXT");
+            println!(
+                "{:<16} {:<10} {:<28} {:<20} DATA DIR",
+                "NAME", "STATUS", "SERVER", "CONTEXT"
+            );
             for r in &rows {
                 let st = if r["ready"] == true {
                     "Running"

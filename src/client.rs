@@ -80,10 +80,10 @@ impl ApiClient {
 
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let mut slot = self.conn.lock().await;
-        if let Some(s) = slot.as_ref() {
-            if !s.is_closed() {
-                return Ok(s.clone());
-            }
+        if let Some(s) = slot.as_ref()
+            && !s.is_closed()
+        {
+            return Ok(s.clone());
         }
         let io = |source| ClientError::Connect {
             addr: self.addr,
@@ -238,7 +238,8 @@ impl ApiClient {
                         if line.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        let item = serde_json::from_slice::<Value>(&line).map_err(ClientError::from);
+                        let item =
+                            serde_json::from_slice::<Value>(&line).map_err(ClientError::from);
                         return Some((item, (body, buf)));
                     }
                     match body.frame().await {

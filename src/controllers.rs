@@ -64,7 +64,9 @@ pub async fn service_accounts(api: Arc<ApiClient>, shutdown: CancellationToken) 
             if ev["type"] == "DELETED" || ns["metadata"]["deletionTimestamp"].is_string() {
                 continue;
             }
-            let Some(name) = ns["metadata"]["name"].as_str() else { continue };
+            let Some(name) = ns["metadata"]["name"].as_str() else {
+                continue;
+            };
             let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
                             "metadata": {"name": "default", "namespace": name}});
             let path = format!("/api/v1/namespaces/{name}/serviceaccounts");

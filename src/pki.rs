@@ -258,10 +258,7 @@ impl ClusterPki {
             .build()?;
         let mut cfg = rustls::ServerConfig::builder()
             .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                self.apiserver.cert_chain()?,
-                self.apiserver.private_key()?,
-            )?;
+            .with_single_cert(self.apiserver.cert_chain()?, self.apiserver.private_key()?)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
@@ -443,7 +440,11 @@ mod tests {
             .map(|n| format!("{n}"))
             .collect();
         let joined = names.join(",");
-        for want in ["DNSName(localhost)", "IPAddress(7f:00:00:01)", "DNSName(kubernetes.default.svc)"] {
+        for want in [
+            "DNSName(localhost)",
+            "IPAddress(7f:00:00:01)",
+            "DNSName(kubernetes.default.svc)",
+        ] {
             assert!(joined.contains(want), "{want} missing from {joined}");
         }
     }

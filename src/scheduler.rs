@@ -57,11 +57,15 @@ async fn ready_node(api: &ApiClient) -> Option<String> {
 
 async fn schedule(api: &ApiClient, pod: &Value) {
     if pod["metadata"]["deletionTimestamp"].is_string()
-        || pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
+        || pod["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
     {
         return;
     }
-    let scheduler = pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler");
+    let scheduler = pod["spec"]["schedulerName"]
+        .as_str()
+        .unwrap_or("default-scheduler");
     if scheduler != "default-scheduler" {
         return;
     }

@@ -51,14 +51,23 @@ fn detached_clusters_side_by_side() {
     let up1 = rkind(h, &["up", "--name", "one", "--detach"]);
     assert!(up1.status.success(), "{}", text(&up1));
     let out = text(&up1);
-    for step in ["Certificates", "Store", "API server", "Node one-control-plane Ready", "Running in the background"] {
+    for step in [
+        "Certificates",
+        "Store",
+        "API server",
+        "Node one-control-plane Ready",
+        "Running in the background",
+    ] {
         assert!(out.contains(step), "missing {step:?} in:\n{out}");
     }
     let up2 = rkind(h, &["up", "--name", "two", "-d"]);
     assert!(up2.status.success(), "{}", text(&up2));
     // Both contexts are in ~/.kube/config; the last one is current.
     let ctxs = text(&kubectl(h, &["config", "get-contexts", "-o", "name"]));
-    assert!(ctxs.contains("rkind-one") && ctxs.contains("rkind-two"), "{ctxs}");
+    assert!(
+        ctxs.contains("rkind-one") && ctxs.contains("rkind-two"),
+        "{ctxs}"
+    );
     let nodes = text(&kubectl(h, &["get", "nodes"]));
     assert!(nodes.contains("two-control-plane"), "{nodes}");
     let nodes = text(&kubectl(h, &["--context", "rkind-one", "get", "nodes"]));
@@ -66,7 +75,10 @@ fn detached_clusters_side_by_side() {
     // Key files are private.
     use std::os::unix::fs::PermissionsExt;
     let key = h.join("xdg/rkind/one/pki/admin.key");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(h.join("xdg/rkind/one/rkind.pid").exists());
     assert!(h.join("xdg/rkind/one/rkind.log").exists());
 
@@ -85,12 +97,22 @@ fn detached_clusters_side_by_side() {
     assert!(!again.status.success());
     assert!(text(&again).contains("already running"), "{}", text(&again));
 
-    let pid: i32 = std::fs::read_to_string(h.join("xdg/rkind/one/rkind.pid")).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(h.join("xdg/rkind/one/rkind.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let down = rkind(h, &["down", "--name", "one"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid), "process still running");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+        "process still running"
+    );
     let ctxs = text(&kubectl(h, &["config", "get-contexts", "-o", "name"]));
-    assert!(!ctxs.contains("rkind-one") && ctxs.contains("rkind-two"), "{ctxs}");
+    assert!(
+        !ctxs.contains("rkind-one") && ctxs.contains("rkind-two"),
+        "{ctxs}"
+    );
     let st = text(&rkind(h, &["status", "--name", "one"]));
     assert!(st.contains("Stopped"), "{st}");
     // Restart keeps the data (same port, same objects).
@@ -102,7 +124,11 @@ fn detached_clusters_side_by_side() {
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -112,13 +138,25 @@ fn bad_input_gets_clear_messages() {
     let h = home.path();
     let out = rkind(h, &["up", "--name", "Bad_Name"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("invalid cluster name"), "{}", text(&out));
+    assert!(
+        text(&out).contains("invalid cluster name"),
+        "{}",
+        text(&out)
+    );
     let out = rkind(h, &["down", "--name", "ghost"]);
     assert!(out.status.success());
-    assert!(text(&out).contains("No cluster \"ghost\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("No cluster \"ghost\""),
+        "{}",
+        text(&out)
+    );
     let out = rkind(h, &["kubeconfig", "--name", "ghost"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("no cluster \"ghost\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("no cluster \"ghost\""),
+        "{}",
+        text(&out)
+    );
     let out = rkind(h, &["--version"]);
     assert!(text(&out).starts_with("rkind "), "{}", text(&out));
     let out = rkind(h, &["completion", "bash"]);

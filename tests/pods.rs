@@ -10,7 +10,9 @@ fn phase(c: &Cluster, pod: &str) -> String {
 }
 
 fn wait_phase(c: &Cluster, pod: &str, want: &str) {
-    c.eventually(30, &format!("pod {pod} phase {want}"), || phase(c, pod) == want);
+    c.eventually(30, &format!("pod {pod} phase {want}"), || {
+        phase(c, pod) == want
+    });
 }
 
 fn logs(c: &Cluster, pod: &str, extra: &[&str]) -> String {
@@ -22,26 +24,82 @@ fn logs(c: &Cluster, pod: &str, extra: &[&str]) -> String {
 #[test]
 fn pods_run_with_exit_codes_logs_and_restarts() {
     let c = Cluster::start("pods");
-    c.ok(&["run", "hello", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "echo out; echo err >&2; exit 0"]);
-    c.ok(&["run", "fails", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "echo about to fail; exit 3"]);
-    c.ok(&["run", "crash", "--image=rkind/host", "--", "sh", "-c", "echo crash; exit 1"]);
+    c.ok(&[
+        "run",
+        "hello",
+        "--image=rkind/host",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 0",
+    ]);
+    c.ok(&[
+        "run",
+        "fails",
+        "--image=rkind/host",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo about to fail; exit 3",
+    ]);
+    c.ok(&[
+        "run",
+        "crash",
+        "--image=rkind/host",
+        "--",
+        "sh",
+        "-c",
+        "echo crash; exit 1",
+    ]);
     wait_phase(&c, "hello", "Succeeded");
     wait_phase(&c, "fails", "Failed");
-    assert_eq!(c.ok(&["get", "pod", "fails", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}"]), "3");
-    assert_eq!(c.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.reason}"]), "Completed");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "fails",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}"
+        ]),
+        "3"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.reason}"
+        ]),
+        "Completed"
+    );
     let out = logs(&c, "hello", &[]);
     assert!(out.contains("out") && out.contains("err"), "{out}");
     let ts = logs(&c, "hello", &["--timestamps"]);
     assert!(ts.lines().all(|l| l.starts_with("20")), "{ts}");
     // Crash loop: the container restarts with back-off and reports CrashLoopBackOff.
     c.eventually(40, "crash restarted", || {
-        c.ok(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])
-            .parse::<i32>()
-            .unwrap_or(0)
+        c.ok(&[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ])
+        .parse::<i32>()
+        .unwrap_or(0)
             >= 1
     });
     c.eventually(20, "CrashLoopBackOff", || {
-        c.ok(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]) == "CrashLoopBackOff"
+        c.ok(&[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+        ]) == "CrashLoopBackOff"
     });
     let prev = logs(&c, "crash", &["--previous"]);
     assert!(prev.contains("crash"), "{prev}");
@@ -50,14 +108,28 @@ fn pods_run_with_exit_codes_logs_and_restarts() {
         assert!(describe.contains(ev), "describe lacks {ev}:\n{describe}");
     }
     let get = c.ok(&["get", "pods"]);
-    assert!(get.contains("Completed") && get.contains("CrashLoopBackOff"), "{get}");
+    assert!(
+        get.contains("Completed") && get.contains("CrashLoopBackOff"),
+        "{get}"
+    );
 }
 
 #[test]
 fn pod_spec_reaches_the_process() {
     let c = Cluster::start("spec");
-    c.ok(&["create", "configmap", "cfg", "--from-literal=greeting=hi from cm"]);
-    c.ok(&["create", "secret", "generic", "sec", "--from-literal=password=s3cret"]);
+    c.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=greeting=hi from cm",
+    ]);
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=password=s3cret",
+    ]);
     let manifest = r#"apiVersion: v1
 kind: Pod
 metadata:
@@ -104,7 +176,16 @@ spec:
     c.ok(&["apply", "-f", f.to_str().unwrap()]);
     wait_phase(&c, "spec", "Succeeded");
     let out = c.ok(&["logs", "spec", "-c", "main"]);
-    for want in ["cwd=/tmp", "env=hello $(POD)", "host=spec", "first\nsecond", "hi from cm", "s3cret", "spec", "shared-ok"] {
+    for want in [
+        "cwd=/tmp",
+        "env=hello $(POD)",
+        "host=spec",
+        "first\nsecond",
+        "hi from cm",
+        "s3cret",
+        "spec",
+        "shared-ok",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
@@ -117,45 +198,119 @@ fn pods_are_isolated_in_their_own_namespaces() {
     let out = c.ok(&["logs", "ns"]);
     for n in ["mnt", "pid", "uts", "ipc", "net"] {
         let host = std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
-        let line = out.lines().find(|l| l.starts_with(&format!("{n} "))).unwrap_or_else(|| panic!("no {n} line in {out}"));
-        assert_ne!(line.split_whitespace().nth(1).unwrap(), host.to_str().unwrap(), "{n} namespace is the host's");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{n} ")))
+            .unwrap_or_else(|| panic!("no {n} line in {out}"));
+        assert_ne!(
+            line.split_whitespace().nth(1).unwrap(),
+            host.to_str().unwrap(),
+            "{n} namespace is the host's"
+        );
     }
-    let pids: usize = out.lines().nth(5).unwrap_or("999").trim().parse().unwrap_or(999);
-    assert!(pids < 10, "the container sees {pids} processes: not its own PID namespace\n{out}");
-    assert!(out.contains("up") || out.contains("unknown"), "loopback not up:\n{out}");
+    let pids: usize = out
+        .lines()
+        .nth(5)
+        .unwrap_or("999")
+        .trim()
+        .parse()
+        .unwrap_or(999);
+    assert!(
+        pids < 10,
+        "the container sees {pids} processes: not its own PID namespace\n{out}"
+    );
+    assert!(
+        out.contains("up") || out.contains("unknown"),
+        "loopback not up:\n{out}"
+    );
     // A file written in the container does not reach the host.
     let marker = format!("/tmp/rkind-iso-{}", std::process::id());
-    c.ok(&["run", "writer", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", &format!("echo x > {marker} && cat {marker}")]);
+    c.ok(&[
+        "run",
+        "writer",
+        "--image=rkind/host",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo x > {marker} && cat {marker}"),
+    ]);
     wait_phase(&c, "writer", "Succeeded");
-    assert!(!std::path::Path::new(&marker).exists(), "container wrote through to the host");
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "container wrote through to the host"
+    );
 }
 
 #[test]
 fn bad_pods_report_clear_reasons() {
     let c = Cluster::start("badpods");
-    c.ok(&["run", "noimage", "--image=does-not-exist:1.0", "--restart=Never"]);
+    c.ok(&[
+        "run",
+        "noimage",
+        "--image=does-not-exist:1.0",
+        "--restart=Never",
+    ]);
     c.eventually(30, "ErrImagePull", || {
-        let r = c.ok(&["get", "pod", "noimage", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"]);
+        let r = c.ok(&[
+            "get",
+            "pod",
+            "noimage",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+        ]);
         r == "ErrImagePull" || r == "ImagePullBackOff"
     });
-    c.ok(&["run", "nocmd", "--image=rkind/host", "--restart=Never", "--", "/no/such/binary"]);
+    c.ok(&[
+        "run",
+        "nocmd",
+        "--image=rkind/host",
+        "--restart=Never",
+        "--",
+        "/no/such/binary",
+    ]);
     c.eventually(30, "start error", || {
-        let s = c.ok(&["get", "pod", "nocmd", "-o", "jsonpath={.status.containerStatuses[0].state}"]);
+        let s = c.ok(&[
+            "get",
+            "pod",
+            "nocmd",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state}",
+        ]);
         s.contains("terminated") || s.contains("RunContainerError") || s.contains("StartError")
     });
     let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: nocm}\nspec:\n  containers:\n  - {name: c, image: rkind/host, command: [sleep, '100'], volumeMounts: [{name: v, mountPath: /v}]}\n  volumes: [{name: v, configMap: {name: missing}}]\n";
     let f = write_file(c.dir.path(), "nocm.yaml", manifest);
     c.ok(&["apply", "-f", f.to_str().unwrap()]);
-    c.eventually(20, "FailedMount event", || c.ok(&["describe", "pod", "nocm"]).contains("configmap \"missing\" not found"));
+    c.eventually(20, "FailedMount event", || {
+        c.ok(&["describe", "pod", "nocm"])
+            .contains("configmap \"missing\" not found")
+    });
     assert_eq!(phase(&c, "nocm"), "Pending");
 }
 
 #[test]
 fn graceful_deletion_and_restart_keep_state() {
     let mut c = Cluster::start("lifecycle");
-    c.ok(&["run", "sleeper", "--image=rkind/host", "--", "sh", "-c", "echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done"]);
+    c.ok(&[
+        "run",
+        "sleeper",
+        "--image=rkind/host",
+        "--",
+        "sh",
+        "-c",
+        "echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done",
+    ]);
     wait_phase(&c, "sleeper", "Running");
-    c.ok(&["run", "stubborn", "--image=rkind/host", "--", "sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]);
+    c.ok(&[
+        "run",
+        "stubborn",
+        "--image=rkind/host",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.2; done",
+    ]);
     wait_phase(&c, "stubborn", "Running");
     // Restart of rkind keeps pods running and their logs.
     c.stop();
@@ -164,12 +319,28 @@ fn graceful_deletion_and_restart_keep_state() {
     assert!(logs(&c, "sleeper", &[]).contains("started"));
     let start = std::time::Instant::now();
     c.ok(&["delete", "pod", "sleeper", "--timeout=30s"]);
-    assert!(start.elapsed().as_secs() < 10, "TERM-handling pod took {:?}", start.elapsed());
+    assert!(
+        start.elapsed().as_secs() < 10,
+        "TERM-handling pod took {:?}",
+        start.elapsed()
+    );
     let start = std::time::Instant::now();
-    c.ok(&["delete", "pod", "stubborn", "--grace-period=2", "--timeout=30s"]);
+    c.ok(&[
+        "delete",
+        "pod",
+        "stubborn",
+        "--grace-period=2",
+        "--timeout=30s",
+    ]);
     let took = start.elapsed().as_secs_f64();
-    assert!(took >= 1.5, "stubborn pod was killed before its grace period ({took}s)");
-    assert!(took < 15.0, "stubborn pod was not killed after its grace period ({took}s)");
+    assert!(
+        took >= 1.5,
+        "stubborn pod was killed before its grace period ({took}s)"
+    );
+    assert!(
+        took < 15.0,
+        "stubborn pod was not killed after its grace period ({took}s)"
+    );
 }
 
 #[test]
@@ -178,40 +349,86 @@ fn cri_socket_answers_a_grpc_client() {
     let c = Cluster::start("cri");
     let sock = c.data_dir().join("cri.sock");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let ch = rkind::kubelet::pods::connect_cri(&sock).await.unwrap();
         let mut runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch.clone());
         let mut images = cri::image_service_client::ImageServiceClient::new(ch);
-        let v = runtime.version(cri::VersionRequest { version: "v1".into() }).await.unwrap().into_inner();
+        let v = runtime
+            .version(cri::VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(v.runtime_name, "rkind");
         assert_eq!(v.runtime_api_version, "v1");
-        let st = runtime.status(cri::StatusRequest { verbose: false }).await.unwrap().into_inner();
+        let st = runtime
+            .status(cri::StatusRequest { verbose: false })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(st.status.unwrap().conditions.iter().all(|c| c.status));
         // NotFound semantics: ImageStatus of an unknown image is empty, not an error.
         let s = images
-            .image_status(cri::ImageStatusRequest { image: Some(cri::ImageSpec { image: "nope:1".into(), ..Default::default() }), verbose: false })
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: "nope:1".into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
             .await
             .unwrap()
             .into_inner();
         assert!(s.image.is_none());
         let host = images
-            .image_status(cri::ImageStatusRequest { image: Some(cri::ImageSpec { image: "rkind/host".into(), ..Default::default() }), verbose: false })
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: "rkind/host".into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
             .await
             .unwrap()
             .into_inner();
         assert!(host.image.is_some());
         // Stopping/removing an unknown sandbox is idempotent; its status is NotFound.
-        runtime.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: "nope".into() }).await.unwrap();
-        runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: "nope".into() }).await.unwrap();
-        let err = runtime.pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: "nope".into(), verbose: false }).await.unwrap_err();
+        runtime
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: "nope".into(),
+            })
+            .await
+            .unwrap();
+        runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: "nope".into(),
+            })
+            .await
+            .unwrap();
+        let err = runtime
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: "nope".into(),
+                verbose: false,
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound);
         // A sandbox + container lifecycle through the socket.
         let sb = runtime
             .run_pod_sandbox(cri::RunPodSandboxRequest {
                 config: Some(cri::PodSandboxConfig {
-                    metadata: Some(cri::PodSandboxMetadata { name: "crictl".into(), uid: "u1".into(), namespace: "default".into(), attempt: 0 }),
+                    metadata: Some(cri::PodSandboxMetadata {
+                        name: "crictl".into(),
+                        uid: "u1".into(),
+                        namespace: "default".into(),
+                        attempt: 0,
+                    }),
                     hostname: "crictl".into(),
                     log_directory: c.dir.path().join("crilogs").display().to_string(),
                     ..Default::default()
@@ -226,8 +443,14 @@ fn cri_socket_answers_a_grpc_client() {
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: sb.clone(),
                 config: Some(cri::ContainerConfig {
-                    metadata: Some(cri::ContainerMetadata { name: "c".into(), attempt: 0 }),
-                    image: Some(cri::ImageSpec { image: "rkind/host".into(), ..Default::default() }),
+                    metadata: Some(cri::ContainerMetadata {
+                        name: "c".into(),
+                        attempt: 0,
+                    }),
+                    image: Some(cri::ImageSpec {
+                        image: "rkind/host".into(),
+                        ..Default::default()
+                    }),
                     command: vec!["sleep".into(), "30".into()],
                     log_path: "c.log".into(),
                     ..Default::default()
@@ -238,23 +461,62 @@ fn cri_socket_answers_a_grpc_client() {
             .unwrap()
             .into_inner()
             .container_id;
-        runtime.start_container(cri::StartContainerRequest { container_id: id.clone() }).await.unwrap();
+        runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap();
         let out = runtime
-            .exec_sync(cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["hostname".into()], timeout: 5 })
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["hostname".into()],
+                timeout: 5,
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "crictl");
         let t = std::time::Instant::now();
         let err = runtime
-            .exec_sync(cri::ExecSyncRequest { container_id: id.clone(), cmd: vec!["sleep".into(), "10".into()], timeout: 1 })
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["sleep".into(), "10".into()],
+                timeout: 1,
+            })
             .await;
-        assert!(err.is_err() || t.elapsed().as_secs() < 5, "ExecSync ignored its timeout");
-        runtime.stop_container(cri::StopContainerRequest { container_id: id.clone(), timeout: 1 }).await.unwrap();
-        let st = runtime.container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false }).await.unwrap().into_inner();
-        assert_eq!(st.status.unwrap().state, cri::ContainerState::ContainerExited as i32);
-        runtime.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb }).await.unwrap();
-        let list = runtime.list_containers(cri::ListContainersRequest { filter: None }).await.unwrap().into_inner();
+        assert!(
+            err.is_err() || t.elapsed().as_secs() < 5,
+            "ExecSync ignored its timeout"
+        );
+        runtime
+            .stop_container(cri::StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 1,
+            })
+            .await
+            .unwrap();
+        let st = runtime
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            st.status.unwrap().state,
+            cri::ContainerState::ContainerExited as i32
+        );
+        runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb })
+            .await
+            .unwrap();
+        let list = runtime
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(list.containers.iter().all(|c| c.id != id));
     });
 }

@@ -67,10 +67,14 @@ pub fn apply_create_defaults(kind: &str, group: &str, obj: &mut Value) {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        ("", "Secret") => {
-            if obj.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
-                obj["type"] = json!("Opaque");
-            }
+        ("", "Secret")
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty() =>
+        {
+            obj["type"] = json!("Opaque");
         }
         ("", "Service") => default_service(obj),
         _ => {}
@@ -102,10 +106,10 @@ fn default_pod(pod: &mut Value) {
     for (k, v) in defaults {
         spec.entry(k).or_insert(v);
     }
-    if !spec.contains_key("serviceAccount") {
-        if let Some(sa) = spec.get("serviceAccountName").cloned() {
-            spec.insert("serviceAccount".into(), sa);
-        }
+    if !spec.contains_key("serviceAccount")
+        && let Some(sa) = spec.get("serviceAccountName").cloned()
+    {
+        spec.insert("serviceAccount".into(), sa);
     }
     spec.entry("tolerations").or_insert_with(|| {
         json!([
@@ -129,8 +133,12 @@ fn default_pod(pod: &mut Value) {
                     .or_insert(json!("/dev/termination-log"));
                 c.entry("terminationMessagePolicy").or_insert(json!("File"));
                 let res = c.entry("resources").or_insert(json!({}));
-                if res.get("requests").is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
-                    || res.get("limits").is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
+                if res
+                    .get("requests")
+                    .is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
+                    || res
+                        .get("limits")
+                        .is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
                 {
                     all_best_effort = false;
                 }
@@ -144,7 +152,11 @@ fn default_pod(pod: &mut Value) {
             }
         }
     }
-    let qos = if all_best_effort { "BestEffort" } else { "Burstable" };
+    let qos = if all_best_effort {
+        "BestEffort"
+    } else {
+        "Burstable"
+    };
     pod["status"] = json!({"phase": "Pending", "qosClass": qos});
 }
 
@@ -179,7 +191,8 @@ fn default_service(svc: &mut Value) {
         spec.entry("clusterIPs").or_insert(json!([ip]));
         spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
         spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert(json!("Cluster"));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {

@@ -12,7 +12,9 @@ pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
     let mut best = None;
     for part in accept.split(',') {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        if !params.contains(&"as=APIGroupDiscoveryList") || !params.contains(&"g=apidiscovery.k8s.io") {
+        if !params.contains(&"as=APIGroupDiscoveryList")
+            || !params.contains(&"g=apidiscovery.k8s.io")
+        {
             continue;
         }
         if params.contains(&"v=v2") {
@@ -198,12 +200,28 @@ mod tests {
             }
         }
         let core = aggregated(true, "v2");
-        assert_eq!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"), Some("v2beta1"));
-        assert_eq!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"), Some("v2"));
+        assert_eq!(
+            wants_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some("v2beta1")
+        );
+        assert_eq!(
+            wants_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            ),
+            Some("v2")
+        );
         assert_eq!(wants_aggregated("application/json"), None);
         assert_eq!(core["items"][0]["metadata"]["name"], "");
         let pods = resource_list("", "v1").unwrap();
-        assert!(pods["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/exec"));
+        assert!(
+            pods["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "pods/exec")
+        );
         assert!(api_group("coordination.k8s.io").is_some());
         assert!(api_group("apps").is_none());
     }

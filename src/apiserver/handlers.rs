@@ -352,7 +352,14 @@ fn list(
     if ctx.wants_table() {
         return Ok(ok_json(
             StatusCode::OK,
-            &make_table(res, &items, ctx, Some(json!(rv_out.to_string())), cont, true),
+            &make_table(
+                res,
+                &items,
+                ctx,
+                Some(json!(rv_out.to_string())),
+                cont,
+                true,
+            ),
             &[],
         ));
     }
@@ -474,7 +481,8 @@ fn admit(
 }
 
 fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
-    let nsdef = registry::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+    let nsdef = registry::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("no namespaces"))?;
     let obj = srv
         .store
         .get(&nsdef.key(None, ns))
@@ -520,7 +528,9 @@ async fn create_object(
     let name_hint = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let (mut obj, warnings) = admit(ctx, res, obj.take(), &name_hint)?;
     obj = to_storage(res, obj);
-    let meta = obj["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    let meta = obj["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
     if res.namespaced {
         let ns = ns.unwrap_or("default");
         match meta.get("namespace").and_then(Value::as_str) {
@@ -541,7 +551,11 @@ async fn create_object(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() && !generate.is_empty() {
         name = defaults::generate_name(&generate);
         meta.insert("name".into(), json!(name));
@@ -585,7 +599,11 @@ async fn create_object(
         .create(&key, obj)
         .await
         .map_err(|e| ApiError::from_store(res, &name, e))?;
-    Ok(ok_json(StatusCode::CREATED, &to_view(res, &stored), &warnings))
+    Ok(ok_json(
+        StatusCode::CREATED,
+        &to_view(res, &stored),
+        &warnings,
+    ))
 }
 
 /// Merges an incoming full object with the stored one for an update: server-owned
@@ -604,7 +622,9 @@ fn merge_for_update(
             return Err(ApiError::conflict_msg(
                 res,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                ),
             ));
         }
     }
@@ -640,10 +660,14 @@ fn merge_for_update(
         }
         // Finalizers may only be removed, not added, once deletion has started.
         if current["metadata"]["deletionTimestamp"].is_string() {
-            let old: Vec<Value> = current["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-            if let Some(new) = meta.get("finalizers").and_then(Value::as_array) {
-                if new.iter().any(|f| !old.contains(f)) {
-                    return Err(ApiError::invalid(
+            let old: Vec<Value> = current["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(new) = meta.get("finalizers").and_then(Value::as_array)
+                && new.iter().any(|f| !old.contains(f))
+            {
+                return Err(ApiError::invalid(
                         res,
                         name,
                         &[validation::Cause {
@@ -652,7 +676,6 @@ fn merge_for_update(
                             field: "metadata.finalizers".into(),
                         }],
                     ));
-                }
             }
         }
     }
@@ -667,7 +690,10 @@ fn merge_for_update(
         }
     }
     if res.kind == "Namespace" && res.group.is_empty() {
-        incoming["status"] = current.get("status").cloned().unwrap_or(json!({"phase":"Active"}));
+        incoming["status"] = current
+            .get("status")
+            .cloned()
+            .unwrap_or(json!({"phase":"Active"}));
     }
     let spec_changed = incoming.get("spec") != current.get("spec");
     if spec_changed {
@@ -695,12 +721,13 @@ async fn update(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    if let (Some(ns), Some(bns)) = (ns, obj["metadata"]["namespace"].as_str()) {
-        if !bns.is_empty() && bns != ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+    if let (Some(ns), Some(bns)) = (ns, obj["metadata"]["namespace"].as_str())
+        && !bns.is_empty()
+        && bns != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     let (obj, warnings) = admit(ctx, res, obj, name)?;
     let obj = to_storage(res, obj);
@@ -734,7 +761,11 @@ async fn write_update(
         .update(&key, |current: Value| -> Result<Value, Fail> {
             let incoming = make(&to_view(res, &current))?;
             let merged = merge_for_update(res, &current, incoming, status_only)?;
-            let causes = validation::validate_update(res.kind, &to_view(res, &current), &to_view(res, &merged));
+            let causes = validation::validate_update(
+                res.kind,
+                &to_view(res, &current),
+                &to_view(res, &merged),
+            );
             if !causes.is_empty() {
                 return Err(ApiError::invalid(res, name, &causes).into());
             }
@@ -788,7 +819,13 @@ async fn patch(
     body: &[u8],
     status_only: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let ct = ctx.header("content-type").split(';').next().unwrap_or("").trim().to_string();
+    let ct = ctx
+        .header("content-type")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let patch_doc: Value = match ct.as_str() {
         "application/apply-patch+yaml" => decode_body(ctx, body)?,
         "application/json-patch+json"
@@ -806,11 +843,15 @@ async fn patch(
     if !exists {
         if ct == "application/apply-patch+yaml" && !status_only {
             if ctx.q("fieldManager").unwrap_or("").is_empty() {
-                return Err(ApiError::invalid(res, name, &[validation::Cause {
-                    reason: "FieldValueRequired".into(),
-                    message: "Required value: is required for apply patch".into(),
-                    field: "fieldManager".into(),
-                }]));
+                return Err(ApiError::invalid(
+                    res,
+                    name,
+                    &[validation::Cause {
+                        reason: "FieldValueRequired".into(),
+                        message: "Required value: is required for apply patch".into(),
+                        field: "fieldManager".into(),
+                    }],
+                ));
             }
             let mut obj = patch_doc;
             return create_object(srv, ctx, res, ns, &mut obj).await;
@@ -849,7 +890,9 @@ async fn patch(
                 }
                 return Ok(ok_json(StatusCode::OK, &to_view(res, &stored), &warnings));
             }
-            Err(e) if e.reason == "Conflict" && patch_doc["metadata"]["resourceVersion"].is_null() => {
+            Err(e)
+                if e.reason == "Conflict" && patch_doc["metadata"]["resourceVersion"].is_null() =>
+            {
                 last_err = Some(e);
                 continue;
             }
@@ -872,11 +915,17 @@ pub fn apply_patch(
             let p: json_patch::Patch = serde_json::from_value(patch_doc.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut out, &p).map_err(|e| {
-                ApiError::invalid(res, current["metadata"]["name"].as_str().unwrap_or(""), &[validation::Cause {
-                    reason: "FieldValueInvalid".into(),
-                    message: format!("the server rejected our request due to an error in our request: {e}"),
-                    field: String::new(),
-                }])
+                ApiError::invalid(
+                    res,
+                    current["metadata"]["name"].as_str().unwrap_or(""),
+                    &[validation::Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                        field: String::new(),
+                    }],
+                )
             })?;
         }
         "application/merge-patch+json" => {
@@ -908,7 +957,9 @@ fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
         o.grace = v["gracePeriodSeconds"].as_i64();
         o.uid = v["preconditions"]["uid"].as_str().map(String::from);
-        o.rv = v["preconditions"]["resourceVersion"].as_str().map(String::from);
+        o.rv = v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(String::from);
     }
     if let Some(g) = ctx.q("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
         o.grace = Some(g);
@@ -947,31 +998,48 @@ async fn delete_one(
         .get(&key)
         .map_err(|e| ApiError::from_store(res, name, e))?
         .ok_or_else(|| ApiError::not_found(res, name))?;
-    let cur_uid = current["metadata"]["uid"].as_str().unwrap_or("").to_string();
-    if let Some(uid) = &opts.uid {
-        if *uid != cur_uid {
-            return Err(ApiError::conflict_msg(res, name, &format!(
+    let cur_uid = current["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if let Some(uid) = &opts.uid
+        && *uid != cur_uid
+    {
+        return Err(ApiError::conflict_msg(
+            res,
+            name,
+            &format!(
                 "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"
-            )));
-        }
+            ),
+        ));
     }
-    if let Some(rv) = &opts.rv {
-        if Some(rv.as_str()) != current["metadata"]["resourceVersion"].as_str() {
-            return Err(ApiError::conflict_msg(res, name, &format!(
+    if let Some(rv) = &opts.rv
+        && Some(rv.as_str()) != current["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(ApiError::conflict_msg(
+            res,
+            name,
+            &format!(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                current["metadata"]["resourceVersion"].as_str().unwrap_or("")
-            )));
-        }
+                current["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+            ),
+        ));
     }
     if dry {
         return Ok(current);
     }
     let is_ns = res.kind == "Namespace" && res.group.is_empty();
     let is_pod = res.kind == "Pod" && res.group.is_empty();
-    let has_finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    let has_finalizers = current["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
     let grace = if is_pod {
         let phase = current["status"]["phase"].as_str().unwrap_or("");
-        let scheduled = current["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        let scheduled = current["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
         if !scheduled || phase == "Succeeded" || phase == "Failed" {
             0
         } else {
@@ -1033,8 +1101,13 @@ fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
         let opts = DeleteOpts::default();
         loop {
             let mut remaining = 0usize;
-            for res in RESOURCES.iter().filter(|r| r.namespaced && r.group != "events.k8s.io") {
-                let Ok((items, _)) = srv.store.list(&res.prefix(Some(&ns))) else { continue };
+            for res in RESOURCES
+                .iter()
+                .filter(|r| r.namespaced && r.group != "events.k8s.io")
+            {
+                let Ok((items, _)) = srv.store.list(&res.prefix(Some(&ns))) else {
+                    continue;
+                };
                 for obj in items {
                     remaining += 1;
                     if obj["metadata"]["deletionTimestamp"].is_string() {
@@ -1045,8 +1118,13 @@ fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
                 }
             }
             if remaining == 0 {
-                let Some(nsdef) = registry::find("", "v1", "namespaces") else { return };
-                let _ = srv.store.delete(&nsdef.key(None, &ns), |_: &Value| Ok::<_, StoreError>(())).await;
+                let Some(nsdef) = registry::find("", "v1", "namespaces") else {
+                    return;
+                };
+                let _ = srv
+                    .store
+                    .delete(&nsdef.key(None, &ns), |_: &Value| Ok::<_, StoreError>(()))
+                    .await;
                 return;
             }
             tokio::select! {
@@ -1059,13 +1137,15 @@ fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
 
 /// Finishes the cleanup of namespaces left terminating by a previous run.
 pub fn resume_namespace_cleanups(srv: &Arc<ApiServer>) {
-    let Some(nsdef) = registry::find("", "v1", "namespaces") else { return };
+    let Some(nsdef) = registry::find("", "v1", "namespaces") else {
+        return;
+    };
     if let Ok((items, _)) = srv.store.list(&nsdef.prefix(None)) {
         for ns in items {
-            if ns["metadata"]["deletionTimestamp"].is_string() {
-                if let Some(name) = ns["metadata"]["name"].as_str() {
-                    spawn_namespace_cleanup(srv.clone(), name.to_string());
-                }
+            if ns["metadata"]["deletionTimestamp"].is_string()
+                && let Some(name) = ns["metadata"]["name"].as_str()
+            {
+                spawn_namespace_cleanup(srv.clone(), name.to_string());
             }
         }
     }
@@ -1142,7 +1222,11 @@ async fn bind(
         })
         .await
         .map_err(|f| f.into_api(res, name))?;
-    Ok(ok_json(StatusCode::CREATED, &status::success(res, name, None), &[]))
+    Ok(ok_json(
+        StatusCode::CREATED,
+        &status::success(res, name, None),
+        &[],
+    ))
 }
 
 async fn pod_log(
@@ -1159,7 +1243,10 @@ async fn pod_log(
         .ok_or_else(|| ApiError::not_found(res, name))?;
     let container = match ctx.q("container") {
         Some(c) => c.to_string(),
-        None => pod["spec"]["containers"][0]["name"].as_str().unwrap_or("").to_string(),
+        None => pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
     };
     let known = ["containers", "initContainers"].iter().any(|l| {
         pod["spec"][l]
@@ -1193,7 +1280,15 @@ async fn pod_log(
     }
     let query = {
         let mut q = form_urlencoded::Serializer::new(String::new());
-        for key in ["follow", "tailLines", "timestamps", "sinceSeconds", "sinceTime", "limitBytes", "previous"] {
+        for key in [
+            "follow",
+            "tailLines",
+            "timestamps",
+            "sinceSeconds",
+            "sinceTime",
+            "limitBytes",
+            "previous",
+        ] {
             if let Some(v) = ctx.q(key) {
                 q.append_pair(key, v);
             }

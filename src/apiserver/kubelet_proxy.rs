@@ -27,7 +27,8 @@ use super::{ApiServer, Body};
 
 /// Where a node's kubelet listens, read from its Node object.
 pub fn kubelet_endpoint(srv: &ApiServer, node_name: &str) -> Result<SocketAddr, ApiError> {
-    let nodes = registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes resource"))?;
+    let nodes =
+        registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes resource"))?;
     let node = srv
         .store
         .get(&nodes.key(None, node_name))
@@ -55,10 +56,7 @@ pub fn kubelet_endpoint(srv: &ApiServer, node_name: &str) -> Result<SocketAddr, 
 }
 
 /// Opens a mutual-TLS connection to the kubelet of `node_name`.
-pub async fn connect(
-    srv: &ApiServer,
-    node_name: &str,
-) -> Result<TlsStream<TcpStream>, ApiError> {
+pub async fn connect(srv: &ApiServer, node_name: &str) -> Result<TlsStream<TcpStream>, ApiError> {
     let addr = kubelet_endpoint(srv, node_name)?;
     let tls = srv
         .kubelet_tls
@@ -80,7 +78,8 @@ pub async fn proxy_get(
     node_name: &str,
     path_and_query: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let span = tracing::debug_span!("apiserver_to_kubelet", node = %node_name, path = %path_and_query);
+    let span =
+        tracing::debug_span!("apiserver_to_kubelet", node = %node_name, path = %path_and_query);
     async move {
         let tls = connect(srv, node_name).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -124,10 +123,10 @@ pub async fn proxy_get(
         let mut body = resp.into_body();
         tokio::spawn(async move {
             while let Some(Ok(frame)) = body.frame().await {
-                if let Ok(data) = frame.into_data() {
-                    if tx.send(Ok(Frame::data(data))).await.is_err() {
-                        return;
-                    }
+                if let Ok(data) = frame.into_data()
+                    && tx.send(Ok(Frame::data(data))).await.is_err()
+                {
+                    return;
                 }
             }
         });

@@ -168,7 +168,8 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
             _ => Route::NotFound,
         }
     };
-    let namespaced_plural = |p: &str| registry::find(group, version, p).is_some_and(|r| r.namespaced);
+    let namespaced_plural =
+        |p: &str| registry::find(group, version, p).is_some_and(|r| r.namespaced);
     match rest {
         ["namespaces", ns, plural] if namespaced_plural(plural) => mk(plural, Some(ns), None, None),
         ["namespaces", ns, plural, name] if namespaced_plural(plural) => {
@@ -419,7 +420,9 @@ impl ApiServer {
                 if ctx.header("accept").contains("protobuf") {
                     static V2: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
                     let bytes = V2
-                        .get_or_init(|| Bytes::from(openapi_v2::encode_document(openapi::get().v2())))
+                        .get_or_init(|| {
+                            Bytes::from(openapi_v2::encode_document(openapi::get().v2()))
+                        })
                         .clone();
                     return Response::builder()
                         .status(StatusCode::OK)
@@ -445,9 +448,7 @@ impl ApiServer {
                 namespace,
                 name,
                 sub,
-            } => {
-                handlers::resource(self, &ctx, req, res, namespace, name, sub).await
-            }
+            } => handlers::resource(self, &ctx, req, res, namespace, name, sub).await,
             Route::Version | Route::Health => Ok(self.public(&r)),
             Route::NotFound => Err(ApiError::path_not_found()),
         }
@@ -460,10 +461,14 @@ pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large(MAX_BODY))
             } else {
-                Err(ApiError::bad_request(format!("error reading request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "error reading request body: {e}"
+                )))
             }
         }
     }
@@ -475,13 +480,33 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(matches!(route("/api/v1/namespaces/dev/pods"), Route::Resource { res, namespace: Some(ns), name: None, .. } if res.plural == "pods" && ns == "dev"));
-        assert!(matches!(route("/api/v1/namespaces/dev"), Route::Resource { res, namespace: None, name: Some(n), .. } if res.plural == "namespaces" && n == "dev"));
-        assert!(matches!(route("/api/v1/namespaces/dev/status"), Route::Resource { sub: Some(s), .. } if s == "status"));
-        assert!(matches!(route("/api/v1/pods"), Route::Resource { namespace: None, name: None, .. }));
+        assert!(
+            matches!(route("/api/v1/namespaces/dev/pods"), Route::Resource { res, namespace: Some(ns), name: None, .. } if res.plural == "pods" && ns == "dev")
+        );
+        assert!(
+            matches!(route("/api/v1/namespaces/dev"), Route::Resource { res, namespace: None, name: Some(n), .. } if res.plural == "namespaces" && n == "dev")
+        );
+        assert!(
+            matches!(route("/api/v1/namespaces/dev/status"), Route::Resource { sub: Some(s), .. } if s == "status")
+        );
+        assert!(matches!(
+            route("/api/v1/pods"),
+            Route::Resource {
+                namespace: None,
+                name: None,
+                ..
+            }
+        ));
         assert!(matches!(route("/api/v1/pods/x"), Route::NotFound));
-        assert!(matches!(route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n"), Route::Resource { res, .. } if res.kind == "Lease"));
-        assert!(matches!(route("/api/v1/namespaces/d/pods/p/exec"), Route::Resource { sub: Some(s), .. } if s == "exec"));
-        assert!(matches!(route("/apis/apps/v1/deployments"), Route::NotFound));
+        assert!(
+            matches!(route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n"), Route::Resource { res, .. } if res.kind == "Lease")
+        );
+        assert!(
+            matches!(route("/api/v1/namespaces/d/pods/p/exec"), Route::Resource { sub: Some(s), .. } if s == "exec")
+        );
+        assert!(matches!(
+            route("/apis/apps/v1/deployments"),
+            Route::NotFound
+        ));
     }
 }

@@ -202,25 +202,105 @@ fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
 /// The server side of the same rules is in `smp.rs`.
 const PATCH_META: &[(&str, &str, &str, &str)] = &[
     ("io.k8s.api.core.v1.PodSpec", "containers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", "name"),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "initContainers",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "volumes",
+        "merge,retainKeys",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "imagePullSecrets",
+        "merge",
+        "name",
+    ),
     ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", "ip"),
-    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", "topologyKey"),
-    ("io.k8s.api.core.v1.Container", "ports", "merge", "containerPort"),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "merge",
+        "topologyKey",
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "merge",
+        "containerPort",
+    ),
     ("io.k8s.api.core.v1.Container", "env", "merge", "name"),
-    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", "mountPath"),
-    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", "devicePath"),
-    ("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", "name"),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", "mountPath"),
-    ("io.k8s.api.core.v1.PodStatus", "conditions", "merge", "type"),
-    ("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", "type"),
-    ("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", "type"),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        "merge",
+        "mountPath",
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "merge",
+        "devicePath",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "env",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        "merge",
+        "mountPath",
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "conditions",
+        "merge",
+        "type",
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "conditions",
+        "merge",
+        "type",
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "addresses",
+        "merge",
+        "type",
+    ),
     ("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", "port"),
-    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", "name"),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", "uid"),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", ""),
+    (
+        "io.k8s.api.core.v1.ServiceAccount",
+        "secrets",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "merge",
+        "uid",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "merge",
+        "",
+    ),
 ];
 
 /// Swagger 2.0 readers (kubectl's) follow `$ref` but not `allOf`: turn a single-ref
@@ -248,7 +328,11 @@ fn unwrap_single_all_of(v: &mut Value) {
 
 fn add_patch_extensions(defs: &mut Map<String, Value>) {
     for (def, prop, strategy, key) in PATCH_META {
-        if let Some(Value::Object(p)) = defs.get_mut(*def).and_then(|d| d.get_mut("properties")).and_then(|p| p.get_mut(*prop)) {
+        if let Some(Value::Object(p)) = defs
+            .get_mut(*def)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(*prop))
+        {
             p.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
             if !key.is_empty() {
                 p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
@@ -262,10 +346,11 @@ fn rewrite_refs(defs: &mut Map<String, Value>) {
     fn walk(v: &mut Value) {
         match v {
             Value::Object(m) => {
-                if m.contains_key("$ref") && m.len() > 1 {
-                    if let Some(r) = m.remove("$ref") {
-                        m.insert("allOf".into(), json!([{"$ref": r}]));
-                    }
+                if m.contains_key("$ref")
+                    && m.len() > 1
+                    && let Some(r) = m.remove("$ref")
+                {
+                    m.insert("allOf".into(), json!([{"$ref": r}]));
                 }
                 for (_, c) in m.iter_mut() {
                     walk(c);
@@ -298,12 +383,29 @@ mod tests {
         let o = get();
         let doc = o.doc("api/v1").expect("core doc");
         let path = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"];
-        assert_eq!(path["patch"]["x-kubernetes-group-version-kind"]["kind"], "Pod");
-        assert!(path["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert_eq!(
+            path["patch"]["x-kubernetes-group-version-kind"]["kind"],
+            "Pod"
+        );
+        assert!(
+            path["patch"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
         assert_eq!(pod["x-kubernetes-group-version-kind"][0]["kind"], "Pod");
         assert!(pod["properties"]["spec"].is_object());
-        assert!(doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"].is_object());
-        assert!(o.root()["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"].as_str().unwrap().contains("hash="));
+        assert!(
+            doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"]
+                .is_object()
+        );
+        assert!(
+            o.root()["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .contains("hash=")
+        );
     }
 }

@@ -115,7 +115,12 @@ fn schema(s: &Value, depth: usize) -> Msg {
     m.int64(11, o.get("maxLength").and_then(Value::as_i64).unwrap_or(0));
     m.int64(12, o.get("minLength").and_then(Value::as_i64).unwrap_or(0));
     m.string(13, str_of("pattern"));
-    m.boolean(16, o.get("uniqueItems").and_then(Value::as_bool).unwrap_or(false));
+    m.boolean(
+        16,
+        o.get("uniqueItems")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    );
     if let Some(req) = o.get("required").and_then(Value::as_array) {
         for r in req.iter().filter_map(Value::as_str) {
             m.string(19, r);
@@ -219,8 +224,14 @@ fn operation(op: &Value) -> Msg {
     let Some(o) = op.as_object() else {
         return m;
     };
-    m.string(3, o.get("description").and_then(Value::as_str).unwrap_or(""));
-    m.string(5, o.get("operationId").and_then(Value::as_str).unwrap_or(""));
+    m.string(
+        3,
+        o.get("description").and_then(Value::as_str).unwrap_or(""),
+    );
+    m.string(
+        5,
+        o.get("operationId").and_then(Value::as_str).unwrap_or(""),
+    );
     for (field, key) in [(6, "produces"), (7, "consumes")] {
         if let Some(a) = o.get(key).and_then(Value::as_array) {
             for s in a.iter().filter_map(Value::as_str) {
@@ -268,7 +279,13 @@ pub fn encode_document(doc: &Value) -> Vec<u8> {
         let mut ps = Msg::default();
         for (path, item) in paths {
             let mut pi = Msg::default();
-            for (field, verb) in [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (8, "patch")] {
+            for (field, verb) in [
+                (2, "get"),
+                (3, "put"),
+                (4, "post"),
+                (5, "delete"),
+                (8, "patch"),
+            ] {
                 if item.get(verb).is_some() {
                     pi.msg(field, operation(&item[verb]));
                 }

@@ -131,7 +131,9 @@ pub static RESOURCES: &[ResourceDef] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
-        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         subresources: &[
             sub("status", "Namespace", GET_PATCH_UPDATE),
             sub("finalize", "Namespace", &["update"]),
@@ -298,7 +300,12 @@ mod tests {
         assert_eq!(pods.prefix(None), "/registry/pods/");
         let ns = find("", "v1", "namespaces").unwrap();
         assert_eq!(ns.key(Some("ignored"), "dev"), "/registry/namespaces/dev");
-        assert_eq!(find("coordination.k8s.io", "v1", "leases").unwrap().qualified(), "leases.coordination.k8s.io");
+        assert_eq!(
+            find("coordination.k8s.io", "v1", "leases")
+                .unwrap()
+                .qualified(),
+            "leases.coordination.k8s.io"
+        );
         let gs = groups();
         assert_eq!(gs[0].0, "");
         assert!(gs.iter().any(|(g, _)| *g == "events.k8s.io"));

@@ -28,7 +28,8 @@ pub struct LabelSelector {
 fn valid_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -38,12 +39,12 @@ fn validate_key(k: &str) -> Result<(), SelectorError> {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
     };
-    if let Some(p) = prefix {
-        if p.is_empty() || p.len() > 253 || !crate::apiserver::validation::is_dns1123_subdomain(p) {
-            return Err(SelectorError(format!(
-                "unable to parse requirement: invalid label key \"{k}\": prefix part must be a DNS-1123 subdomain"
-            )));
-        }
+    if let Some(p) = prefix
+        && (p.is_empty() || p.len() > 253 || !crate::apiserver::validation::is_dns1123_subdomain(p))
+    {
+        return Err(SelectorError(format!(
+            "unable to parse requirement: invalid label key \"{k}\": prefix part must be a DNS-1123 subdomain"
+        )));
     }
     if !valid_name_part(name) {
         return Err(SelectorError(format!(
@@ -77,7 +78,9 @@ fn split_top(s: &str) -> Result<Vec<String>, SelectorError> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(SelectorError(format!("unable to parse requirement: unexpected ')' in {s:?}")));
+                    return Err(SelectorError(format!(
+                        "unable to parse requirement: unexpected ')' in {s:?}"
+                    )));
                 }
                 cur.push(c);
             }
@@ -86,7 +89,9 @@ fn split_top(s: &str) -> Result<Vec<String>, SelectorError> {
         }
     }
     if depth != 0 {
-        return Err(SelectorError(format!("unable to parse requirement: unclosed '(' in {s:?}")));
+        return Err(SelectorError(format!(
+            "unable to parse requirement: unclosed '(' in {s:?}"
+        )));
     }
     out.push(cur);
     Ok(out)
@@ -97,7 +102,11 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, SelectorError> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| SelectorError(format!("unable to parse requirement: expected a set in parentheses in {whole:?}")))?;
+        .ok_or_else(|| {
+            SelectorError(format!(
+                "unable to parse requirement: expected a set in parentheses in {whole:?}"
+            ))
+        })?;
     let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
     for v in &vals {
         validate_value(v)?;
@@ -116,7 +125,9 @@ impl LabelSelector {
         for term in split_top(s)? {
             let t = term.trim();
             if t.is_empty() {
-                return Err(SelectorError(format!("unable to parse requirement: found '', expected: identifier in {s:?}")));
+                return Err(SelectorError(format!(
+                    "unable to parse requirement: found '', expected: identifier in {s:?}"
+                )));
             }
             if let Some(k) = t.strip_prefix('!') {
                 let k = k.trim();
@@ -149,7 +160,9 @@ impl LabelSelector {
             } else if let Some(r) = rest.strip_prefix("in") {
                 reqs.push((k.to_string(), Op::In(parse_set(r, s)?)));
             } else {
-                return Err(SelectorError(format!("unable to parse requirement: unknown operator in {t:?}")));
+                return Err(SelectorError(format!(
+                    "unable to parse requirement: unknown operator in {t:?}"
+                )));
             }
         }
         Ok(LabelSelector { reqs })
@@ -236,11 +249,15 @@ impl FieldSelector {
             } else if let Some((f, v)) = p.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(SelectorError(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(SelectorError(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             };
             let f = f.trim();
             if f.is_empty() {
-                return Err(SelectorError(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(SelectorError(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             }
             terms.push((f.to_string(), eq, unescape(v.trim())));
         }
@@ -264,7 +281,9 @@ impl FieldSelector {
 
     /// Whether `obj` satisfies every term.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.terms.iter().all(|(f, eq, v)| (field_value(obj, f) == *v) == *eq)
+        self.terms
+            .iter()
+            .all(|(f, eq, v)| (field_value(obj, f) == *v) == *eq)
     }
 
     /// The value required for `field` by an `=` term, if any.
@@ -380,13 +399,26 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = obj(json!({}));
-        let f = FieldSelector::parse("spec.nodeName=n,status.phase!=Pending,spec.hostNetwork=true").unwrap();
+        let f = FieldSelector::parse("spec.nodeName=n,status.phase!=Pending,spec.hostNetwork=true")
+            .unwrap();
         assert!(f.matches(&o));
         assert!(!FieldSelector::parse("metadata.name=q").unwrap().matches(&o));
-        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches(&json!({"spec": {}})));
-        let err = FieldSelector::parse("spec.foo=bar").unwrap().check_supported(&supported_fields("pods", "")).unwrap_err();
+        assert!(
+            FieldSelector::parse("spec.nodeName=")
+                .unwrap()
+                .matches(&json!({"spec": {}}))
+        );
+        let err = FieldSelector::parse("spec.foo=bar")
+            .unwrap()
+            .check_supported(&supported_fields("pods", ""))
+            .unwrap_err();
         assert_eq!(err.to_string(), "field label not supported: spec.foo");
-        assert_eq!(FieldSelector::parse(r"metadata.name=a\,b").unwrap().exact_value("metadata.name"), Some("a,b"));
+        assert_eq!(
+            FieldSelector::parse(r"metadata.name=a\,b")
+                .unwrap()
+                .exact_value("metadata.name"),
+            Some("a,b")
+        );
         assert!(FieldSelector::parse("nonsense").is_err());
         let ev = json!({"source": {"component": "kubelet"}});
         assert!(FieldSelector::parse("source=kubelet").unwrap().matches(&ev));

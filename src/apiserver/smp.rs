@@ -45,7 +45,9 @@ fn strategy(kind: &str, path: &[String]) -> Strategy {
         ["metadata", "finalizers"] => Strategy::MergePrimitives,
         ["metadata", "ownerReferences"] => Strategy::MergeByKey("uid"),
         _ => match (kind, p.as_slice()) {
-            ("Pod", ["spec", list]) if CONTAINER_LISTS.contains(list) => Strategy::MergeByKey("name"),
+            ("Pod", ["spec", list]) if CONTAINER_LISTS.contains(list) => {
+                Strategy::MergeByKey("name")
+            }
             ("Pod", ["spec", list, field]) if CONTAINER_LISTS.contains(list) => match *field {
                 "ports" => Strategy::MergeByKey("containerPort"),
                 "env" => Strategy::MergeByKey("name"),
@@ -70,7 +72,11 @@ fn strategy(kind: &str, path: &[String]) -> Strategy {
 }
 
 /// Applies a strategic merge patch to `original` for an object of `kind`.
-pub fn strategic_merge_patch(kind: &str, original: &Value, patch: &Value) -> Result<Value, SmpError> {
+pub fn strategic_merge_patch(
+    kind: &str,
+    original: &Value,
+    patch: &Value,
+) -> Result<Value, SmpError> {
     let Value::Object(p) = patch else {
         return Err(SmpError::NotAnObject);
     };
@@ -95,7 +101,11 @@ fn strip_directives(v: &Value) -> Value {
         ),
         Value::Array(a) => Value::Array(
             a.iter()
-                .filter(|i| !(i.is_object() && i.get("$patch").is_some() && i.as_object().is_some_and(|m| m.len() == 1)))
+                .filter(|i| {
+                    !(i.is_object()
+                        && i.get("$patch").is_some()
+                        && i.as_object().is_some_and(|m| m.len() == 1))
+                })
                 .map(strip_directives)
                 .collect(),
         ),
@@ -130,7 +140,10 @@ fn merge_map(
     if let Some(keep) = patch.get("$retainKeys") {
         let keep: Vec<&str> = keep
             .as_array()
-            .ok_or_else(|| SmpError::BadDirective { field: field_name(path), message: "$retainKeys must be a list".into() })?
+            .ok_or_else(|| SmpError::BadDirective {
+                field: field_name(path),
+                message: "$retainKeys must be a list".into(),
+            })?
             .iter()
             .filter_map(Value::as_str)
             .collect();
@@ -140,11 +153,17 @@ fn merge_map(
     let mut deletions: Vec<(String, Vec<Value>)> = Vec::new();
     for (k, pv) in patch {
         if let Some(field) = k.strip_prefix("$setElementOrder/") {
-            orders.push((field.to_string(), pv.as_array().cloned().unwrap_or_default()));
+            orders.push((
+                field.to_string(),
+                pv.as_array().cloned().unwrap_or_default(),
+            ));
             continue;
         }
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            deletions.push((field.to_string(), pv.as_array().cloned().unwrap_or_default()));
+            deletions.push((
+                field.to_string(),
+                pv.as_array().cloned().unwrap_or_default(),
+            ));
             continue;
         }
         if k.starts_with('$') {
@@ -198,7 +217,12 @@ fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
     item.get(key)
 }
 
-fn merge_list(kind: &str, path: &mut Vec<String>, orig: Vec<Value>, patch: &[Value]) -> Result<Vec<Value>, SmpError> {
+fn merge_list(
+    kind: &str,
+    path: &mut Vec<String>,
+    orig: Vec<Value>,
+    patch: &[Value],
+) -> Result<Vec<Value>, SmpError> {
     match strategy(kind, path) {
         Strategy::Replace => Ok(patch.iter().map(strip_directives).collect()),
         Strategy::MergePrimitives => {
@@ -212,7 +236,10 @@ fn merge_list(kind: &str, path: &mut Vec<String>, orig: Vec<Value>, patch: &[Val
         }
         Strategy::MergeByKey(key) => {
             // `{"$patch": "replace"}` as an item: the patch list replaces the original.
-            if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
+            if patch
+                .iter()
+                .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+            {
                 return Ok(patch
                     .iter()
                     .filter(|i| i.get("$patch").is_none())
@@ -225,7 +252,12 @@ fn merge_list(kind: &str, path: &mut Vec<String>, orig: Vec<Value>, patch: &[Val
                     out.push(item.clone());
                     continue;
                 };
-                let k = item_key(item, key).cloned().ok_or_else(|| SmpError::MissingMergeKey { field: field_name(path), key })?;
+                let k = item_key(item, key)
+                    .cloned()
+                    .ok_or_else(|| SmpError::MissingMergeKey {
+                        field: field_name(path),
+                        key,
+                    })?;
                 let pos = out.iter().position(|o| item_key(o, key) == Some(&k));
                 if pm.get("$patch").and_then(Value::as_str) == Some("delete") {
                     if let Some(i) = pos {
@@ -263,7 +295,7 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], strat: Strategy) {
             _ => Some(v.clone()),
         }
     };
-    let wanted: Vec<Value> = order.iter().filter_map(|o| key_of(o)).collect();
+    let wanted: Vec<Value> = order.iter().filter_map(&key_of).collect();
     let mut sorted = Vec::with_capacity(list.len());
     for w in &wanted {
         if let Some(i) = list.iter().position(|v| key_of(v).as_ref() == Some(w)) {
@@ -304,32 +336,75 @@ mod tests {
 
     #[test]
     fn delete_replace_and_lists() {
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"name": "side", "$patch": "delete"}]}})).unwrap();
+        let out = strategic_merge_patch(
+            "Pod",
+            &pod(),
+            &json!({"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 1);
         let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"name": "web", "env": [{"name": "B", "value": "2"}]}]}})).unwrap();
-        assert_eq!(out["spec"]["containers"][0]["env"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}})).unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "only", "image": "x"}]));
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"labels": {"$patch": "replace", "z": "1"}}})).unwrap();
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "only", "image": "x"}])
+        );
+        let out = strategic_merge_patch(
+            "Pod",
+            &pod(),
+            &json!({"metadata": {"labels": {"$patch": "replace", "z": "1"}}}),
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"z": "1"}));
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"finalizers": ["b"]}})).unwrap();
+        let out = strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"finalizers": ["b"]}}))
+            .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})).unwrap();
+        let out = strategic_merge_patch(
+            "Pod",
+            &pod(),
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!([]));
         let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]}})).unwrap();
-        assert_eq!(out["spec"]["volumes"][0], json!({"name": "v", "hostPath": {"path": "/x"}}));
+        assert_eq!(
+            out["spec"]["volumes"][0],
+            json!({"name": "v", "hostPath": {"path": "/x"}})
+        );
         // Lists without a strategy are replaced.
-        let out = strategic_merge_patch("Pod", &json!({"spec": {"tolerations": [{"key": "a"}]}}), &json!({"spec": {"tolerations": [{"key": "b"}]}})).unwrap();
+        let out = strategic_merge_patch(
+            "Pod",
+            &json!({"spec": {"tolerations": [{"key": "a"}]}}),
+            &json!({"spec": {"tolerations": [{"key": "b"}]}}),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "b"}]));
     }
 
     #[test]
     fn errors() {
-        assert_eq!(strategic_merge_patch("Pod", &pod(), &json!([1])), Err(SmpError::NotAnObject));
+        assert_eq!(
+            strategic_merge_patch("Pod", &pod(), &json!([1])),
+            Err(SmpError::NotAnObject)
+        );
         assert!(matches!(
-            strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"image": "x"}]}})),
+            strategic_merge_patch(
+                "Pod",
+                &pod(),
+                &json!({"spec": {"containers": [{"image": "x"}]}})
+            ),
             Err(SmpError::MissingMergeKey { .. })
         ));
-        assert!(strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"$patch": "explode"}})).is_err());
+        assert!(
+            strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"$patch": "explode"}}))
+                .is_err()
+        );
     }
 }

@@ -54,8 +54,12 @@ impl ApiError {
 
     /// 404 for a path nothing serves.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// 404 NotFound for a named object.
@@ -137,7 +141,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct:?})"
+            ),
         )
     }
 
@@ -156,10 +162,7 @@ impl ApiError {
         Self::new(
             500,
             "InternalError",
-            format!(
-                "Internal error occurred: {}",
-                message.into()
-            ),
+            format!("Internal error occurred: {}", message.into()),
         )
     }
 
@@ -174,9 +177,9 @@ impl ApiError {
             StoreError::AlreadyExists => Self::already_exists(res, name),
             StoreError::NotFound => Self::not_found(res, name),
             StoreError::Conflict => Self::conflict(res, name),
-            StoreError::Expired { requested, oldest } => Self::expired(format!(
-                "too old resource version: {requested} ({oldest})"
-            )),
+            StoreError::Expired { requested, oldest } => {
+                Self::expired(format!("too old resource version: {requested} ({oldest})"))
+            }
             StoreError::Rejected(m) => Self::bad_request(m),
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -21,68 +21,216 @@ pub struct Column {
     pub priority: i32,
 }
 
-const fn col(name: &'static str, kind: &'static str, priority: i32, description: &'static str) -> Column {
-    Column { name, kind, format: "", description, priority }
+const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: i32,
+    description: &'static str,
+) -> Column {
+    Column {
+        name,
+        kind,
+        format: "",
+        description,
+        priority,
+    }
 }
 
 const fn name_col() -> Column {
-    Column { name: "Name", kind: "string", format: "name", description: "Name must be unique within a namespace.", priority: 0 }
+    Column {
+        name: "Name",
+        kind: "string",
+        format: "name",
+        description: "Name must be unique within a namespace.",
+        priority: 0,
+    }
 }
 
 /// Columns for a resource.
 pub fn columns(resource: &str, group: &str) -> Vec<Column> {
-    let age = col("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
+    let age = col(
+        "Age",
+        "string",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
     match (group, resource) {
         ("", "pods") => vec![
             name_col(),
-            col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-            col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            col(
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             age,
             col("IP", "string", 1, "IP address allocated to the pod."),
-            col("Node", "string", 1, "Name of the node the pod is assigned to."),
-            col("Nominated Node", "string", 1, "Name of the node the pod is nominated to."),
-            col("Readiness Gates", "string", 1, "Readiness gates of the pod."),
+            col(
+                "Node",
+                "string",
+                1,
+                "Name of the node the pod is assigned to.",
+            ),
+            col(
+                "Nominated Node",
+                "string",
+                1,
+                "Name of the node the pod is nominated to.",
+            ),
+            col(
+                "Readiness Gates",
+                "string",
+                1,
+                "Readiness gates of the pod.",
+            ),
         ],
         ("", "nodes") => vec![
             name_col(),
             col("Status", "string", 0, "The status of the node"),
             col("Roles", "string", 0, "The roles of the node"),
             age,
-            col("Version", "string", 0, "Kubelet Version reported by the node."),
-            col("Internal-IP", "string", 1, "List of internal IPs of the node."),
-            col("External-IP", "string", 1, "List of external IPs of the node."),
+            col(
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            col(
+                "Internal-IP",
+                "string",
+                1,
+                "List of internal IPs of the node.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                1,
+                "List of external IPs of the node.",
+            ),
             col("OS-Image", "string", 1, "OS Image reported by the node."),
-            col("Kernel-Version", "string", 1, "Kernel Version reported by the node."),
-            col("Container-Runtime", "string", 1, "Container Runtime Version reported by the node."),
+            col(
+                "Kernel-Version",
+                "string",
+                1,
+                "Kernel Version reported by the node.",
+            ),
+            col(
+                "Container-Runtime",
+                "string",
+                1,
+                "Container Runtime Version reported by the node.",
+            ),
         ],
-        ("", "namespaces") => vec![name_col(), col("Status", "string", 0, "The status of the namespace"), age],
+        ("", "namespaces") => vec![
+            name_col(),
+            col("Status", "string", 0, "The status of the namespace"),
+            age,
+        ],
         (_, "events") => vec![
             col("Last Seen", "string", 0, "Time when last event occurred"),
             col("Type", "string", 0, "Type of this event."),
-            col("Reason", "string", 0, "Reason why this event was generated."),
+            col(
+                "Reason",
+                "string",
+                0,
+                "Reason why this event was generated.",
+            ),
             col("Object", "string", 0, "The object this event is about."),
-            col("Subobject", "string", 1, "The subobject this event is about."),
+            col(
+                "Subobject",
+                "string",
+                1,
+                "The subobject this event is about.",
+            ),
             col("Source", "string", 1, "The component reporting this event."),
-            col("Message", "string", 0, "A human-readable description of the status of this operation."),
-            col("First Seen", "string", 1, "Time when this event occurred first."),
-            col("Count", "string", 1, "The number of times this event has occurred."),
-            Column { name: "Name", kind: "string", format: "name", description: "Name of the event.", priority: 1 },
+            col(
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            col(
+                "First Seen",
+                "string",
+                1,
+                "Time when this event occurred first.",
+            ),
+            col(
+                "Count",
+                "string",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            Column {
+                name: "Name",
+                kind: "string",
+                format: "name",
+                description: "Name of the event.",
+                priority: 1,
+            },
         ],
         ("", "services") => vec![
             name_col(),
             col("Type", "string", 0, "The type of the service."),
             col("Cluster-IP", "string", 0, "The cluster IP of the service."),
-            col("External-IP", "string", 0, "The external IP of the service."),
+            col(
+                "External-IP",
+                "string",
+                0,
+                "The external IP of the service.",
+            ),
             col("Port(s)", "string", 0, "The ports of the service."),
             age,
-            col("Selector", "string", 1, "The label selector of the service."),
+            col(
+                "Selector",
+                "string",
+                1,
+                "The label selector of the service.",
+            ),
         ],
-        ("", "configmaps") => vec![name_col(), col("Data", "integer", 0, "Number of keys."), age],
-        ("", "secrets") => vec![name_col(), col("Type", "string", 0, "The type of the secret"), col("Data", "integer", 0, "Number of keys."), age],
-        ("", "serviceaccounts") => vec![name_col(), col("Secrets", "integer", 0, "Number of secrets."), age],
-        ("coordination.k8s.io", "leases") => vec![name_col(), col("Holder", "string", 0, "Holder identity of the lease."), age],
-        _ => vec![name_col(), Column { name: "Created At", kind: "date", format: "", description: "Creation time.", priority: 0 }],
+        ("", "configmaps") => vec![
+            name_col(),
+            col("Data", "integer", 0, "Number of keys."),
+            age,
+        ],
+        ("", "secrets") => vec![
+            name_col(),
+            col("Type", "string", 0, "The type of the secret"),
+            col("Data", "integer", 0, "Number of keys."),
+            age,
+        ],
+        ("", "serviceaccounts") => vec![
+            name_col(),
+            col("Secrets", "integer", 0, "Number of secrets."),
+            age,
+        ],
+        ("coordination.k8s.io", "leases") => vec![
+            name_col(),
+            col("Holder", "string", 0, "Holder identity of the lease."),
+            age,
+        ],
+        _ => vec![
+            name_col(),
+            Column {
+                name: "Created At",
+                kind: "date",
+                format: "",
+                description: "Creation time.",
+                priority: 0,
+            },
+        ],
     }
 }
 
@@ -95,7 +243,11 @@ pub fn human_duration(seconds: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rem = s % 60;
-        return if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") };
+        return if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -103,7 +255,11 @@ pub fn human_duration(seconds: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rem = (s % 3600) / 60;
-        return if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") };
+        return if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -111,14 +267,22 @@ pub fn human_duration(seconds: i64) -> String {
     if h < 24 * 8 {
         let d = h / 24;
         let rem = h % 24;
-        return if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") };
+        return if rem == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rem}h")
+        };
     }
     if h < 24 * 365 * 2 {
         return format!("{}d", h / 24);
     }
     let y = h / (24 * 365);
     let d = (h / 24) % 365;
-    if d == 0 { format!("{y}y") } else { format!("{y}y{d}d") }
+    if d == 0 {
+        format!("{y}y")
+    } else {
+        format!("{y}y{d}d")
+    }
 }
 
 /// The age cell for an RFC 3339 timestamp.
@@ -129,12 +293,16 @@ pub fn age(timestamp: Option<&str>, now: jiff::Timestamp) -> String {
     }
 }
 
-fn s<'a>(v: &'a Value) -> &'a str {
+fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
 fn none_if_empty(v: &str) -> String {
-    if v.is_empty() { "<none>".into() } else { v.to_string() }
+    if v.is_empty() {
+        "<none>".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// The pod STATUS column, following upstream's precedence rules.
@@ -144,9 +312,18 @@ fn pod_status(pod: &Value) -> String {
     if !s(&st["reason"]).is_empty() {
         reason = s(&st["reason"]).to_string();
     }
-    let init_total = pod["spec"]["initContainers"].as_array().map(|a| a.len()).unwrap_or(0);
+    let init_total = pod["spec"]["initContainers"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
     let mut initializing = false;
-    for (i, c) in st["initContainerStatuses"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, c) in st["initContainerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let term = &c["state"]["terminated"];
         if term.is_object() && term["exitCode"].as_i64() == Some(0) {
             continue;
@@ -159,7 +336,9 @@ fn pod_status(pod: &Value) -> String {
             } else {
                 format!("Init:ExitCode:{}", term["exitCode"].as_i64().unwrap_or(0))
             };
-        } else if !s(&c["state"]["waiting"]["reason"]).is_empty() && s(&c["state"]["waiting"]["reason"]) != "PodInitializing" {
+        } else if !s(&c["state"]["waiting"]["reason"]).is_empty()
+            && s(&c["state"]["waiting"]["reason"]) != "PodInitializing"
+        {
             reason = format!("Init:{}", s(&c["state"]["waiting"]["reason"]));
         } else {
             reason = format!("Init:{i}/{init_total}");
@@ -169,7 +348,13 @@ fn pod_status(pod: &Value) -> String {
     }
     if !initializing {
         let mut has_running = false;
-        for c in st["containerStatuses"].as_array().cloned().unwrap_or_default().iter().rev() {
+        for c in st["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
             let w = &c["state"]["waiting"];
             let t = &c["state"]["terminated"];
             if !s(&w["reason"]).is_empty() {
@@ -187,12 +372,23 @@ fn pod_status(pod: &Value) -> String {
             }
         }
         if reason == "Completed" && has_running {
-            let ready_cond = st["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Ready")).map(|c| s(&c["status"]) == "True");
-            reason = if ready_cond == Some(true) { "Running".into() } else { "NotReady".into() };
+            let ready_cond = st["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| s(&c["status"]) == "True");
+            reason = if ready_cond == Some(true) {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
         }
     }
     if pod["metadata"]["deletionTimestamp"].is_string() {
-        reason = if s(&st["reason"]) == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+        reason = if s(&st["reason"]) == "NodeLost" {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     reason
 }
@@ -203,15 +399,20 @@ fn pod_restarts(pod: &Value, now: jiff::Timestamp) -> String {
     for list in ["initContainerStatuses", "containerStatuses"] {
         for c in pod["status"][list].as_array().cloned().unwrap_or_default() {
             restarts += c["restartCount"].as_i64().unwrap_or(0);
-            if let Some(t) = c["lastState"]["terminated"]["finishedAt"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
-                if last.is_none_or(|l| t > l) {
-                    last = Some(t);
-                }
+            if let Some(t) = c["lastState"]["terminated"]["finishedAt"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                && last.is_none_or(|l| t > l)
+            {
+                last = Some(t);
             }
         }
     }
     match last {
-        Some(t) if restarts > 0 => format!("{restarts} ({} ago)", human_duration((now - t).get_seconds())),
+        Some(t) if restarts > 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration((now - t).get_seconds())
+        ),
         _ => restarts.to_string(),
     }
 }
@@ -223,15 +424,35 @@ pub fn row_cells(resource: &str, group: &str, obj: &Value, now: jiff::Timestamp)
     let age_cell = json!(age(created, now));
     match (group, resource) {
         ("", "pods") => {
-            let total = obj["spec"]["containers"].as_array().map(|a| a.len()).unwrap_or(0);
-            let ready = obj["status"]["containerStatuses"].as_array().map(|a| a.iter().filter(|c| c["ready"] == true).count()).unwrap_or(0);
-            let gates = obj["spec"]["readinessGates"].as_array().map(|g| g.len()).unwrap_or(0);
+            let total = obj["spec"]["containers"]
+                .as_array()
+                .map(|a| a.len())
+                .unwrap_or(0);
+            let ready = obj["status"]["containerStatuses"]
+                .as_array()
+                .map(|a| a.iter().filter(|c| c["ready"] == true).count())
+                .unwrap_or(0);
+            let gates = obj["spec"]["readinessGates"]
+                .as_array()
+                .map(|g| g.len())
+                .unwrap_or(0);
             let gates_cell = if gates == 0 {
                 "<none>".to_string()
             } else {
-                let ok = obj["spec"]["readinessGates"].as_array().map(|gs| {
-                    gs.iter().filter(|g| obj["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == g["conditionType"] && c["status"] == "True"))).count()
-                }).unwrap_or(0);
+                let ok = obj["spec"]["readinessGates"]
+                    .as_array()
+                    .map(|gs| {
+                        gs.iter()
+                            .filter(|g| {
+                                obj["status"]["conditions"].as_array().is_some_and(|cs| {
+                                    cs.iter().any(|c| {
+                                        c["type"] == g["conditionType"] && c["status"] == "True"
+                                    })
+                                })
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0);
                 format!("{ok}/{gates}")
             };
             vec![
@@ -247,7 +468,10 @@ pub fn row_cells(resource: &str, group: &str, obj: &Value, now: jiff::Timestamp)
             ]
         }
         ("", "nodes") => {
-            let ready = obj["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Ready")).map(|c| s(&c["status"]).to_string());
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| s(&c["status"]).to_string());
             let mut status = match ready.as_deref() {
                 Some("True") => "Ready".to_string(),
                 Some(_) => "NotReady".to_string(),
@@ -275,13 +499,21 @@ pub fn row_cells(resource: &str, group: &str, obj: &Value, now: jiff::Timestamp)
                 .unwrap_or_default();
             roles.sort();
             let addr = |t: &str| {
-                obj["status"]["addresses"].as_array().and_then(|a| a.iter().find(|x| x["type"] == t)).map(|x| s(&x["address"]).to_string()).unwrap_or_else(|| "<none>".into())
+                obj["status"]["addresses"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["type"] == t))
+                    .map(|x| s(&x["address"]).to_string())
+                    .unwrap_or_else(|| "<none>".into())
             };
             let info = &obj["status"]["nodeInfo"];
             vec![
                 name,
                 json!(status),
-                json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+                json!(if roles.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    roles.join(",")
+                }),
                 age_cell,
                 json!(s(&info["kubeletVersion"])),
                 json!(addr("InternalIP")),
@@ -295,9 +527,23 @@ pub fn row_cells(resource: &str, group: &str, obj: &Value, now: jiff::Timestamp)
         (g, "events") => {
             let core = g.is_empty();
             let (inv, src, msg, first, last, count) = if core {
-                (&obj["involvedObject"], s(&obj["source"]["component"]).to_string(), s(&obj["message"]), &obj["firstTimestamp"], &obj["lastTimestamp"], obj["count"].as_i64().unwrap_or(1))
+                (
+                    &obj["involvedObject"],
+                    s(&obj["source"]["component"]).to_string(),
+                    s(&obj["message"]),
+                    &obj["firstTimestamp"],
+                    &obj["lastTimestamp"],
+                    obj["count"].as_i64().unwrap_or(1),
+                )
             } else {
-                (&obj["regarding"], s(&obj["reportingController"]).to_string(), s(&obj["note"]), &obj["deprecatedFirstTimestamp"], &obj["deprecatedLastTimestamp"], obj["deprecatedCount"].as_i64().unwrap_or(1))
+                (
+                    &obj["regarding"],
+                    s(&obj["reportingController"]).to_string(),
+                    s(&obj["note"]),
+                    &obj["deprecatedFirstTimestamp"],
+                    &obj["deprecatedLastTimestamp"],
+                    obj["deprecatedCount"].as_i64().unwrap_or(1),
+                )
             };
             let last_t = last.as_str().or(obj["eventTime"].as_str()).or(created);
             let first_t = first.as_str().or(obj["eventTime"].as_str()).or(created);
@@ -323,40 +569,79 @@ pub fn row_cells(resource: &str, group: &str, obj: &Value, now: jiff::Timestamp)
         ("", "services") => {
             let spec = &obj["spec"];
             let ty = s(&spec["type"]);
-            let ports: Vec<String> = spec["ports"].as_array().cloned().unwrap_or_default().iter().map(|p| {
-                let proto = p["protocol"].as_str().unwrap_or("TCP");
-                match p["nodePort"].as_i64() {
-                    Some(np) if np > 0 => format!("{}:{np}/{proto}", p["port"]),
-                    _ => format!("{}/{proto}", p["port"]),
-                }
-            }).collect();
-            let mut ext: Vec<String> = spec["externalIPs"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+            let ports: Vec<String> = spec["ports"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    let proto = p["protocol"].as_str().unwrap_or("TCP");
+                    match p["nodePort"].as_i64() {
+                        Some(np) if np > 0 => format!("{}:{np}/{proto}", p["port"]),
+                        _ => format!("{}/{proto}", p["port"]),
+                    }
+                })
+                .collect();
+            let mut ext: Vec<String> = spec["externalIPs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
             if ty == "ExternalName" {
                 ext.push(s(&spec["externalName"]).to_string());
             }
-            let ext = if ext.is_empty() { if ty == "LoadBalancer" { "<pending>".to_string() } else { "<none>".to_string() } } else { ext.join(",") };
-            let mut sel: Vec<String> = spec["selector"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect()).unwrap_or_default();
+            let ext = if ext.is_empty() {
+                if ty == "LoadBalancer" {
+                    "<pending>".to_string()
+                } else {
+                    "<none>".to_string()
+                }
+            } else {
+                ext.join(",")
+            };
+            let mut sel: Vec<String> = spec["selector"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect())
+                .unwrap_or_default();
             sel.sort();
             vec![
                 name,
                 json!(ty),
                 json!(none_if_empty(s(&spec["clusterIP"]))),
                 json!(ext),
-                json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                }),
                 age_cell,
-                json!(if sel.is_empty() { "<none>".to_string() } else { sel.join(",") }),
+                json!(if sel.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    sel.join(",")
+                }),
             ]
         }
         ("", "configmaps") => {
-            let n = obj["data"].as_object().map(|m| m.len()).unwrap_or(0) + obj["binaryData"].as_object().map(|m| m.len()).unwrap_or(0);
+            let n = obj["data"].as_object().map(|m| m.len()).unwrap_or(0)
+                + obj["binaryData"].as_object().map(|m| m.len()).unwrap_or(0);
             vec![name, json!(n), age_cell]
         }
         ("", "secrets") => {
             let n = obj["data"].as_object().map(|m| m.len()).unwrap_or(0);
             vec![name, json!(s(&obj["type"])), json!(n), age_cell]
         }
-        ("", "serviceaccounts") => vec![name, json!(obj["secrets"].as_array().map(|a| a.len()).unwrap_or(0)), age_cell],
-        ("coordination.k8s.io", "leases") => vec![name, json!(s(&obj["spec"]["holderIdentity"])), age_cell],
+        ("", "serviceaccounts") => vec![
+            name,
+            json!(obj["secrets"].as_array().map(|a| a.len()).unwrap_or(0)),
+            age_cell,
+        ],
+        ("coordination.k8s.io", "leases") => {
+            vec![name, json!(s(&obj["spec"]["holderIdentity"])), age_cell]
+        }
         _ => vec![name, json!(created.unwrap_or(""))],
     }
 }
@@ -366,7 +651,9 @@ pub fn row_conditions(resource: &str, group: &str, obj: &Value) -> Vec<Value> {
     if group.is_empty() && resource == "pods" {
         let phase = s(&obj["status"]["phase"]);
         if phase == "Succeeded" || phase == "Failed" {
-            return vec![json!({"type": "Completed", "status": "True", "reason": phase, "message": "The pod has completed successfully."})];
+            return vec![
+                json!({"type": "Completed", "status": "True", "reason": phase, "message": "The pod has completed successfully."}),
+            ];
         }
     }
     Vec::new()

@@ -70,7 +70,8 @@ where
     T: serde::de::DeserializeOwned + serde::Serialize,
 {
     if let Some(obj) = value.as_object_mut() {
-        obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+        obj.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     let typed: T = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     let out = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
@@ -129,10 +130,10 @@ pub fn event_core_to_events_v1(core: &Value) -> Value {
         ("count", "deprecatedCount"),
     ];
     for (from, to) in pairs {
-        if let Some(v) = core.get(from) {
-            if !v.is_null() {
-                out.insert(to.into(), v.clone());
-            }
+        if let Some(v) = core.get(from)
+            && !v.is_null()
+        {
+            out.insert(to.into(), v.clone());
         }
     }
     Value::Object(out)
@@ -161,10 +162,10 @@ pub fn event_events_v1_to_core(ev: &Value) -> Value {
         ("deprecatedCount", "count"),
     ];
     for (from, to) in pairs {
-        if let Some(v) = ev.get(from) {
-            if !v.is_null() {
-                out.insert(to.into(), v.clone());
-            }
+        if let Some(v) = ev.get(from)
+            && !v.is_null()
+        {
+            out.insert(to.into(), v.clone());
         }
     }
     if !out.contains_key("involvedObject") {

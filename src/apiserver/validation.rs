@@ -23,7 +23,8 @@ const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanume
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -71,25 +72,39 @@ pub fn validate_name(kind: &str, name: &str) -> Vec<String> {
 }
 
 fn required(field: impl Into<String>) -> Cause {
-    Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field: field.into(),
+    }
 }
 
 fn invalid(field: impl Into<String>, value: &str, why: &str) -> Cause {
     Cause {
         reason: "FieldValueInvalid".into(),
-        message: format!("Invalid value: {}: {why}", serde_json::to_string(value).unwrap_or_default()),
+        message: format!(
+            "Invalid value: {}: {why}",
+            serde_json::to_string(value).unwrap_or_default()
+        ),
         field: field.into(),
     }
 }
 
 fn invalid_num(field: impl Into<String>, value: i64, why: &str) -> Cause {
-    Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {value}: {why}"), field: field.into() }
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value}: {why}"),
+        field: field.into(),
+    }
 }
 
 fn duplicate(field: impl Into<String>, value: &str) -> Cause {
     Cause {
         reason: "FieldValueDuplicate".into(),
-        message: format!("Duplicate value: {}", serde_json::to_string(value).unwrap_or_default()),
+        message: format!(
+            "Duplicate value: {}",
+            serde_json::to_string(value).unwrap_or_default()
+        ),
         field: field.into(),
     }
 }
@@ -98,13 +113,20 @@ fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> C
     let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
     Cause {
         reason: "FieldValueNotSupported".into(),
-        message: format!("Unsupported value: {value:?}: supported values: {}", list.join(", ")),
+        message: format!(
+            "Unsupported value: {value:?}: supported values: {}",
+            list.join(", ")
+        ),
         field: field.into(),
     }
 }
 
 fn forbidden(field: impl Into<String>, why: &str) -> Cause {
-    Cause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {why}"), field: field.into() }
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: format!("Forbidden: {why}"),
+        field: field.into(),
+    }
 }
 
 fn label_key_ok(k: &str) -> bool {
@@ -114,16 +136,25 @@ fn label_key_ok(k: &str) -> bool {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     name_ok && prefix.is_none_or(is_dns1123_subdomain)
 }
 
 fn label_value_ok(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
             && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && v.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric()))
 }
@@ -150,7 +181,11 @@ fn validate_meta(obj: &Value, out: &mut Vec<Cause>) {
             total += k.len() + v.as_str().map(str::len).unwrap_or(0);
         }
         if total > 256 * 1024 {
-            out.push(Cause { reason: "FieldValueTooLong".into(), message: "Too long: must have at most 262144 bytes".into(), field: "metadata.annotations".into() });
+            out.push(Cause {
+                reason: "FieldValueTooLong".into(),
+                message: "Too long: must have at most 262144 bytes".into(),
+                field: "metadata.annotations".into(),
+            });
         }
     }
 }
@@ -158,16 +193,28 @@ fn validate_meta(obj: &Value, out: &mut Vec<Cause>) {
 fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
     let volumes: Vec<String> = spec["volumes"]
         .as_array()
-        .map(|v| v.iter().filter_map(|v| v["name"].as_str().map(String::from)).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(|v| v["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
-    for (i, v) in spec["volumes"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, v) in spec["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let name = v["name"].as_str().unwrap_or("");
         let f = format!("spec.volumes[{i}].name");
         if name.is_empty() {
             out.push(required(f));
         } else if !is_dns1123_label(name) {
             out.push(invalid(f, name, DNS1123_LABEL_MSG));
-        } else if volumes.iter().filter(|n| *n == name).count() > 1 && volumes.iter().position(|n| n == name) != Some(i) {
+        } else if volumes.iter().filter(|n| *n == name).count() > 1
+            && volumes.iter().position(|n| n == name) != Some(i)
+        {
             out.push(duplicate(f, name));
         }
     }
@@ -177,7 +224,13 @@ fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
         out.push(required("spec.containers"));
     }
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec[list].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        for (i, c) in spec[list]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let base = format!("spec.{list}[{i}]");
             let name = c["name"].as_str().unwrap_or("");
             if name.is_empty() {
@@ -193,19 +246,38 @@ fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
                 out.push(required(format!("{base}.image")));
             }
             let mut port_names: Vec<String> = Vec::new();
-            for (j, p) in c["ports"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (j, p) in c["ports"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let pf = format!("{base}.ports[{j}]");
                 let port = p["containerPort"].as_i64().unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    out.push(invalid_num(format!("{pf}.containerPort"), port, "must be between 1 and 65535, inclusive"));
+                    out.push(invalid_num(
+                        format!("{pf}.containerPort"),
+                        port,
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
-                if let Some(proto) = p["protocol"].as_str() {
-                    if !["TCP", "UDP", "SCTP"].contains(&proto) {
-                        out.push(not_supported(format!("{pf}.protocol"), proto, &["SCTP", "TCP", "UDP"]));
-                    }
+                if let Some(proto) = p["protocol"].as_str()
+                    && !["TCP", "UDP", "SCTP"].contains(&proto)
+                {
+                    out.push(not_supported(
+                        format!("{pf}.protocol"),
+                        proto,
+                        &["SCTP", "TCP", "UDP"],
+                    ));
                 }
                 if let Some(n) = p["name"].as_str().filter(|n| !n.is_empty()) {
-                    if n.len() > 15 || !n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || !n.bytes().any(|b| b.is_ascii_lowercase()) {
+                    if n.len() > 15
+                        || !n
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        || !n.bytes().any(|b| b.is_ascii_lowercase())
+                    {
                         out.push(invalid(format!("{pf}.name"), n, "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), at most 15 characters, and at least one letter"));
                     } else if port_names.iter().any(|x| x == n) {
                         out.push(duplicate(format!("{pf}.name"), n));
@@ -214,7 +286,13 @@ fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
                     }
                 }
             }
-            for (j, e) in c["env"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (j, e) in c["env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let n = e["name"].as_str().unwrap_or("");
                 if n.is_empty() {
                     out.push(required(format!("{base}.env[{j}].name")));
@@ -222,12 +300,21 @@ fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
                     out.push(invalid(format!("{base}.env[{j}].name"), n, "a valid environment variable name must consist only of printable ASCII characters other than '='"));
                 }
             }
-            for (j, m) in c["volumeMounts"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (j, m) in c["volumeMounts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let n = m["name"].as_str().unwrap_or("");
                 if !volumes.iter().any(|v| v == n) {
                     out.push(Cause {
                         reason: "FieldValueNotFound".into(),
-                        message: format!("Not found: {}", serde_json::to_string(n).unwrap_or_default()),
+                        message: format!(
+                            "Not found: {}",
+                            serde_json::to_string(n).unwrap_or_default()
+                        ),
                         field: format!("{base}.volumeMounts[{j}].name"),
                     });
                 }
@@ -237,20 +324,32 @@ fn validate_pod_spec(spec: &Value, out: &mut Vec<Cause>) {
             }
         }
     }
-    if let Some(rp) = spec["restartPolicy"].as_str() {
-        if !["Always", "OnFailure", "Never"].contains(&rp) {
-            out.push(not_supported("spec.restartPolicy", rp, &["Always", "OnFailure", "Never"]));
-        }
+    if let Some(rp) = spec["restartPolicy"].as_str()
+        && !["Always", "OnFailure", "Never"].contains(&rp)
+    {
+        out.push(not_supported(
+            "spec.restartPolicy",
+            rp,
+            &["Always", "OnFailure", "Never"],
+        ));
     }
-    if let Some(dp) = spec["dnsPolicy"].as_str() {
-        if !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dp) {
-            out.push(not_supported("spec.dnsPolicy", dp, &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]));
-        }
+    if let Some(dp) = spec["dnsPolicy"].as_str()
+        && !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dp)
+    {
+        out.push(not_supported(
+            "spec.dnsPolicy",
+            dp,
+            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        ));
     }
-    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
-        if g < 0 {
-            out.push(invalid_num("spec.terminationGracePeriodSeconds", g, "must be greater than or equal to 0"));
-        }
+    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64()
+        && g < 0
+    {
+        out.push(invalid_num(
+            "spec.terminationGracePeriodSeconds",
+            g,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -263,7 +362,11 @@ pub fn validate_create(kind: &str, obj: &Value) -> Vec<Cause> {
         "Service" => {
             let ty = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
             if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&ty) {
-                out.push(not_supported("spec.type", ty, &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]));
+                out.push(not_supported(
+                    "spec.type",
+                    ty,
+                    &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+                ));
             }
             let ports = obj["spec"]["ports"].as_array().cloned().unwrap_or_default();
             let headless = obj["spec"]["clusterIP"].as_str() == Some("None");
@@ -273,7 +376,11 @@ pub fn validate_create(kind: &str, obj: &Value) -> Vec<Cause> {
             for (i, p) in ports.iter().enumerate() {
                 let port = p["port"].as_i64().unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    out.push(invalid_num(format!("spec.ports[{i}].port"), port, "must be between 1 and 65535, inclusive"));
+                    out.push(invalid_num(
+                        format!("spec.ports[{i}].port"),
+                        port,
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
                 if ports.len() > 1 && p["name"].as_str().unwrap_or("").is_empty() {
                     out.push(required(format!("spec.ports[{i}].name")));
@@ -285,7 +392,12 @@ pub fn validate_create(kind: &str, obj: &Value) -> Vec<Cause> {
             for field in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj[field].as_object() {
                     for (k, v) in m {
-                        if k.is_empty() || k.len() > 253 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+                        if k.is_empty()
+                            || k.len() > 253
+                            || !k
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                        {
                             out.push(invalid(format!("{field}[{k}]"), k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
                         }
                         total += v.as_str().map(str::len).unwrap_or(0);
@@ -293,13 +405,25 @@ pub fn validate_create(kind: &str, obj: &Value) -> Vec<Cause> {
                 }
             }
             if total > 1024 * 1024 {
-                out.push(Cause { reason: "FieldValueTooLong".into(), message: "Too long: must have at most 1048576 bytes".into(), field: "data".into() });
+                out.push(Cause {
+                    reason: "FieldValueTooLong".into(),
+                    message: "Too long: must have at most 1048576 bytes".into(),
+                    field: "data".into(),
+                });
             }
         }
-        "Event" => {
-            if obj.get("involvedObject").is_some() && obj["involvedObject"]["name"].as_str().unwrap_or("").is_empty() && obj["involvedObject"]["kind"].as_str().unwrap_or("").is_empty() {
-                out.push(required("involvedObject"));
-            }
+        "Event"
+            if obj.get("involvedObject").is_some()
+                && obj["involvedObject"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .is_empty()
+                && obj["involvedObject"]["kind"]
+                    .as_str()
+                    .unwrap_or("")
+                    .is_empty() =>
+        {
+            out.push(required("involvedObject"));
         }
         _ => {}
     }
@@ -319,7 +443,12 @@ fn mutable_masked(spec: &Value) -> Value {
         }
     }
     if let Some(m) = s.as_object_mut() {
-        for k in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "nodeName"] {
+        for k in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+            "nodeName",
+        ] {
             m.remove(k);
         }
     }
@@ -330,23 +459,36 @@ fn mutable_masked(spec: &Value) -> Value {
 pub fn validate_update(kind: &str, old: &Value, new: &Value) -> Vec<Cause> {
     let mut out = validate_create(kind, new);
     if old["metadata"]["name"] != new["metadata"]["name"] {
-        out.push(invalid("metadata.name", new["metadata"]["name"].as_str().unwrap_or(""), "field is immutable"));
+        out.push(invalid(
+            "metadata.name",
+            new["metadata"]["name"].as_str().unwrap_or(""),
+            "field is immutable",
+        ));
     }
     match kind {
-        "Pod" => {
-            if old.get("spec").is_some() && mutable_masked(&old["spec"]) != mutable_masked(&new["spec"]) {
-                out.push(forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
-            }
+        "Pod"
+            if old.get("spec").is_some()
+                && mutable_masked(&old["spec"]) != mutable_masked(&new["spec"]) =>
+        {
+            out.push(forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
         }
-        "ConfigMap" | "Secret" => {
-            if old["immutable"].as_bool() == Some(true) && (old["data"] != new["data"] || old["binaryData"] != new["binaryData"]) {
-                out.push(forbidden("data", &format!("field is immutable when `immutable` is set")));
-            }
+        "ConfigMap" | "Secret"
+            if old["immutable"].as_bool() == Some(true)
+                && (old["data"] != new["data"] || old["binaryData"] != new["binaryData"]) =>
+        {
+            out.push(forbidden(
+                "data",
+                "field is immutable when `immutable` is set",
+            ));
         }
         "Service" => {
             let (o, n) = (&old["spec"]["clusterIP"], &new["spec"]["clusterIP"]);
             if !o.is_null() && !n.is_null() && o != n {
-                out.push(invalid("spec.clusterIPs[0]", n.as_str().unwrap_or(""), "may not change once set"));
+                out.push(invalid(
+                    "spec.clusterIPs[0]",
+                    n.as_str().unwrap_or(""),
+                    "may not change once set",
+                ));
             }
         }
         _ => {}
@@ -358,9 +500,19 @@ pub fn validate_update(kind: &str, old: &Value, new: &Value) -> Vec<Cause> {
 pub fn invalid_message(kind: &str, name: &str, causes: &[Cause]) -> String {
     let errs: Vec<String> = causes
         .iter()
-        .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
         .collect();
-    let agg = if errs.len() == 1 { errs[0].clone() } else { format!("[{}]", errs.join(", ")) };
+    let agg = if errs.len() == 1 {
+        errs[0].clone()
+    } else {
+        format!("[{}]", errs.join(", "))
+    };
     format!("{kind} {name:?} is invalid: {agg}")
 }
 
@@ -374,7 +526,10 @@ mod tests {
         assert!(is_dns1123_label("web-1") && !is_dns1123_label("Web") && !is_dns1123_label("-a"));
         assert!(is_dns1123_subdomain("a.b-c") && !is_dns1123_subdomain("a..b"));
         assert!(is_dns1035_label("svc") && !is_dns1035_label("1svc"));
-        assert_eq!(validate_name("Pod", "Bad_Name"), vec![DNS1123_SUBDOMAIN_MSG.to_string()]);
+        assert_eq!(
+            validate_name("Pod", "Bad_Name"),
+            vec![DNS1123_SUBDOMAIN_MSG.to_string()]
+        );
         assert!(validate_name("Namespace", "a.b").len() == 1);
     }
 
@@ -389,21 +544,41 @@ mod tests {
         let pod = json!({"metadata":{"name":"bad"},"spec":{"containers":[{"name":"a"},{"name":"a","image":"i","volumeMounts":[{"name":"v","mountPath":"/v"}]}],"restartPolicy":"Sometimes"}});
         let causes = validate_create("Pod", &pod);
         let text = invalid_message("Pod", "bad", &causes);
-        assert!(text.contains("spec.containers[0].image: Required value"), "{text}");
-        assert!(text.contains("spec.containers[1].name: Duplicate value: \"a\""), "{text}");
-        assert!(text.contains("spec.containers[1].volumeMounts[0].name: Not found: \"v\""), "{text}");
-        assert!(text.contains("spec.restartPolicy: Unsupported value: \"Sometimes\""), "{text}");
+        assert!(
+            text.contains("spec.containers[0].image: Required value"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.containers[1].name: Duplicate value: \"a\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.containers[1].volumeMounts[0].name: Not found: \"v\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.restartPolicy: Unsupported value: \"Sometimes\""),
+            "{text}"
+        );
         let one = invalid_message("Pod", "bad", &[required("spec.containers")]);
-        assert_eq!(one, "Pod \"bad\" is invalid: spec.containers: Required value");
+        assert_eq!(
+            one,
+            "Pod \"bad\" is invalid: spec.containers: Required value"
+        );
     }
 
     #[test]
     fn pod_spec_is_immutable_except_images() {
-        let old = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i:1"}]}});
-        let img = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i:2"}]}});
+        let old =
+            json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i:1"}]}});
+        let img =
+            json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i:2"}]}});
         assert!(validate_update("Pod", &old, &img).is_empty());
         let cmd = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i:1","command":["x"]}]}});
-        assert_eq!(validate_update("Pod", &old, &cmd)[0].reason, "FieldValueForbidden");
+        assert_eq!(
+            validate_update("Pod", &old, &cmd)[0].reason,
+            "FieldValueForbidden"
+        );
         let bad_label = json!({"metadata":{"name":"p","labels":{"a b":"c"}},"spec":{"containers":[{"name":"a","image":"i"}]}});
         assert!(!validate_create("Pod", &bad_label).is_empty());
     }

@@ -31,13 +31,21 @@ struct Encoder {
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value, ctx: &Ctx) -> Bytes {
         let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
-            let t = make_table(self.res, std::slice::from_ref(obj), ctx, None, None, !self.sent_columns);
+            let t = make_table(
+                self.res,
+                std::slice::from_ref(obj),
+                ctx,
+                None,
+                None,
+                !self.sent_columns,
+            );
             self.sent_columns = true;
             t
         } else {
             obj.clone()
         };
-        let mut out = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut out =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         out.push(b'\n');
         Bytes::from(out)
     }
@@ -111,10 +119,10 @@ pub async fn serve(
         ticker.tick().await;
         for ev in sub.backlog {
             last_rv = ev.revision;
-            if let Some((kind, obj)) = translate(res, &filter, &ev) {
-                if !send(enc.line(kind, &obj, &ctx)).await {
-                    return;
-                }
+            if let Some((kind, obj)) = translate(res, &filter, &ev)
+                && !send(enc.line(kind, &obj, &ctx)).await
+            {
+                return;
             }
         }
         loop {
@@ -132,9 +140,8 @@ pub async fn serve(
                             continue;
                         }
                         last_rv = ev.revision;
-                        if let Some((kind, obj)) = translate(res, &filter, &ev) {
-                            if !send(enc.line(kind, &obj, &ctx)).await { return; }
-                        }
+                        if let Some((kind, obj)) = translate(res, &filter, &ev)
+                            && !send(enc.line(kind, &obj, &ctx)).await { return; }
                     }
                     // Too slow: end the stream; the client re-watches from its last version.
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
@@ -157,7 +164,10 @@ pub async fn serve(
 fn translate(res: &ResourceDef, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
     let now = to_view(res, &ev.object);
     let now_matches = filter.matches(&now);
-    let before = ev.previous.as_ref().map(|p| filter.matches(&to_view(res, p)));
+    let before = ev
+        .previous
+        .as_ref()
+        .map(|p| filter.matches(&to_view(res, p)));
     match ev.kind {
         EventType::Added => now_matches.then_some(("ADDED", now)),
         EventType::Modified => match (before.unwrap_or(false), now_matches) {

@@ -56,7 +56,9 @@ pub enum UpError {
     #[error("kubelet: {0}")]
     Kubelet(#[from] crate::kubelet::KubeletError),
     /// Another rkind already runs this cluster.
-    #[error("cluster {name:?} is already running (pid {pid}); use `rkind down --name {name}` first")]
+    #[error(
+        "cluster {name:?} is already running (pid {pid}); use `rkind down --name {name}` first"
+    )]
     AlreadyRunning {
         /// Cluster name.
         name: String,
@@ -115,13 +117,13 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let total = Instant::now();
     state::prepare_data_dir(&opts.data_dir)?;
     let previous = ClusterState::load(&opts.data_dir).ok();
-    if let Some(pid) = state::running_pid(&opts.data_dir) {
-        if pid != std::process::id() as i32 {
-            return Err(UpError::AlreadyRunning {
-                name: opts.name.clone(),
-                pid,
-            });
-        }
+    if let Some(pid) = state::running_pid(&opts.data_dir)
+        && pid != std::process::id() as i32
+    {
+        return Err(UpError::AlreadyRunning {
+            name: opts.name.clone(),
+            pid,
+        });
     }
     state::write_pid(&opts.data_dir)?;
     let node = node_name(&opts.name);
@@ -171,7 +173,8 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     step(&format!("API server on https://{api_addr}"), t, ());
 
     let t = Instant::now();
-    let runtime = crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
+    let runtime =
+        crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
     let cri_socket = opts.data_dir.join("cri.sock");
     {
         let rt = runtime.clone();
@@ -204,7 +207,10 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         cri_socket.clone(),
         shutdown.clone(),
     )));
-    let kubelet_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.kubelet_client)?));
+    let kubelet_api = Arc::new(ApiClient::new(
+        api_addr,
+        pki.client_tls(&pki.kubelet_client)?,
+    ));
     crate::kubelet::start(
         crate::kubelet::KubeletConfig {
             node_name: node.clone(),
@@ -218,7 +224,10 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     .await
     .map_err(UpError::Kubelet)?;
     let sched_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.scheduler)?));
-    tasks.push(tokio::spawn(crate::scheduler::run(sched_api, shutdown.clone())));
+    tasks.push(tokio::spawn(crate::scheduler::run(
+        sched_api,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(crate::controllers::service_accounts(
         admin.clone(),
         shutdown.clone(),
@@ -287,10 +296,10 @@ pub async fn run_foreground(opts: &UpOptions) -> Result<(), UpError> {
     let cluster = match up(opts).await {
         Ok(c) => c,
         Err(e) => {
-            if let Some(pid) = state::running_pid(&opts.data_dir) {
-                if pid == std::process::id() as i32 {
-                    state::remove_pid(&opts.data_dir);
-                }
+            if let Some(pid) = state::running_pid(&opts.data_dir)
+                && pid == std::process::id() as i32
+            {
+                state::remove_pid(&opts.data_dir);
             }
             return Err(e);
         }

@@ -116,7 +116,11 @@ pub fn remove_pid(dir: &Path) {
 
 /// The pid in the pid file, if that process is alive and is an rkind.
 pub fn running_pid(dir: &Path) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(pid_path(dir)).ok()?.trim().parse().ok()?;
+    let pid: i32 = fs::read_to_string(pid_path(dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let comm = fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
     let argv0 = comm.split('\0').next().unwrap_or("");
     let is_rkind = Path::new(argv0)

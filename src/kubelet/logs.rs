@@ -27,7 +27,10 @@ pub struct LogsError {
 }
 
 fn err(code: u16, message: impl Into<String>) -> LogsError {
-    LogsError { code, message: message.into() }
+    LogsError {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Finds the container (current or, with `previous`, the one before) and its log path.
@@ -46,15 +49,25 @@ pub async fn find_log(
         .items;
     let mut sb: Vec<_> = sandboxes
         .into_iter()
-        .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name == pod && m.namespace == ns))
+        .filter(|s| {
+            s.metadata
+                .as_ref()
+                .is_some_and(|m| m.name == pod && m.namespace == ns)
+        })
         .collect();
     sb.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     let Some(sandbox) = sb.first() else {
-        return Err(err(404, format!("pod \"{pod}\" in namespace \"{ns}\" is not running on this node")));
+        return Err(err(
+            404,
+            format!("pod \"{pod}\" in namespace \"{ns}\" is not running on this node"),
+        ));
     };
     let mut cs: Vec<cri::Container> = rt
         .list_containers(cri::ListContainersRequest {
-            filter: Some(cri::ContainerFilter { pod_sandbox_id: sandbox.id.clone(), ..Default::default() }),
+            filter: Some(cri::ContainerFilter {
+                pod_sandbox_id: sandbox.id.clone(),
+                ..Default::default()
+            }),
         })
         .await
         .map_err(|e| err(500, e.message().to_string()))?
@@ -67,13 +80,24 @@ pub async fn find_log(
     let pick = if previous { cs.get(1) } else { cs.first() };
     let Some(c) = pick else {
         return Err(if previous {
-            err(400, format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"))
+            err(
+                400,
+                format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"),
+            )
         } else {
-            err(400, format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"))
+            err(
+                400,
+                format!(
+                    "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+                ),
+            )
         });
     };
     let st = rt
-        .container_status(cri::ContainerStatusRequest { container_id: c.id.clone(), verbose: false })
+        .container_status(cri::ContainerStatusRequest {
+            container_id: c.id.clone(),
+            verbose: false,
+        })
         .await
         .map_err(|e| err(500, e.message().to_string()))?
         .into_inner()
@@ -131,7 +155,11 @@ fn parse_line(l: &str) -> Option<Line<'_>> {
     let _stream = it.next()?;
     let tag = it.next()?;
     let content = it.next().unwrap_or("");
-    Some(Line { time, partial: tag == "P", content })
+    Some(Line {
+        time,
+        partial: tag == "P",
+        content,
+    })
 }
 
 fn render(text: &str, q: &LogQuery, since: Option<jiff::Timestamp>) -> Vec<String> {
@@ -139,10 +167,14 @@ fn render(text: &str, q: &LogQuery, since: Option<jiff::Timestamp>) -> Vec<Strin
     let mut pending = String::new();
     for l in text.lines() {
         let Some(line) = parse_line(l) else { continue };
-        if let Some(since) = since {
-            if line.time.parse::<jiff::Timestamp>().map(|t| t < since).unwrap_or(false) {
-                continue;
-            }
+        if let Some(since) = since
+            && line
+                .time
+                .parse::<jiff::Timestamp>()
+                .map(|t| t < since)
+                .unwrap_or(false)
+        {
+            continue;
         }
         if pending.is_empty() && q.timestamps {
             pending.push_str(line.time);
@@ -170,7 +202,9 @@ pub fn stream(
 ) -> StreamBodyBox {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     tokio::spawn(async move {
-        let since = q.since_seconds.map(|s| jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s));
+        let since = q
+            .since_seconds
+            .map(|s| jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s));
         let mut budget = q.limit_bytes.unwrap_or(i64::MAX);
         let mut offset = 0usize;
         let mut first = true;
@@ -179,7 +213,11 @@ pub fn stream(
             if data.len() < offset {
                 offset = 0; // rotated or truncated
             }
-            let end = data[offset..].iter().rposition(|b| *b == b'\n').map(|p| offset + p + 1).unwrap_or(offset);
+            let end = data[offset..]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|p| offset + p + 1)
+                .unwrap_or(offset);
             let text = String::from_utf8_lossy(&data[offset..end]).into_owned();
             offset = end;
             let mut lines = render(&text, &q, since);
@@ -209,7 +247,10 @@ pub fn stream(
                 return;
             }
             let running = rt
-                .container_status(cri::ContainerStatusRequest { container_id: container_id.clone(), verbose: false })
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: container_id.clone(),
+                    verbose: false,
+                })
                 .await
                 .ok()
                 .and_then(|r| r.into_inner().status)
@@ -243,7 +284,13 @@ mod tests {
         let text = "2024-01-01T00:00:00.000000001Z stdout F hello\n2024-01-01T00:00:01Z stderr P par\n2024-01-01T00:00:01Z stderr F tial\n";
         let q = LogQuery::default();
         assert_eq!(render(text, &q, None), vec!["hello\n", "partial\n"]);
-        let q = LogQuery { timestamps: true, ..Default::default() };
-        assert_eq!(render(text, &q, None)[0], "2024-01-01T00:00:00.000000001Z hello\n");
+        let q = LogQuery {
+            timestamps: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            render(text, &q, None)[0],
+            "2024-01-01T00:00:00.000000001Z hello\n"
+        );
     }
 }

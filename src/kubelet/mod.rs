@@ -36,12 +36,15 @@ pub async fn start(
     api: Arc<ApiClient>,
     shutdown: CancellationToken,
 ) -> Result<(), KubeletError> {
-    let channel = pods::connect_cri(&cfg.cri_socket)
-        .await
-        .map_err(|e| KubeletError::Cri(format!("connecting to {}: {e}", cfg.cri_socket.display())))?;
-    let mut runtime = crate::runtime::cri::runtime_service_client::RuntimeServiceClient::new(channel.clone());
+    let channel = pods::connect_cri(&cfg.cri_socket).await.map_err(|e| {
+        KubeletError::Cri(format!("connecting to {}: {e}", cfg.cri_socket.display()))
+    })?;
+    let mut runtime =
+        crate::runtime::cri::runtime_service_client::RuntimeServiceClient::new(channel.clone());
     let version = runtime
-        .version(crate::runtime::cri::VersionRequest { version: "v1".into() })
+        .version(crate::runtime::cri::VersionRequest {
+            version: "v1".into(),
+        })
         .await
         .map_err(|e| KubeletError::Cri(format!("CRI Version: {}", e.message())))?
         .into_inner();
@@ -87,7 +90,8 @@ async fn pod_watch(
         if shutdown.is_cancelled() {
             return;
         }
-        let path = format!("/api/v1/pods?watch=true&fieldSelector={selector}&allowWatchBookmarks=true");
+        let path =
+            format!("/api/v1/pods?watch=true&fieldSelector={selector}&allowWatchBookmarks=true");
         let stream = match api.watch(&path).await {
             Ok(s) => s,
             Err(e) => {

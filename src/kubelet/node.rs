@@ -46,10 +46,30 @@ fn conditions(now: &str) -> Value {
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
     json!([
-        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        cond(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        cond(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        cond(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
@@ -61,7 +81,8 @@ pub fn node_object(cfg: &KubeletConfig, runtime_version: &str) -> Value {
         .unwrap_or(1);
     let mem = format!("{}Ki", memory_kib());
     let arch = crate::go_arch();
-    let capacity = json!({"cpu": cpus.to_string(), "memory": mem, "pods": "110", "ephemeral-storage": "0"});
+    let capacity =
+        json!({"cpu": cpus.to_string(), "memory": mem, "pods": "110", "ephemeral-storage": "0"});
     let boot_id = read_trim("/proc/sys/kernel/random/boot_id");
     let machine_id = read_trim("/etc/machine-id");
     json!({
@@ -119,8 +140,11 @@ pub async fn register(
     match api.post("/api/v1/nodes", &node).await {
         Ok(_) => {
             // Status is not taken from a create (upstream ignores it too): set it.
-            api.merge_patch(&format!("{path}/status"), &json!({"status": node["status"]}))
-                .await?;
+            api.merge_patch(
+                &format!("{path}/status"),
+                &json!({"status": node["status"]}),
+            )
+            .await?;
         }
         Err(e) if e.code() == 409 => {
             api.merge_patch(
@@ -128,8 +152,11 @@ pub async fn register(
                 &json!({"metadata": {"labels": node["metadata"]["labels"]}, "spec": node["spec"]}),
             )
             .await?;
-            api.merge_patch(&format!("{path}/status"), &json!({"status": node["status"]}))
-                .await?;
+            api.merge_patch(
+                &format!("{path}/status"),
+                &json!({"status": node["status"]}),
+            )
+            .await?;
         }
         Err(e) => return Err(e),
     }

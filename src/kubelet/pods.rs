@@ -126,7 +126,10 @@ impl PodManager {
 
 fn pod_key(pod: &Value) -> (String, String, String) {
     (
-        pod["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
+        pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string(),
         pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
         pod["metadata"]["uid"].as_str().unwrap_or("").to_string(),
     )
@@ -183,14 +186,23 @@ impl Worker {
             }
         }
         self.refresh_containers().await;
-        let restart = self.spec()["restartPolicy"].as_str().unwrap_or("Always").to_string();
+        let restart = self.spec()["restartPolicy"]
+            .as_str()
+            .unwrap_or("Always")
+            .to_string();
         // Init containers, one after the other.
-        let inits: Vec<Value> = self.spec()["initContainers"].as_array().cloned().unwrap_or_default();
+        let inits: Vec<Value> = self.spec()["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut inits_done = true;
         for c in &inits {
             let cname = c["name"].as_str().unwrap_or("").to_string();
             let t = self.tracks.get(&cname).cloned().unwrap_or_default();
-            let exit = t.last_terminated.as_ref().and_then(|s| s["exitCode"].as_i64());
+            let exit = t
+                .last_terminated
+                .as_ref()
+                .and_then(|s| s["exitCode"].as_i64());
             let running = !t.id.is_empty() && t.last_terminated.is_none();
             if exit == Some(0) {
                 continue;
@@ -206,7 +218,10 @@ impl Worker {
             break;
         }
         if inits_done {
-            let cs: Vec<Value> = self.spec()["containers"].as_array().cloned().unwrap_or_default();
+            let cs: Vec<Value> = self.spec()["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for c in &cs {
                 let cname = c["name"].as_str().unwrap_or("").to_string();
                 let t = self.tracks.get(&cname).cloned().unwrap_or_default();
@@ -239,8 +254,16 @@ impl Worker {
         let host_network = self.spec()["hostNetwork"].as_bool().unwrap_or(false);
         let host_pid = self.spec()["hostPID"].as_bool().unwrap_or(false);
         let host_ipc = self.spec()["hostIPC"].as_bool().unwrap_or(false);
-        let share_pid = self.spec()["shareProcessNamespace"].as_bool().unwrap_or(false);
-        let mode = |host: bool| if host { cri::NamespaceMode::Node as i32 } else { cri::NamespaceMode::Pod as i32 };
+        let share_pid = self.spec()["shareProcessNamespace"]
+            .as_bool()
+            .unwrap_or(false);
+        let mode = |host: bool| {
+            if host {
+                cri::NamespaceMode::Node as i32
+            } else {
+                cri::NamespaceMode::Pod as i32
+            }
+        };
         let pid_mode = if host_pid {
             cri::NamespaceMode::Node as i32
         } else if share_pid {
@@ -255,7 +278,11 @@ impl Worker {
                 namespace: ns.clone(),
                 attempt: 0,
             }),
-            hostname: if host_network { String::new() } else { name.clone() },
+            hostname: if host_network {
+                String::new()
+            } else {
+                name.clone()
+            },
             log_directory: log_dir.display().to_string(),
             labels: labels_of(&self.pod["metadata"]["labels"]),
             annotations: labels_of(&self.pod["metadata"]["annotations"]),
@@ -282,9 +309,7 @@ impl Worker {
                 runtime_handler: String::new(),
             })
             .await
-            .map_err(|e| {
-                format!("RunPodSandbox: {}", e.message())
-            })?;
+            .map_err(|e| format!("RunPodSandbox: {}", e.message()))?;
         self.sandbox_id = Some(resp.into_inner().pod_sandbox_id);
         Ok(())
     }
@@ -293,7 +318,10 @@ impl Worker {
     async fn prepare_volumes(&mut self) -> Result<(), String> {
         let (ns, _, uid) = pod_key(&self.pod);
         let base = self.env.pods_dir.join(&uid).join("volumes");
-        let vols: Vec<Value> = self.spec()["volumes"].as_array().cloned().unwrap_or_default();
+        let vols: Vec<Value> = self.spec()["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for v in vols {
             let vname = v["name"].as_str().unwrap_or("").to_string();
             let dir = base.join(&vname);
@@ -303,8 +331,14 @@ impl Worker {
                 if ty == "DirectoryOrCreate" {
                     let _ = std::fs::create_dir_all(&p);
                 }
-                if !p.exists() && !ty.is_empty() && ty != "DirectoryOrCreate" && ty != "FileOrCreate" {
-                    return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : hostPath type check failed: {hp} does not exist"));
+                if !p.exists()
+                    && !ty.is_empty()
+                    && ty != "DirectoryOrCreate"
+                    && ty != "FileOrCreate"
+                {
+                    return Err(format!(
+                        "MountVolume.SetUp failed for volume \"{vname}\" : hostPath type check failed: {hp} does not exist"
+                    ));
                 }
                 self.mounts.insert(vname, p);
                 continue;
@@ -315,11 +349,25 @@ impl Worker {
                 continue;
             }
             let (kind, src_name, items, mode) = if v["configMap"].is_object() {
-                ("configmaps", v["configMap"]["name"].as_str().unwrap_or(""), &v["configMap"]["items"], v["configMap"]["defaultMode"].as_u64())
+                (
+                    "configmaps",
+                    v["configMap"]["name"].as_str().unwrap_or(""),
+                    &v["configMap"]["items"],
+                    v["configMap"]["defaultMode"].as_u64(),
+                )
             } else if v["secret"].is_object() {
-                ("secrets", v["secret"]["secretName"].as_str().unwrap_or(""), &v["secret"]["items"], v["secret"]["defaultMode"].as_u64())
+                (
+                    "secrets",
+                    v["secret"]["secretName"].as_str().unwrap_or(""),
+                    &v["secret"]["items"],
+                    v["secret"]["defaultMode"].as_u64(),
+                )
             } else if v["downwardAPI"].is_object() {
-                for item in v["downwardAPI"]["items"].as_array().cloned().unwrap_or_default() {
+                for item in v["downwardAPI"]["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     let path = item["path"].as_str().unwrap_or("");
                     let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or("");
                     let value = downward_value(&self.pod, field);
@@ -331,18 +379,39 @@ impl Worker {
                 self.mounts.insert(vname, dir);
                 continue;
             };
-            let optional = v[if kind == "configmaps" { "configMap" } else { "secret" }]["optional"].as_bool().unwrap_or(false);
-            let obj = match self.env.api.get(&format!("/api/v1/namespaces/{ns}/{kind}/{src_name}")).await {
+            let optional = v[if kind == "configmaps" {
+                "configMap"
+            } else {
+                "secret"
+            }]["optional"]
+                .as_bool()
+                .unwrap_or(false);
+            let obj = match self
+                .env
+                .api
+                .get(&format!("/api/v1/namespaces/{ns}/{kind}/{src_name}"))
+                .await
+            {
                 Ok(o) => o,
                 Err(e) if e.code() == 404 && optional => {
                     self.mounts.insert(vname, dir);
                     continue;
                 }
                 Err(e) if e.code() == 404 => {
-                    let singular = if kind == "configmaps" { "configmap" } else { "secret" };
-                    return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : {singular} \"{src_name}\" not found"));
+                    let singular = if kind == "configmaps" {
+                        "configmap"
+                    } else {
+                        "secret"
+                    };
+                    return Err(format!(
+                        "MountVolume.SetUp failed for volume \"{vname}\" : {singular} \"{src_name}\" not found"
+                    ));
                 }
-                Err(e) => return Err(format!("MountVolume.SetUp failed for volume \"{vname}\" : {e}")),
+                Err(e) => {
+                    return Err(format!(
+                        "MountVolume.SetUp failed for volume \"{vname}\" : {e}"
+                    ));
+                }
             };
             let mut data: Vec<(String, Vec<u8>)> = Vec::new();
             if let Some(m) = obj["data"].as_object() {
@@ -350,7 +419,9 @@ impl Worker {
                     let s = val.as_str().unwrap_or("");
                     let bytes = if kind == "secrets" {
                         use base64::Engine;
-                        base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+                        base64::engine::general_purpose::STANDARD
+                            .decode(s)
+                            .unwrap_or_default()
                     } else {
                         s.as_bytes().to_vec()
                     };
@@ -360,7 +431,12 @@ impl Worker {
             if let Some(m) = obj["binaryData"].as_object() {
                 for (k, val) in m {
                     use base64::Engine;
-                    data.push((k.clone(), base64::engine::general_purpose::STANDARD.decode(val.as_str().unwrap_or("")).unwrap_or_default()));
+                    data.push((
+                        k.clone(),
+                        base64::engine::general_purpose::STANDARD
+                            .decode(val.as_str().unwrap_or(""))
+                            .unwrap_or_default(),
+                    ));
                 }
             }
             let mode = mode.unwrap_or(0o644) as u32;
@@ -388,7 +464,9 @@ impl Worker {
 
     /// Reads the state of this pod's containers from the runtime.
     async fn refresh_containers(&mut self) {
-        let Some(sandbox) = self.sandbox_id.clone() else { return };
+        let Some(sandbox) = self.sandbox_id.clone() else {
+            return;
+        };
         let list = self
             .env
             .runtime
@@ -402,34 +480,45 @@ impl Worker {
             .await;
         let Ok(list) = list else { return };
         for c in list.into_inner().containers {
-            let cname = c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
-            let Some(t) = self.tracks.get_mut(&cname) else { continue };
+            let cname = c
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default();
+            let Some(t) = self.tracks.get_mut(&cname) else {
+                continue;
+            };
             if t.id != c.id {
                 continue;
             }
-            if c.state == cri::ContainerState::ContainerExited as i32 && t.last_terminated.is_none() {
-                if let Ok(st) = self
+            if c.state == cri::ContainerState::ContainerExited as i32
+                && t.last_terminated.is_none()
+                && let Ok(st) = self
                     .env
                     .runtime
                     .clone()
-                    .container_status(cri::ContainerStatusRequest { container_id: c.id.clone(), verbose: false })
+                    .container_status(cri::ContainerStatusRequest {
+                        container_id: c.id.clone(),
+                        verbose: false,
+                    })
                     .await
-                {
-                    if let Some(s) = st.into_inner().status {
-                        let term = json!({
-                            "exitCode": s.exit_code,
-                            "reason": if s.reason.is_empty() { if s.exit_code == 0 { "Completed".to_string() } else { "Error".to_string() } } else { s.reason.clone() },
-                            "message": if s.message.is_empty() { Value::Null } else { json!(s.message) },
-                            "startedAt": ns_to_rfc3339(s.started_at),
-                            "finishedAt": ns_to_rfc3339(s.finished_at),
-                            "containerID": format!("rkind://{}", s.id),
-                        });
-                        t.last_terminated = Some(term);
-                        let b = t.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
-                        t.backoff = Some(b);
-                        t.next_start = Some(Instant::now() + b);
-                    }
-                }
+                && let Some(s) = st.into_inner().status
+            {
+                let term = json!({
+                    "exitCode": s.exit_code,
+                    "reason": if s.reason.is_empty() { if s.exit_code == 0 { "Completed".to_string() } else { "Error".to_string() } } else { s.reason.clone() },
+                    "message": if s.message.is_empty() { Value::Null } else { json!(s.message) },
+                    "startedAt": ns_to_rfc3339(s.started_at),
+                    "finishedAt": ns_to_rfc3339(s.finished_at),
+                    "containerID": format!("rkind://{}", s.id),
+                });
+                t.last_terminated = Some(term);
+                let b = t
+                    .backoff
+                    .map(|b| (b * 2).min(BACKOFF_MAX))
+                    .unwrap_or(BACKOFF_START);
+                t.backoff = Some(b);
+                t.next_start = Some(Instant::now() + b);
             }
         }
     }
@@ -437,17 +526,24 @@ impl Worker {
     async fn maybe_start(&mut self, c: &Value, init: bool) {
         let cname = c["name"].as_str().unwrap_or("").to_string();
         let t = self.tracks.get(&cname).cloned().unwrap_or_default();
-        if let Some(when) = t.next_start {
-            if Instant::now() < when {
-                if t.last_terminated.is_some() && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
-                    let msg = format!("back-off {}s restarting failed container={cname} pod={}", t.backoff.unwrap_or(BACKOFF_START).as_secs(), self.pod["metadata"]["name"].as_str().unwrap_or(""));
-                    self.event("Warning", "BackOff", "Back-off restarting failed container").await;
-                    if let Some(tm) = self.tracks.get_mut(&cname) {
-                        tm.waiting = Some(("CrashLoopBackOff".into(), msg));
-                    }
+        if let Some(when) = t.next_start
+            && Instant::now() < when
+        {
+            if t.last_terminated.is_some()
+                && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("CrashLoopBackOff")
+            {
+                let msg = format!(
+                    "back-off {}s restarting failed container={cname} pod={}",
+                    t.backoff.unwrap_or(BACKOFF_START).as_secs(),
+                    self.pod["metadata"]["name"].as_str().unwrap_or("")
+                );
+                self.event("Warning", "BackOff", "Back-off restarting failed container")
+                    .await;
+                if let Some(tm) = self.tracks.get_mut(&cname) {
+                    tm.waiting = Some(("CrashLoopBackOff".into(), msg));
                 }
-                return;
             }
+            return;
         }
         let image = c["image"].as_str().unwrap_or("").to_string();
         // Image: resolve locally (PullImage fails cleanly for images not in the store).
@@ -456,33 +552,53 @@ impl Worker {
             .images
             .clone()
             .pull_image(cri::PullImageRequest {
-                image: Some(cri::ImageSpec { image: image.clone(), ..Default::default() }),
+                image: Some(cri::ImageSpec {
+                    image: image.clone(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await;
         let image_ref = match pulled {
             Ok(r) => r.into_inner().image_ref,
             Err(e) => {
-                let first = t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ErrImagePull") && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ImagePullBackOff");
+                let first = t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ErrImagePull")
+                    && t.waiting.as_ref().map(|w| w.0.as_str()) != Some("ImagePullBackOff");
                 let msg = format!("Failed to pull image \"{image}\": {}", e.message());
                 if first {
                     self.event("Warning", "Failed", &msg).await;
                     self.event("Warning", "Failed", "Error: ErrImagePull").await;
                 }
                 let tm = self.tracks.entry(cname.clone()).or_default();
-                let reason = if first { "ErrImagePull" } else { "ImagePullBackOff" };
+                let reason = if first {
+                    "ErrImagePull"
+                } else {
+                    "ImagePullBackOff"
+                };
                 tm.waiting = Some((reason.into(), msg));
-                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                let b = tm
+                    .backoff
+                    .map(|b| (b * 2).min(BACKOFF_MAX))
+                    .unwrap_or(BACKOFF_START);
                 tm.backoff = Some(b);
                 tm.next_start = Some(Instant::now() + b);
                 return;
             }
         };
         if !t.started_once {
-            self.event("Normal", "Pulled", &format!("Container image \"{image}\" already present on machine")).await;
+            self.event(
+                "Normal",
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            )
+            .await;
         }
         let (ns, name, uid) = pod_key(&self.pod);
-        let attempt = if t.started_once { t.restart_count as u32 + 1 } else { 0 };
+        let attempt = if t.started_once {
+            t.restart_count as u32 + 1
+        } else {
+            0
+        };
         let mut mounts = Vec::new();
         for vm in c["volumeMounts"].as_array().cloned().unwrap_or_default() {
             let vname = vm["name"].as_str().unwrap_or("");
@@ -502,19 +618,45 @@ impl Worker {
         let envs = container_env(&self.env.api, &self.pod, c).await;
         let sc = &c["securityContext"];
         let psc = &self.spec()["securityContext"];
-        let run_as = sc["runAsUser"].as_i64().or_else(|| psc["runAsUser"].as_i64());
-        let run_as_group = sc["runAsGroup"].as_i64().or_else(|| psc["runAsGroup"].as_i64());
-        let to_strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default() };
+        let run_as = sc["runAsUser"]
+            .as_i64()
+            .or_else(|| psc["runAsUser"].as_i64());
+        let run_as_group = sc["runAsGroup"]
+            .as_i64()
+            .or_else(|| psc["runAsGroup"].as_i64());
+        let to_strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         let resources = linux_resources(&c["resources"]);
         let config = cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata { name: cname.clone(), attempt }),
-            image: Some(cri::ImageSpec { image: image_ref.clone(), user_specified_image: image.clone(), ..Default::default() }),
+            metadata: Some(cri::ContainerMetadata {
+                name: cname.clone(),
+                attempt,
+            }),
+            image: Some(cri::ImageSpec {
+                image: image_ref.clone(),
+                user_specified_image: image.clone(),
+                ..Default::default()
+            }),
             command: to_strings(&c["command"]),
             args: to_strings(&c["args"]),
             working_dir: c["workingDir"].as_str().unwrap_or("").to_string(),
             envs,
             mounts,
-            labels: [("io.kubernetes.container.name".to_string(), cname.clone()), ("io.kubernetes.pod.name".to_string(), name.clone()), ("io.kubernetes.pod.namespace".to_string(), ns.clone()), ("io.kubernetes.pod.uid".to_string(), uid.clone())].into_iter().collect(),
+            labels: [
+                ("io.kubernetes.container.name".to_string(), cname.clone()),
+                ("io.kubernetes.pod.name".to_string(), name.clone()),
+                ("io.kubernetes.pod.namespace".to_string(), ns.clone()),
+                ("io.kubernetes.pod.uid".to_string(), uid.clone()),
+            ]
+            .into_iter()
+            .collect(),
             log_path: format!("{cname}/{attempt}.log"),
             stdin: c["stdin"].as_bool().unwrap_or(false),
             stdin_once: c["stdinOnce"].as_bool().unwrap_or(false),
@@ -526,35 +668,53 @@ impl Worker {
                     run_as_group: run_as_group.map(|v| cri::Int64Value { value: v }),
                     privileged: sc["privileged"].as_bool().unwrap_or(false),
                     readonly_rootfs: sc["readOnlyRootFilesystem"].as_bool().unwrap_or(false),
-                    no_new_privs: !sc["allowPrivilegeEscalation"].as_bool().unwrap_or(true) || true,
+                    // Docker-like default: no_new_privs unless escalation is explicitly allowed.
+                    no_new_privs: sc["allowPrivilegeEscalation"].as_bool() != Some(true),
                     ..Default::default()
                 }),
-                ..Default::default()
             }),
             ..Default::default()
         };
-        let Some(sandbox) = self.sandbox_id.clone() else { return };
+        let Some(sandbox) = self.sandbox_id.clone() else {
+            return;
+        };
         let created = self
             .env
             .runtime
             .clone()
-            .create_container(cri::CreateContainerRequest { pod_sandbox_id: sandbox, config: Some(config), sandbox_config: None })
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: sandbox,
+                config: Some(config),
+                sandbox_config: None,
+            })
             .await;
         let id = match created {
             Ok(r) => r.into_inner().container_id,
             Err(e) => {
                 let msg = e.message().to_string();
-                self.event("Warning", "Failed", &format!("Error: {msg}")).await;
+                self.event("Warning", "Failed", &format!("Error: {msg}"))
+                    .await;
                 let tm = self.tracks.entry(cname.clone()).or_default();
                 tm.waiting = Some(("CreateContainerError".into(), msg));
-                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                let b = tm
+                    .backoff
+                    .map(|b| (b * 2).min(BACKOFF_MAX))
+                    .unwrap_or(BACKOFF_START);
                 tm.backoff = Some(b);
                 tm.next_start = Some(Instant::now() + b);
                 return;
             }
         };
-        self.event("Normal", "Created", &format!("Created container {cname}")).await;
-        let started = self.env.runtime.clone().start_container(cri::StartContainerRequest { container_id: id.clone() }).await;
+        self.event("Normal", "Created", &format!("Created container {cname}"))
+            .await;
+        let started = self
+            .env
+            .runtime
+            .clone()
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await;
         let tm = self.tracks.entry(cname.clone()).or_default();
         if tm.started_once {
             tm.restart_count += 1;
@@ -568,15 +728,20 @@ impl Worker {
         tm.next_start = None;
         match started {
             Ok(_) => {
-                self.event("Normal", "Started", &format!("Started container {cname}")).await;
+                self.event("Normal", "Started", &format!("Started container {cname}"))
+                    .await;
             }
             Err(e) => {
                 let msg = e.message().to_string();
                 tm.waiting = Some(("RunContainerError".into(), msg.clone()));
-                let b = tm.backoff.map(|b| (b * 2).min(BACKOFF_MAX)).unwrap_or(BACKOFF_START);
+                let b = tm
+                    .backoff
+                    .map(|b| (b * 2).min(BACKOFF_MAX))
+                    .unwrap_or(BACKOFF_START);
                 tm.backoff = Some(b);
                 tm.next_start = Some(Instant::now() + b);
-                self.event("Warning", "Failed", &format!("Error: {msg}")).await;
+                self.event("Warning", "Failed", &format!("Error: {msg}"))
+                    .await;
             }
         }
         let _ = init;
@@ -591,13 +756,25 @@ impl Worker {
         let (ns, name, uid) = pod_key(&self.pod);
         let mut st = status.clone();
         // Keep the scheduler's condition.
-        if let Some(ps) = self.pod["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled")) {
-            if let Some(arr) = st["conditions"].as_array_mut() {
-                arr.push(ps.clone());
-            }
+        if let Some(ps) = self.pod["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
+            && let Some(arr) = st["conditions"].as_array_mut()
+        {
+            arr.push(ps.clone());
         }
         let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "uid": uid}, "status": st});
-        match self.env.api.json(http::Method::PATCH, &format!("/api/v1/namespaces/{ns}/pods/{name}/status"), "application/merge-patch+json", Some(&json!({"status": body["status"]}))).await {
+        match self
+            .env
+            .api
+            .json(
+                http::Method::PATCH,
+                &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+                "application/merge-patch+json",
+                Some(&json!({"status": body["status"]})),
+            )
+            .await
+        {
             Ok(p) => {
                 self.last_status = status;
                 self.pod["status"] = p["status"].clone();
@@ -615,7 +792,10 @@ impl Worker {
         let mut any_failed = false;
         let mut ready_all = true;
         let restart = self.spec()["restartPolicy"].as_str().unwrap_or("Always");
-        let inits: Vec<Value> = self.spec()["initContainers"].as_array().cloned().unwrap_or_default();
+        let inits: Vec<Value> = self.spec()["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut initialized = true;
         for c in &inits {
             let cname = c["name"].as_str().unwrap_or("");
@@ -630,7 +810,11 @@ impl Worker {
             let _ = cname;
             init_statuses.push(s);
         }
-        for c in self.spec()["containers"].as_array().cloned().unwrap_or_default() {
+        for c in self.spec()["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             let s = self.container_status(&c).await;
             if s["state"]["running"].is_object() {
                 running += 1;
@@ -653,9 +837,13 @@ impl Worker {
             _ => false,
         };
         let _ = running;
-        let containers_started = self.spec()["containers"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| self.tracks.get(c["name"].as_str().unwrap_or("")).is_some_and(|t| t.started_once)));
+        let containers_started = self.spec()["containers"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                self.tracks
+                    .get(c["name"].as_str().unwrap_or(""))
+                    .is_some_and(|t| t.started_once)
+            })
+        });
         let phase = if !initialized {
             if any_failed { "Failed" } else { "Pending" }
         } else if all_terminated && !statuses.is_empty() && !will_restart(any_failed) {
@@ -696,12 +884,15 @@ impl Worker {
             status["podIPs"] = json!([{"ip": "127.0.0.1"}]);
         }
         // Conditions carry the time of their last change only; keep earlier times stable.
-        if let Some(old) = self.last_status["conditions"].as_array() {
-            if let Some(new) = status["conditions"].as_array_mut() {
-                for c in new.iter_mut() {
-                    if let Some(o) = old.iter().find(|o| o["type"] == c["type"] && o["status"] == c["status"]) {
-                        c["lastTransitionTime"] = o["lastTransitionTime"].clone();
-                    }
+        if let Some(old) = self.last_status["conditions"].as_array()
+            && let Some(new) = status["conditions"].as_array_mut()
+        {
+            for c in new.iter_mut() {
+                if let Some(o) = old
+                    .iter()
+                    .find(|o| o["type"] == c["type"] && o["status"] == c["status"])
+                {
+                    c["lastTransitionTime"] = o["lastTransitionTime"].clone();
                 }
             }
         }
@@ -720,7 +911,10 @@ impl Worker {
             self.env
                 .runtime
                 .clone()
-                .container_status(cri::ContainerStatusRequest { container_id: t.id.clone(), verbose: false })
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: t.id.clone(),
+                    verbose: false,
+                })
                 .await
                 .ok()
                 .and_then(|r| r.into_inner().status)
@@ -736,7 +930,9 @@ impl Worker {
             if t.last_terminated.is_some() {
                 last = t.last_terminated.clone();
             }
-        } else if let Some(ls) = live.filter(|l| l.state == cri::ContainerState::ContainerRunning as i32) {
+        } else if let Some(ls) =
+            live.filter(|l| l.state == cri::ContainerState::ContainerRunning as i32)
+        {
             s["state"] = json!({"running": {"startedAt": ns_to_rfc3339(ls.started_at)}});
             s["ready"] = json!(true);
             s["started"] = json!(true);
@@ -757,16 +953,29 @@ impl Worker {
     async fn terminate(&mut self) -> Result<(), String> {
         if !self.terminating {
             self.terminating = true;
-            let grace = self.pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(30);
-            let ids: Vec<(String, String)> = self.tracks.iter().filter(|(_, t)| !t.id.is_empty() && t.last_terminated.is_none()).map(|(n, t)| (n.clone(), t.id.clone())).collect();
+            let grace = self.pod["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30);
+            let ids: Vec<(String, String)> = self
+                .tracks
+                .iter()
+                .filter(|(_, t)| !t.id.is_empty() && t.last_terminated.is_none())
+                .map(|(n, t)| (n.clone(), t.id.clone()))
+                .collect();
             for (n, _) in &ids {
-                self.event("Normal", "Killing", &format!("Stopping container {n}")).await;
+                self.event("Normal", "Killing", &format!("Stopping container {n}"))
+                    .await;
             }
             let mut handles = Vec::new();
             for (_, id) in ids {
                 let mut rt = self.env.runtime.clone();
                 handles.push(tokio::spawn(async move {
-                    let _ = rt.stop_container(cri::StopContainerRequest { container_id: id, timeout: grace }).await;
+                    let _ = rt
+                        .stop_container(cri::StopContainerRequest {
+                            container_id: id,
+                            timeout: grace,
+                        })
+                        .await;
                 }));
             }
             for h in handles {
@@ -775,14 +984,25 @@ impl Worker {
         }
         if let Some(sb) = self.sandbox_id.clone() {
             let mut rt = self.env.runtime.clone();
-            let _ = rt.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: sb.clone() }).await;
-            let _ = rt.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb }).await;
+            let _ = rt
+                .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                    pod_sandbox_id: sb.clone(),
+                })
+                .await;
+            let _ = rt
+                .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb })
+                .await;
             self.sandbox_id = None;
         }
         let (ns, name, uid) = pod_key(&self.pod);
         let _ = std::fs::remove_dir_all(self.env.pods_dir.join(&uid));
         let opts = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
-        match self.env.api.delete(&format!("/api/v1/namespaces/{ns}/pods/{name}"), Some(&opts)).await {
+        match self
+            .env
+            .api
+            .delete(&format!("/api/v1/namespaces/{ns}/pods/{name}"), Some(&opts))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
             Err(e) => Err(e.to_string()),
@@ -792,7 +1012,11 @@ impl Worker {
 
 fn labels_of(v: &Value) -> HashMap<String, String> {
     v.as_object()
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -811,30 +1035,60 @@ fn downward_value(pod: &Value, field: &str) -> String {
         "metadata.namespace" => pod["metadata"]["namespace"].as_str().unwrap_or("").into(),
         "metadata.uid" => pod["metadata"]["uid"].as_str().unwrap_or("").into(),
         "spec.nodeName" => pod["spec"]["nodeName"].as_str().unwrap_or("").into(),
-        "spec.serviceAccountName" => pod["spec"]["serviceAccountName"].as_str().unwrap_or("").into(),
+        "spec.serviceAccountName" => pod["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("")
+            .into(),
         "status.hostIP" | "status.podIP" => "127.0.0.1".into(),
         "metadata.labels" | "metadata.annotations" => {
-            let key = if field == "metadata.labels" { "labels" } else { "annotations" };
+            let key = if field == "metadata.labels" {
+                "labels"
+            } else {
+                "annotations"
+            };
             let mut lines: Vec<String> = pod["metadata"][key]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            format!("{k}={}", serde_json::to_string(v).unwrap_or_default())
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             lines.sort();
             lines.join("\n")
         }
         f => {
-            if let Some(rest) = f.strip_prefix("metadata.labels['").and_then(|r| r.strip_suffix("']")) {
-                return pod["metadata"]["labels"][rest].as_str().unwrap_or("").into();
+            if let Some(rest) = f
+                .strip_prefix("metadata.labels['")
+                .and_then(|r| r.strip_suffix("']"))
+            {
+                return pod["metadata"]["labels"][rest]
+                    .as_str()
+                    .unwrap_or("")
+                    .into();
             }
-            if let Some(rest) = f.strip_prefix("metadata.annotations['").and_then(|r| r.strip_suffix("']")) {
-                return pod["metadata"]["annotations"][rest].as_str().unwrap_or("").into();
+            if let Some(rest) = f
+                .strip_prefix("metadata.annotations['")
+                .and_then(|r| r.strip_suffix("']"))
+            {
+                return pod["metadata"]["annotations"][rest]
+                    .as_str()
+                    .unwrap_or("")
+                    .into();
             }
             String::new()
         }
     }
 }
 
-fn write_volume_file(dir: &std::path::Path, rel: &str, data: &[u8], mode: u32) -> Result<(), String> {
+fn write_volume_file(
+    dir: &std::path::Path,
+    rel: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
         return Err(format!("invalid volume item path {rel:?}"));
@@ -858,13 +1112,21 @@ async fn container_env(api: &ApiClient, pod: &Value, c: &Value) -> Vec<cri::KeyV
     };
     for ef in c["envFrom"].as_array().cloned().unwrap_or_default() {
         let prefix = ef["prefix"].as_str().unwrap_or("");
-        let (kind, name) = if let Some(n) = ef["configMapRef"]["name"].as_str() { ("configmaps", n) } else if let Some(n) = ef["secretRef"]["name"].as_str() { ("secrets", n) } else { continue };
-        if let Ok(obj) = api.get(&format!("/api/v1/namespaces/{ns}/{kind}/{name}")).await {
-            if let Some(m) = obj["data"].as_object() {
-                for (k, v) in m {
-                    let val = decode_data(kind, v);
-                    push(format!("{prefix}{k}"), val, &mut out);
-                }
+        let (kind, name) = if let Some(n) = ef["configMapRef"]["name"].as_str() {
+            ("configmaps", n)
+        } else if let Some(n) = ef["secretRef"]["name"].as_str() {
+            ("secrets", n)
+        } else {
+            continue;
+        };
+        if let Ok(obj) = api
+            .get(&format!("/api/v1/namespaces/{ns}/{kind}/{name}"))
+            .await
+            && let Some(m) = obj["data"].as_object()
+        {
+            for (k, v) in m {
+                let val = decode_data(kind, v);
+                push(format!("{prefix}{k}"), val, &mut out);
             }
         }
     }
@@ -877,11 +1139,19 @@ async fn container_env(api: &ApiClient, pod: &Value, c: &Value) -> Vec<cri::KeyV
         } else if let Some(r) = e["valueFrom"]["configMapKeyRef"].as_object() {
             let name = r.get("name").and_then(Value::as_str).unwrap_or("");
             let key = r.get("key").and_then(Value::as_str).unwrap_or("");
-            api.get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}")).await.ok().map(|o| decode_data("configmaps", &o["data"][key])).unwrap_or_default()
+            api.get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}"))
+                .await
+                .ok()
+                .map(|o| decode_data("configmaps", &o["data"][key]))
+                .unwrap_or_default()
         } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
             let name = r.get("name").and_then(Value::as_str).unwrap_or("");
             let key = r.get("key").and_then(Value::as_str).unwrap_or("");
-            api.get(&format!("/api/v1/namespaces/{ns}/secrets/{name}")).await.ok().map(|o| decode_data("secrets", &o["data"][key])).unwrap_or_default()
+            api.get(&format!("/api/v1/namespaces/{ns}/secrets/{name}"))
+                .await
+                .ok()
+                .map(|o| decode_data("secrets", &o["data"][key]))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -894,7 +1164,12 @@ fn decode_data(kind: &str, v: &Value) -> String {
     let s = v.as_str().unwrap_or("");
     if kind == "secrets" {
         use base64::Engine;
-        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(
+            &base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .unwrap_or_default(),
+        )
+        .into_owned()
     } else {
         s.to_string()
     }
@@ -960,7 +1235,15 @@ fn parse_cpu_millis(s: &str) -> Option<i64> {
 }
 
 fn parse_bytes(s: &str) -> Option<i64> {
-    let units = [("Ki", 1i64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40), ("k", 1000), ("M", 1_000_000), ("G", 1_000_000_000)];
+    let units = [
+        ("Ki", 1i64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
     for (suffix, mult) in units {
         if let Some(n) = s.strip_suffix(suffix) {
             return n.parse::<f64>().ok().map(|v| (v * mult as f64) as i64);
@@ -975,7 +1258,10 @@ mod tests {
 
     #[test]
     fn env_expansion_like_upstream() {
-        let defined = vec![cri::KeyValue { key: "A".into(), value: "x".into() }];
+        let defined = vec![cri::KeyValue {
+            key: "A".into(),
+            value: "x".into(),
+        }];
         assert_eq!(expand_env("$(A)-$(B)-$$(A)", &defined), "x-$(B)-$(A)");
         assert_eq!(parse_bytes("64Mi"), Some(64 << 20));
         assert_eq!(parse_cpu_millis("250m"), Some(250));

@@ -114,7 +114,9 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(user_from_cert);
-            let allowed = user.as_ref().is_some_and(|u| u.name == APISERVER_KUBELET_CLIENT_CN);
+            let allowed = user
+                .as_ref()
+                .is_some_and(|u| u.name == APISERVER_KUBELET_CLIENT_CN);
             let svc = service_fn(move |req| {
                 let node = node.clone();
                 let cri = cri.clone();

@@ -63,7 +63,8 @@ pub struct ImageRecord {
 pub const HOST_IMAGE: &str = "rkind/host";
 
 /// The id of the built-in host image.
-pub const HOST_IMAGE_ID: &str = "sha256:0000000000000000000000000000000000000000000000000000000000686f7374";
+pub const HOST_IMAGE_ID: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000686f7374";
 
 fn host_image() -> ImageRecord {
     ImageRecord {
@@ -92,7 +93,8 @@ pub fn normalize(reference: &str) -> String {
         None => (reference, None),
     };
     let first = name.split('/').next().unwrap_or("");
-    let has_registry = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let mut full = if has_registry {
         name.to_string()
     } else if name.contains('/') {
@@ -120,9 +122,14 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<Self, ImageError> {
         for d in ["blobs/sha256", "layers"] {
             let p = root.join(d);
-            std::fs::create_dir_all(&p).map_err(|source| ImageError::Io { path: p.clone(), source })?;
+            std::fs::create_dir_all(&p).map_err(|source| ImageError::Io {
+                path: p.clone(),
+                source,
+            })?;
         }
-        Ok(ImageStore { root: root.to_path_buf() })
+        Ok(ImageStore {
+            root: root.to_path_buf(),
+        })
     }
 
     fn index(&self) -> Vec<ImageRecord> {
@@ -137,7 +144,10 @@ impl ImageStore {
         if !path.exists() {
             return Err(ImageError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
             });
         }
         Err(ImageError::Unsupported(
@@ -162,8 +172,12 @@ impl ImageStore {
         self.list().into_iter().find(|img| {
             img.id == r
                 || img.repo_tags.iter().any(|t| *t == norm || t == r)
-                || img.repo_digests.iter().any(|d| *d == norm)
-                || (r.len() >= 12 && img.id.trim_start_matches("sha256:").starts_with(r.trim_start_matches("sha256:")))
+                || img.repo_digests.contains(&norm)
+                || (r.len() >= 12
+                    && img
+                        .id
+                        .trim_start_matches("sha256:")
+                        .starts_with(r.trim_start_matches("sha256:")))
         })
     }
 
@@ -173,9 +187,15 @@ impl ImageStore {
             return Err(ImageError::NotFound(reference.to_string()));
         };
         if img.id == HOST_IMAGE_ID {
-            return Err(ImageError::Unsupported("the built-in image rkind/host cannot be removed".into()));
+            return Err(ImageError::Unsupported(
+                "the built-in image rkind/host cannot be removed".into(),
+            ));
         }
-        let rest: Vec<ImageRecord> = self.index().into_iter().filter(|i| i.id != img.id).collect();
+        let rest: Vec<ImageRecord> = self
+            .index()
+            .into_iter()
+            .filter(|i| i.id != img.id)
+            .collect();
         let p = self.root.join("images.json");
         let tmp = self.root.join("images.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&rest).unwrap_or_default())
@@ -225,11 +245,23 @@ mod tests {
         assert_eq!(normalize("quay.example/a/b"), "quay.example/a/b:latest");
         let dir = tempfile::tempdir().unwrap();
         let s = ImageStore::open(dir.path()).unwrap();
-        for r in ["rkind/host", "rkind/host:latest", "docker.io/rkind/host:latest", HOST_IMAGE_ID] {
-            assert_eq!(s.resolve(r).map(|i| i.id), Some(HOST_IMAGE_ID.to_string()), "{r}");
+        for r in [
+            "rkind/host",
+            "rkind/host:latest",
+            "docker.io/rkind/host:latest",
+            HOST_IMAGE_ID,
+        ] {
+            assert_eq!(
+                s.resolve(r).map(|i| i.id),
+                Some(HOST_IMAGE_ID.to_string()),
+                "{r}"
+            );
         }
         assert!(s.resolve("busybox").is_none());
         assert!(s.remove("rkind/host").is_err());
-        assert!(matches!(s.import(&dir.path().join("nope.tar")), Err(ImageError::Io { .. })));
+        assert!(matches!(
+            s.import(&dir.path().join("nope.tar")),
+            Err(ImageError::Io { .. })
+        ));
     }
 }

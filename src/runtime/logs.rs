@@ -56,19 +56,34 @@ impl LogWriter {
     /// Opens (appending) the log file at `path`; rotates past `max_size` bytes keeping
     /// `max_files` old files.
     pub fn open(path: &Path, max_size: u64, max_files: usize) -> Result<Self, LogError> {
-        let err = |source| LogError { path: path.to_path_buf(), source };
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+        let err = |source| LogError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size, max_files, pending: [Vec::new(), Vec::new()] })
+        Ok(LogWriter {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size,
+            max_files,
+            pending: [Vec::new(), Vec::new()],
+        })
     }
 
     fn record(&mut self, stream: Stream, tag: &str, content: &[u8]) -> Result<(), LogError> {
         let mut line = format!("{} {} {} ", timestamp(), stream.as_str(), tag).into_bytes();
         line.extend_from_slice(content);
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .map_err(|source| LogError { path: self.path.clone(), source })?;
+        self.file.write_all(&line).map_err(|source| LogError {
+            path: self.path.clone(),
+            source,
+        })?;
         self.size += line.len() as u64;
         if self.max_size > 0 && self.size > self.max_size {
             self.rotate()?;
@@ -140,7 +155,10 @@ impl LogWriter {
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|source| LogError { path: self.path.clone(), source })?;
+            .map_err(|source| LogError {
+                path: self.path.clone(),
+                source,
+            })?;
         self.size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(())
     }
@@ -169,7 +187,14 @@ mod tests {
         assert!(lines[2].ends_with(" stdout F no newline"));
         assert!(lines[3].contains(" stdout P xxx"));
         assert!(lines[4].ends_with(" stdout F xxxxxxxxxx"));
-        assert!(lines[0].split(' ').next().unwrap().parse::<jiff::Timestamp>().is_ok());
+        assert!(
+            lines[0]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .is_ok()
+        );
         let mut w = LogWriter::open(&p, 10, 2).unwrap();
         w.write(Stream::Stdout, b"rotate me please\n").unwrap();
         assert!(dir.path().join("0.log.1").exists());

@@ -25,7 +25,11 @@ pub fn now_ns() -> i64 {
 }
 
 fn new_id() -> String {
-    format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
 }
 
 /// One pod sandbox as the runtime remembers it.
@@ -162,40 +166,50 @@ impl Runtime {
     /// containers whose process died meanwhile are reported as exited).
     pub fn open(root: &Path) -> Result<Arc<Self>, String> {
         for d in ["sandboxes", "containers", "images"] {
-            std::fs::create_dir_all(root.join(d)).map_err(|e| format!("{}: {e}", root.join(d).display()))?;
+            std::fs::create_dir_all(root.join(d))
+                .map_err(|e| format!("{}: {e}", root.join(d).display()))?;
         }
         let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700));
         let images = images::ImageStore::open(&root.join("images")).map_err(|e| e.to_string())?;
         let mut state = State::default();
-        for entry in std::fs::read_dir(root.join("sandboxes")).map_err(|e| e.to_string())?.flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                if let Ok(mut s) = serde_json::from_str::<SandboxRecord>(&text) {
-                    if s.holder_pid != 0 && !pid_alive(s.holder_pid) {
-                        s.ready = false;
-                        s.holder_pid = 0;
-                    }
-                    state.sandboxes.insert(s.id.clone(), s);
+        for entry in std::fs::read_dir(root.join("sandboxes"))
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            if let Ok(text) = std::fs::read_to_string(entry.path())
+                && let Ok(mut s) = serde_json::from_str::<SandboxRecord>(&text)
+            {
+                if s.holder_pid != 0 && !pid_alive(s.holder_pid) {
+                    s.ready = false;
+                    s.holder_pid = 0;
                 }
+                state.sandboxes.insert(s.id.clone(), s);
             }
         }
-        for entry in std::fs::read_dir(root.join("containers")).map_err(|e| e.to_string())?.flatten() {
+        for entry in std::fs::read_dir(root.join("containers"))
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
             let rec = entry.path().join("record.json");
-            if let Ok(text) = std::fs::read_to_string(&rec) {
-                if let Ok(mut c) = serde_json::from_str::<ContainerRecord>(&text) {
-                    if c.state == ContainerStateKind::Running && !pid_alive(c.pid) {
-                        c.state = ContainerStateKind::Exited;
-                        c.finished_at = now_ns();
-                        match std::fs::read_to_string(entry.path().join("exitcode")).ok().and_then(|s| s.trim().parse().ok()) {
-                            Some(code) => c.exit_code = code,
-                            None => {
-                                c.exit_code = 255;
-                                c.reason = "Unknown".into();
-                                c.message = "the container exited while rkind was not running".into();
-                            }
+            if let Ok(text) = std::fs::read_to_string(&rec)
+                && let Ok(mut c) = serde_json::from_str::<ContainerRecord>(&text)
+            {
+                if c.state == ContainerStateKind::Running && !pid_alive(c.pid) {
+                    c.state = ContainerStateKind::Exited;
+                    c.finished_at = now_ns();
+                    match std::fs::read_to_string(entry.path().join("exitcode"))
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                    {
+                        Some(code) => c.exit_code = code,
+                        None => {
+                            c.exit_code = 255;
+                            c.reason = "Unknown".into();
+                            c.message = "the container exited while rkind was not running".into();
                         }
                     }
-                    state.containers.insert(c.id.clone(), c);
                 }
+                state.containers.insert(c.id.clone(), c);
             }
         }
         let rt = Arc::new(Runtime {
@@ -286,14 +300,19 @@ impl Runtime {
         std::fs::create_dir_all(&dir).map_err(internal)?;
         write_pod_files(&dir, &rec.hostname, &rec.name).map_err(internal)?;
         let spec = linux::SandboxSpec {
-            hostname: if rec.hostname.is_empty() { rec.name.clone() } else { rec.hostname.clone() },
+            hostname: if rec.hostname.is_empty() {
+                rec.name.clone()
+            } else {
+                rec.hostname.clone()
+            },
             host_network: rec.host_network,
             host_ipc: rec.host_ipc,
             share_pid: rec.share_pid,
             host_pid: rec.host_pid,
             state_dir: dir,
         };
-        let handle = linux::start_sandbox(&spec).map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
+        let handle = linux::start_sandbox(&spec)
+            .map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
         rec.holder_pid = handle.pid;
         rec.ready = true;
         self.save_sandbox(&rec);
@@ -304,7 +323,9 @@ impl Runtime {
 
     /// Stops a sandbox: its containers and its holder (idempotent).
     pub fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
-        let Ok(sb) = self.sandbox(id) else { return Ok(()) };
+        let Ok(sb) = self.sandbox(id) else {
+            return Ok(());
+        };
         let ids: Vec<String> = self
             .containers()
             .into_iter()
@@ -331,9 +352,16 @@ impl Runtime {
 
     /// Removes a sandbox and its containers (idempotent).
     pub fn remove_sandbox(&self, id: &str) -> Result<(), Status> {
-        let Ok(sb) = self.sandbox(id) else { return Ok(()) };
+        let Ok(sb) = self.sandbox(id) else {
+            return Ok(());
+        };
         self.stop_sandbox(&sb.id)?;
-        let ids: Vec<String> = self.containers().into_iter().filter(|c| c.sandbox_id == sb.id).map(|c| c.id).collect();
+        let ids: Vec<String> = self
+            .containers()
+            .into_iter()
+            .filter(|c| c.sandbox_id == sb.id)
+            .map(|c| c.id)
+            .collect();
         for c in ids {
             self.remove_container(&c)?;
         }
@@ -367,19 +395,25 @@ impl Runtime {
     ) -> Result<String, Status> {
         let sb = self.sandbox(sandbox_id)?;
         if !sb.ready {
-            return Err(Status::failed_precondition(format!("pod sandbox {} is not ready", sb.id)));
+            return Err(Status::failed_precondition(format!(
+                "pod sandbox {} is not ready",
+                sb.id
+            )));
         }
-        let img = self
-            .images
-            .resolve(image)
-            .ok_or_else(|| Status::not_found(format!("image {image:?} not found in the local store")))?;
+        let img = self.images.resolve(image).ok_or_else(|| {
+            Status::not_found(format!("image {image:?} not found in the local store"))
+        })?;
         let cfg = &img.config;
         let argv: Vec<String> = if !command.is_empty() {
             command.iter().chain(args.iter()).cloned().collect()
         } else if !args.is_empty() {
             cfg.entrypoint.iter().chain(args.iter()).cloned().collect()
         } else {
-            cfg.entrypoint.iter().chain(cfg.cmd.iter()).cloned().collect()
+            cfg.entrypoint
+                .iter()
+                .chain(cfg.cmd.iter())
+                .cloned()
+                .collect()
         };
         if argv.is_empty() {
             return Err(Status::invalid_argument("no command specified"));
@@ -388,7 +422,14 @@ impl Runtime {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
-        env.push(format!("HOSTNAME={}", if sb.hostname.is_empty() { &sb.name } else { &sb.hostname }));
+        env.push(format!(
+            "HOSTNAME={}",
+            if sb.hostname.is_empty() {
+                &sb.name
+            } else {
+                &sb.hostname
+            }
+        ));
         for (k, v) in envs {
             env.retain(|e| !e.starts_with(&format!("{k}=")));
             env.push(format!("{k}={v}"));
@@ -398,7 +439,10 @@ impl Runtime {
         let log_path = if log_path.is_empty() {
             String::new()
         } else {
-            Path::new(&sb.log_directory).join(log_path).display().to_string()
+            Path::new(&sb.log_directory)
+                .join(log_path)
+                .display()
+                .to_string()
         };
         let layers = self.images.layer_dirs(&img);
         let mut all_mounts = mounts;
@@ -429,13 +473,23 @@ impl Runtime {
             log_path,
             argv,
             env,
-            cwd: if !working_dir.is_empty() { working_dir.to_string() } else if !cfg.working_dir.is_empty() { cfg.working_dir.clone() } else { "/".into() },
+            cwd: if !working_dir.is_empty() {
+                working_dir.to_string()
+            } else if !cfg.working_dir.is_empty() {
+                cfg.working_dir.clone()
+            } else {
+                "/".into()
+            },
             uid: user.0.map(|u| u as u32).unwrap_or(img_uid),
             gid: user.1.map(|g| g as u32).unwrap_or(img_gid),
             mounts: all_mounts,
             tty,
             stdin,
-            layers: if layers.len() == 1 && layers[0] == Path::new("/") { Vec::new() } else { layers },
+            layers: if layers.len() == 1 && layers[0] == Path::new("/") {
+                Vec::new()
+            } else {
+                layers
+            },
             memory_limit: limits.0,
             cpu_quota: limits.1,
             cpu_period: limits.2,
@@ -449,14 +503,19 @@ impl Runtime {
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
         let mut rec = self.container(id)?;
         if rec.state != ContainerStateKind::Created {
-            return Err(Status::failed_precondition(format!("container {} is not in created state", rec.id)));
+            return Err(Status::failed_precondition(format!(
+                "container {} is not in created state",
+                rec.id
+            )));
         }
         let sb = self.sandbox(&rec.sandbox_id)?;
         let dir = self.container_dir(&rec.id);
         let rootfs = if rec.layers.is_empty() {
             linux::Rootfs::Host
         } else {
-            linux::Rootfs::Layers { lower: rec.layers.clone() }
+            linux::Rootfs::Layers {
+                lower: rec.layers.clone(),
+            }
         };
         let spec = linux::ContainerSpec {
             sandbox_pid: sb.holder_pid,
@@ -471,13 +530,30 @@ impl Runtime {
             mounts: rec
                 .mounts
                 .iter()
-                .map(|(h, c, ro)| linux::Mount::Bind { source: PathBuf::from(h), destination: PathBuf::from(c), read_only: *ro })
+                .map(|(h, c, ro)| linux::Mount::Bind {
+                    source: PathBuf::from(h),
+                    destination: PathBuf::from(c),
+                    read_only: *ro,
+                })
                 .collect(),
-            hostname: if sb.hostname.is_empty() { sb.name.clone() } else { sb.hostname.clone() },
+            hostname: if sb.hostname.is_empty() {
+                sb.name.clone()
+            } else {
+                sb.hostname.clone()
+            },
             host_pid: sb.host_pid,
-            join_pid_of: if sb.share_pid { Some(sb.holder_pid) } else { None },
+            join_pid_of: if sb.share_pid {
+                Some(sb.holder_pid)
+            } else {
+                None
+            },
             cgroup: if rec.memory_limit > 0 || rec.cpu_quota > 0 {
-                Some(linux::CgroupLimits { memory_bytes: rec.memory_limit, cpu_quota: rec.cpu_quota, cpu_period: rec.cpu_period, cpu_shares: 0 })
+                Some(linux::CgroupLimits {
+                    memory_bytes: rec.memory_limit,
+                    cpu_quota: rec.cpu_quota,
+                    cpu_period: rec.cpu_period,
+                    cpu_shares: 0,
+                })
             } else {
                 None
             },
@@ -491,7 +567,9 @@ impl Runtime {
             if let Some(parent) = Path::new(&rec.log_path).parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            Some(Arc::new(Mutex::new(logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?)))
+            Some(Arc::new(Mutex::new(
+                logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?,
+            )))
         };
         let started = linux::start_container(&spec, Stdio::null(), Stdio::piped(), Stdio::piped());
         let mut started = match started {
@@ -504,7 +582,10 @@ impl Runtime {
                 rec.finished_at = now_ns();
                 self.save_container(&rec);
                 self.lock().containers.insert(rec.id.clone(), rec.clone());
-                return Err(Status::unknown(format!("failed to start container {:?}: {e}", rec.name)));
+                return Err(Status::unknown(format!(
+                    "failed to start container {:?}: {e}",
+                    rec.name
+                )));
             }
         };
         rec.pid = started.pid;
@@ -515,7 +596,16 @@ impl Runtime {
         let out = started.helper.stdout.take();
         let err = started.helper.stderr.take();
         let mut pumps = Vec::new();
-        for (pipe, stream) in [(out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>), logs::Stream::Stdout), (err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>), logs::Stream::Stderr)] {
+        for (pipe, stream) in [
+            (
+                out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+                logs::Stream::Stdout,
+            ),
+            (
+                err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+                logs::Stream::Stderr,
+            ),
+        ] {
             if let Some(mut pipe) = pipe {
                 let log = log.clone();
                 pumps.push(std::thread::spawn(move || {
@@ -524,18 +614,18 @@ impl Runtime {
                         match std::io::Read::read(&mut pipe, &mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
-                                if let Some(l) = &log {
-                                    if let Ok(mut w) = l.lock() {
-                                        let _ = w.write(stream, &buf[..n]);
-                                    }
+                                if let Some(l) = &log
+                                    && let Ok(mut w) = l.lock()
+                                {
+                                    let _ = w.write(stream, &buf[..n]);
                                 }
                             }
                         }
                     }
-                    if let Some(l) = &log {
-                        if let Ok(mut w) = l.lock() {
-                            let _ = w.close_stream(stream);
-                        }
+                    if let Some(l) = &log
+                        && let Ok(mut w) = l.lock()
+                    {
+                        let _ = w.close_stream(stream);
                     }
                 }));
             }
@@ -571,7 +661,13 @@ impl Runtime {
                 c.exit_code = code;
                 c.finished_at = now_ns();
                 if c.reason.is_empty() {
-                    c.reason = if oom_killed(&dir) { "OOMKilled".into() } else if code == 0 { "Completed".into() } else { "Error".into() };
+                    c.reason = if oom_killed(&dir) {
+                        "OOMKilled".into()
+                    } else if code == 0 {
+                        "Completed".into()
+                    } else {
+                        "Error".into()
+                    };
                 }
             }
             let c = c.clone();
@@ -587,7 +683,10 @@ impl Runtime {
                 std::thread::sleep(Duration::from_millis(500));
             }
             let dir = self.container_dir(&id);
-            let code = std::fs::read_to_string(dir.join("exitcode")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(255);
+            let code = std::fs::read_to_string(dir.join("exitcode"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(255);
             self.mark_exited(&id, code);
         });
     }
@@ -602,7 +701,11 @@ impl Runtime {
             kill(rec.pid, nix::sys::signal::Signal::SIGTERM);
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout as u64);
             while std::time::Instant::now() < deadline {
-                if self.container(id).map(|c| c.state != ContainerStateKind::Running).unwrap_or(true) {
+                if self
+                    .container(id)
+                    .map(|c| c.state != ContainerStateKind::Running)
+                    .unwrap_or(true)
+                {
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -611,12 +714,18 @@ impl Runtime {
         kill(rec.pid, nix::sys::signal::Signal::SIGKILL);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if self.container(id).map(|c| c.state != ContainerStateKind::Running).unwrap_or(true) {
+            if self
+                .container(id)
+                .map(|c| c.state != ContainerStateKind::Running)
+                .unwrap_or(true)
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(Status::deadline_exceeded(format!("container {id} did not stop")))
+        Err(Status::deadline_exceeded(format!(
+            "container {id} did not stop"
+        )))
     }
 
     /// Stops every container (SIGTERM, then SIGKILL after `grace`) and every sandbox
@@ -645,7 +754,9 @@ impl Runtime {
 
     /// Removes a container (stopping it first) and its state (idempotent).
     pub fn remove_container(&self, id: &str) -> Result<(), Status> {
-        let Ok(rec) = self.container(id) else { return Ok(()) };
+        let Ok(rec) = self.container(id) else {
+            return Ok(());
+        };
         self.stop_container_blocking(&rec.id, 0)?;
         let dir = self.container_dir(&rec.id);
         linux::cleanup_container(&dir);
@@ -655,13 +766,24 @@ impl Runtime {
     }
 
     /// Runs a command in a running container and collects its output (ExecSync).
-    pub async fn exec_sync(&self, id: &str, cmd: &[String], timeout: i64) -> Result<(Vec<u8>, Vec<u8>, i32), Status> {
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: i64,
+    ) -> Result<(Vec<u8>, Vec<u8>, i32), Status> {
         let rec = self.container(id)?;
         if rec.state != ContainerStateKind::Running {
-            return Err(Status::failed_precondition(format!("container {} is not running", rec.id)));
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         let mut command = linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command.spawn().map_err(internal)?;
@@ -669,7 +791,11 @@ impl Runtime {
         let out = if timeout > 0 {
             match tokio::time::timeout(Duration::from_secs(timeout as u64), fut).await {
                 Ok(r) => r.map_err(internal)?,
-                Err(_) => return Err(Status::deadline_exceeded(format!("command {cmd:?} timed out after {timeout}s"))),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "command {cmd:?} timed out after {timeout}s"
+                    )));
+                }
             }
         } else {
             fut.await.map_err(internal)?
@@ -708,10 +834,15 @@ fn write_pod_files(dir: &Path, hostname: &str, name: &str) -> std::io::Result<()
     std::fs::write(dir.join("hostname"), format!("{h}\n"))?;
     std::fs::write(
         dir.join("hosts"),
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{h}\n"
+        ),
     )?;
     // No DNS server is reachable from a pod yet; keep resolution local.
-    std::fs::write(dir.join("resolv.conf"), "search default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")?;
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "search default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+    )?;
     Ok(())
 }
 
@@ -721,7 +852,10 @@ pub fn pid_alive(pid: u32) -> bool {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

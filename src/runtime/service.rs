@@ -20,7 +20,11 @@ use cri::runtime_service_server::{RuntimeService, RuntimeServiceServer};
 pub const CRI_VERSION: &str = "v1";
 
 /// Serves CRI on `socket` (mode 0600) until shutdown.
-pub async fn serve(runtime: Arc<Runtime>, socket: &Path, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    socket: &Path,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let _ = std::fs::remove_file(socket);
     let listener = tokio::net::UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
@@ -28,7 +32,10 @@ pub async fn serve(runtime: Arc<Runtime>, socket: &Path, shutdown: CancellationT
     let result = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(svc.clone()))
         .add_service(ImageServiceServer::new(svc))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
         .await;
     let _ = std::fs::remove_file(socket);
     result.map_err(std::io::Error::other)
@@ -57,15 +64,26 @@ fn container_state(c: &ContainerRecord) -> i32 {
 }
 
 fn sandbox_meta(s: &SandboxRecord) -> cri::PodSandboxMetadata {
-    cri::PodSandboxMetadata { name: s.name.clone(), uid: s.uid.clone(), namespace: s.namespace.clone(), attempt: s.attempt }
+    cri::PodSandboxMetadata {
+        name: s.name.clone(),
+        uid: s.uid.clone(),
+        namespace: s.namespace.clone(),
+        attempt: s.attempt,
+    }
 }
 
 fn to_cri_container(c: &ContainerRecord) -> cri::Container {
     cri::Container {
         id: c.id.clone(),
         pod_sandbox_id: c.sandbox_id.clone(),
-        metadata: Some(cri::ContainerMetadata { name: c.name.clone(), attempt: c.attempt }),
-        image: Some(cri::ImageSpec { image: c.image.clone(), ..Default::default() }),
+        metadata: Some(cri::ContainerMetadata {
+            name: c.name.clone(),
+            attempt: c.attempt,
+        }),
+        image: Some(cri::ImageSpec {
+            image: c.image.clone(),
+            ..Default::default()
+        }),
         image_ref: c.image_ref.clone(),
         state: container_state(c),
         created_at: c.created_at,
@@ -79,14 +97,25 @@ fn labels_match(have: &HashMap<String, String>, want: &HashMap<String, String>) 
     want.iter().all(|(k, v)| have.get(k) == Some(v))
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> impl std::future::Future<Output = Result<T, Status>> {
-    async move { tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))? }
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
 }
 
 #[tonic::async_trait]
 impl RuntimeService for CriService {
-    async fn version(&self, _r: Request<cri::VersionRequest>) -> Result<Response<cri::VersionResponse>, Status> {
-        let _span = tracing::debug_span!("kubelet_to_cri", method = "/runtime.v1.RuntimeService/Version").entered();
+    async fn version(
+        &self,
+        _r: Request<cri::VersionRequest>,
+    ) -> Result<Response<cri::VersionResponse>, Status> {
+        let _span = tracing::debug_span!(
+            "kubelet_to_cri",
+            method = "/runtime.v1.RuntimeService/Version"
+        )
+        .entered();
         Ok(Response::new(cri::VersionResponse {
             version: "0.1.0".into(),
             runtime_name: "rkind".into(),
@@ -95,18 +124,42 @@ impl RuntimeService for CriService {
         }))
     }
 
-    async fn status(&self, _r: Request<cri::StatusRequest>) -> Result<Response<cri::StatusResponse>, Status> {
-        let cond = |t: &str| cri::RuntimeCondition { r#type: t.into(), status: true, reason: String::new(), message: String::new() };
+    async fn status(
+        &self,
+        _r: Request<cri::StatusRequest>,
+    ) -> Result<Response<cri::StatusResponse>, Status> {
+        let cond = |t: &str| cri::RuntimeCondition {
+            r#type: t.into(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        };
         Ok(Response::new(cri::StatusResponse {
-            status: Some(cri::RuntimeStatus { conditions: vec![cond("RuntimeReady"), cond("NetworkReady")] }),
+            status: Some(cri::RuntimeStatus {
+                conditions: vec![cond("RuntimeReady"), cond("NetworkReady")],
+            }),
             ..Default::default()
         }))
     }
 
-    async fn run_pod_sandbox(&self, r: Request<cri::RunPodSandboxRequest>) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        let cfg = r.into_inner().config.ok_or_else(|| Status::invalid_argument("config is required"))?;
-        let meta = cfg.metadata.clone().ok_or_else(|| Status::invalid_argument("metadata is required"))?;
-        let ns_opts = cfg.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone()).unwrap_or_default();
+    async fn run_pod_sandbox(
+        &self,
+        r: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        let cfg = r
+            .into_inner()
+            .config
+            .ok_or_else(|| Status::invalid_argument("config is required"))?;
+        let meta = cfg
+            .metadata
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("metadata is required"))?;
+        let ns_opts = cfg
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
         let node = cri::NamespaceMode::Node as i32;
         let rec = SandboxRecord {
             id: String::new(),
@@ -128,26 +181,43 @@ impl RuntimeService for CriService {
         };
         let rt = self.rt.clone();
         let id = blocking(move || rt.run_sandbox(rec)).await?;
-        Ok(Response::new(cri::RunPodSandboxResponse { pod_sandbox_id: id }))
+        Ok(Response::new(cri::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
     }
 
-    async fn stop_pod_sandbox(&self, r: Request<cri::StopPodSandboxRequest>) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+    async fn stop_pod_sandbox(
+        &self,
+        r: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
         let id = r.into_inner().pod_sandbox_id;
         let rt = self.rt.clone();
         blocking(move || rt.stop_sandbox(&id)).await?;
         Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
 
-    async fn remove_pod_sandbox(&self, r: Request<cri::RemovePodSandboxRequest>) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+    async fn remove_pod_sandbox(
+        &self,
+        r: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
         let id = r.into_inner().pod_sandbox_id;
         let rt = self.rt.clone();
         blocking(move || rt.remove_sandbox(&id)).await?;
         Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
 
-    async fn pod_sandbox_status(&self, r: Request<cri::PodSandboxStatusRequest>) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+    async fn pod_sandbox_status(
+        &self,
+        r: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
         let s = self.rt.sandbox(&r.into_inner().pod_sandbox_id)?;
-        let ns = |host: bool| if host { cri::NamespaceMode::Node as i32 } else { cri::NamespaceMode::Pod as i32 };
+        let ns = |host: bool| {
+            if host {
+                cri::NamespaceMode::Node as i32
+            } else {
+                cri::NamespaceMode::Pod as i32
+            }
+        };
         Ok(Response::new(cri::PodSandboxStatusResponse {
             status: Some(cri::PodSandboxStatus {
                 id: s.id.clone(),
@@ -155,12 +225,21 @@ impl RuntimeService for CriService {
                 state: sandbox_state(&s),
                 created_at: s.created_at,
                 network: Some(cri::PodSandboxNetworkStatus {
-                    ip: if s.host_network { "127.0.0.1".into() } else { String::new() },
+                    ip: if s.host_network {
+                        "127.0.0.1".into()
+                    } else {
+                        String::new()
+                    },
                     ..Default::default()
                 }),
                 linux: Some(cri::LinuxPodSandboxStatus {
                     namespaces: Some(cri::Namespace {
-                        options: Some(cri::NamespaceOption { network: ns(s.host_network), pid: ns(s.host_pid), ipc: ns(s.host_ipc), ..Default::default() }),
+                        options: Some(cri::NamespaceOption {
+                            network: ns(s.host_network),
+                            pid: ns(s.host_pid),
+                            ipc: ns(s.host_ipc),
+                            ..Default::default()
+                        }),
                     }),
                 }),
                 labels: s.labels.clone(),
@@ -171,14 +250,22 @@ impl RuntimeService for CriService {
         }))
     }
 
-    async fn list_pod_sandbox(&self, r: Request<cri::ListPodSandboxRequest>) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+    async fn list_pod_sandbox(
+        &self,
+        r: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
         let filter = r.into_inner().filter.unwrap_or_default();
         let items = self
             .rt
             .sandboxes()
             .into_iter()
             .filter(|s| filter.id.is_empty() || s.id.starts_with(&filter.id))
-            .filter(|s| filter.state.as_ref().is_none_or(|st| st.state == sandbox_state(s)))
+            .filter(|s| {
+                filter
+                    .state
+                    .as_ref()
+                    .is_none_or(|st| st.state == sandbox_state(s))
+            })
             .filter(|s| labels_match(&s.labels, &filter.label_selector))
             .map(|s| cri::PodSandbox {
                 id: s.id.clone(),
@@ -193,13 +280,33 @@ impl RuntimeService for CriService {
         Ok(Response::new(cri::ListPodSandboxResponse { items }))
     }
 
-    async fn create_container(&self, r: Request<cri::CreateContainerRequest>) -> Result<Response<cri::CreateContainerResponse>, Status> {
+    async fn create_container(
+        &self,
+        r: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
         let req = r.into_inner();
-        let cfg = req.config.ok_or_else(|| Status::invalid_argument("config is required"))?;
-        let meta = cfg.metadata.clone().ok_or_else(|| Status::invalid_argument("metadata is required"))?;
-        let image = cfg.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
-        let envs: Vec<(String, String)> = cfg.envs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
-        let mounts = cfg.mounts.iter().map(|m| (m.host_path.clone(), m.container_path.clone(), m.readonly)).collect();
+        let cfg = req
+            .config
+            .ok_or_else(|| Status::invalid_argument("config is required"))?;
+        let meta = cfg
+            .metadata
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("metadata is required"))?;
+        let image = cfg
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .unwrap_or_default();
+        let envs: Vec<(String, String)> = cfg
+            .envs
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        let mounts = cfg
+            .mounts
+            .iter()
+            .map(|m| (m.host_path.clone(), m.container_path.clone(), m.readonly))
+            .collect();
         let linux = cfg.linux.clone().unwrap_or_default();
         let sc = linux.security_context.unwrap_or_default();
         let res = linux.resources.unwrap_or_default();
@@ -218,66 +325,108 @@ impl RuntimeService for CriService {
             &cfg.log_path,
             cfg.tty,
             cfg.stdin,
-            (sc.run_as_user.map(|u| u.value), sc.run_as_group.map(|g| g.value)),
+            (
+                sc.run_as_user.map(|u| u.value),
+                sc.run_as_group.map(|g| g.value),
+            ),
             (res.memory_limit_in_bytes, res.cpu_quota, res.cpu_period),
         )?;
-        Ok(Response::new(cri::CreateContainerResponse { container_id: id }))
+        Ok(Response::new(cri::CreateContainerResponse {
+            container_id: id,
+        }))
     }
 
-    async fn start_container(&self, r: Request<cri::StartContainerRequest>) -> Result<Response<cri::StartContainerResponse>, Status> {
+    async fn start_container(
+        &self,
+        r: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
         let id = r.into_inner().container_id;
         let rt = self.rt.clone();
         blocking(move || rt.start_container(&id)).await?;
         Ok(Response::new(cri::StartContainerResponse {}))
     }
 
-    async fn stop_container(&self, r: Request<cri::StopContainerRequest>) -> Result<Response<cri::StopContainerResponse>, Status> {
+    async fn stop_container(
+        &self,
+        r: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
         let req = r.into_inner();
         let rt = self.rt.clone();
         blocking(move || rt.stop_container_blocking(&req.container_id, req.timeout)).await?;
         Ok(Response::new(cri::StopContainerResponse {}))
     }
 
-    async fn remove_container(&self, r: Request<cri::RemoveContainerRequest>) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+    async fn remove_container(
+        &self,
+        r: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
         let id = r.into_inner().container_id;
         let rt = self.rt.clone();
         blocking(move || rt.remove_container(&id)).await?;
         Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
-    async fn list_containers(&self, r: Request<cri::ListContainersRequest>) -> Result<Response<cri::ListContainersResponse>, Status> {
+    async fn list_containers(
+        &self,
+        r: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
         let filter = r.into_inner().filter.unwrap_or_default();
         let containers = self
             .rt
             .containers()
             .into_iter()
             .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))
-            .filter(|c| filter.pod_sandbox_id.is_empty() || c.sandbox_id.starts_with(&filter.pod_sandbox_id))
-            .filter(|c| filter.state.as_ref().is_none_or(|st| st.state == container_state(c)))
+            .filter(|c| {
+                filter.pod_sandbox_id.is_empty() || c.sandbox_id.starts_with(&filter.pod_sandbox_id)
+            })
+            .filter(|c| {
+                filter
+                    .state
+                    .as_ref()
+                    .is_none_or(|st| st.state == container_state(c))
+            })
             .filter(|c| labels_match(&c.labels, &filter.label_selector))
             .map(|c| to_cri_container(&c))
             .collect();
         Ok(Response::new(cri::ListContainersResponse { containers }))
     }
 
-    async fn container_status(&self, r: Request<cri::ContainerStatusRequest>) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+    async fn container_status(
+        &self,
+        r: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
         let c = self.rt.container(&r.into_inner().container_id)?;
         Ok(Response::new(cri::ContainerStatusResponse {
             status: Some(cri::ContainerStatus {
                 id: c.id.clone(),
-                metadata: Some(cri::ContainerMetadata { name: c.name.clone(), attempt: c.attempt }),
+                metadata: Some(cri::ContainerMetadata {
+                    name: c.name.clone(),
+                    attempt: c.attempt,
+                }),
                 state: container_state(&c),
                 created_at: c.created_at,
                 started_at: c.started_at,
                 finished_at: c.finished_at,
                 exit_code: c.exit_code,
-                image: Some(cri::ImageSpec { image: c.image.clone(), ..Default::default() }),
+                image: Some(cri::ImageSpec {
+                    image: c.image.clone(),
+                    ..Default::default()
+                }),
                 image_ref: c.image_ref.clone(),
                 reason: c.reason.clone(),
                 message: c.message.clone(),
                 labels: c.labels.clone(),
                 annotations: c.annotations.clone(),
-                mounts: c.mounts.iter().map(|(h, ct, ro)| cri::Mount { host_path: h.clone(), container_path: ct.clone(), readonly: *ro, ..Default::default() }).collect(),
+                mounts: c
+                    .mounts
+                    .iter()
+                    .map(|(h, ct, ro)| cri::Mount {
+                        host_path: h.clone(),
+                        container_path: ct.clone(),
+                        readonly: *ro,
+                        ..Default::default()
+                    })
+                    .collect(),
                 log_path: c.log_path.clone(),
                 ..Default::default()
             }),
@@ -285,18 +434,34 @@ impl RuntimeService for CriService {
         }))
     }
 
-    async fn exec_sync(&self, r: Request<cri::ExecSyncRequest>) -> Result<Response<cri::ExecSyncResponse>, Status> {
+    async fn exec_sync(
+        &self,
+        r: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
         let req = r.into_inner();
-        let (stdout, stderr, exit_code) = self.rt.exec_sync(&req.container_id, &req.cmd, req.timeout).await?;
-        Ok(Response::new(cri::ExecSyncResponse { stdout, stderr, exit_code }))
+        let (stdout, stderr, exit_code) = self
+            .rt
+            .exec_sync(&req.container_id, &req.cmd, req.timeout)
+            .await?;
+        Ok(Response::new(cri::ExecSyncResponse {
+            stdout,
+            stderr,
+            exit_code,
+        }))
     }
 
-    async fn update_container_resources(&self, r: Request<cri::UpdateContainerResourcesRequest>) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+    async fn update_container_resources(
+        &self,
+        r: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
         self.rt.container(&r.into_inner().container_id)?;
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
-    async fn reopen_container_log(&self, r: Request<cri::ReopenContainerLogRequest>) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+    async fn reopen_container_log(
+        &self,
+        r: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
         let c = self.rt.container(&r.into_inner().container_id)?;
         if c.state != ContainerStateKind::Running {
             return Err(Status::failed_precondition("container is not running"));
@@ -311,25 +476,42 @@ fn image_to_cri(img: &super::images::ImageRecord) -> cri::Image {
         repo_tags: img.repo_tags.clone(),
         repo_digests: img.repo_digests.clone(),
         size: img.size,
-        spec: Some(cri::ImageSpec { image: img.id.clone(), ..Default::default() }),
+        spec: Some(cri::ImageSpec {
+            image: img.id.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 #[tonic::async_trait]
 impl ImageService for CriService {
-    async fn list_images(&self, _r: Request<cri::ListImagesRequest>) -> Result<Response<cri::ListImagesResponse>, Status> {
-        Ok(Response::new(cri::ListImagesResponse { images: self.rt.images.list().iter().map(image_to_cri).collect() }))
+    async fn list_images(
+        &self,
+        _r: Request<cri::ListImagesRequest>,
+    ) -> Result<Response<cri::ListImagesResponse>, Status> {
+        Ok(Response::new(cri::ListImagesResponse {
+            images: self.rt.images.list().iter().map(image_to_cri).collect(),
+        }))
     }
 
-    async fn image_status(&self, r: Request<cri::ImageStatusRequest>) -> Result<Response<cri::ImageStatusResponse>, Status> {
+    async fn image_status(
+        &self,
+        r: Request<cri::ImageStatusRequest>,
+    ) -> Result<Response<cri::ImageStatusResponse>, Status> {
         let reference = r.into_inner().image.map(|i| i.image).unwrap_or_default();
         // Not found is an empty answer, not an error (CRI semantics).
         let image = self.rt.images.resolve(&reference).map(|i| image_to_cri(&i));
-        Ok(Response::new(cri::ImageStatusResponse { image, info: HashMap::new() }))
+        Ok(Response::new(cri::ImageStatusResponse {
+            image,
+            info: HashMap::new(),
+        }))
     }
 
-    async fn pull_image(&self, r: Request<cri::PullImageRequest>) -> Result<Response<cri::PullImageResponse>, Status> {
+    async fn pull_image(
+        &self,
+        r: Request<cri::PullImageRequest>,
+    ) -> Result<Response<cri::PullImageResponse>, Status> {
         let reference = r.into_inner().image.map(|i| i.image).unwrap_or_default();
         match self.rt.images.resolve(&reference) {
             Some(img) => Ok(Response::new(cri::PullImageResponse { image_ref: img.id })),
@@ -339,22 +521,36 @@ impl ImageService for CriService {
         }
     }
 
-    async fn remove_image(&self, r: Request<cri::RemoveImageRequest>) -> Result<Response<cri::RemoveImageResponse>, Status> {
+    async fn remove_image(
+        &self,
+        r: Request<cri::RemoveImageRequest>,
+    ) -> Result<Response<cri::RemoveImageResponse>, Status> {
         let reference = r.into_inner().image.map(|i| i.image).unwrap_or_default();
         if self.rt.images.resolve(&reference).is_some() {
-            self.rt.images.remove(&reference).map_err(|e| Status::internal(e.to_string()))?;
+            self.rt
+                .images
+                .remove(&reference)
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(Response::new(cri::RemoveImageResponse {}))
     }
 
-    async fn image_fs_info(&self, _r: Request<cri::ImageFsInfoRequest>) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
+    async fn image_fs_info(
+        &self,
+        _r: Request<cri::ImageFsInfoRequest>,
+    ) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
         let (bytes, inodes) = self.rt.images.fs_usage();
         let usage = cri::FilesystemUsage {
             timestamp: super::now_ns(),
-            fs_id: Some(cri::FilesystemIdentifier { mountpoint: "rkind-images".into() }),
+            fs_id: Some(cri::FilesystemIdentifier {
+                mountpoint: "rkind-images".into(),
+            }),
             used_bytes: Some(cri::UInt64Value { value: bytes }),
             inodes_used: Some(cri::UInt64Value { value: inodes }),
         };
-        Ok(Response::new(cri::ImageFsInfoResponse { image_filesystems: vec![usage], container_filesystems: vec![] }))
+        Ok(Response::new(cri::ImageFsInfoResponse {
+            image_filesystems: vec![usage],
+            container_filesystems: vec![],
+        }))
     }
 }

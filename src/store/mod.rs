@@ -250,10 +250,10 @@ impl Store {
         let existed = current.is_some();
         let previous = current.clone();
         let next = f(current)?;
-        if let (Some(prev), Some(next)) = (&previous, &next) {
-            if strip_rv(prev) == strip_rv(next) {
-                return Ok(Some(prev.clone()));
-            }
+        if let (Some(prev), Some(next)) = (&previous, &next)
+            && strip_rv(prev) == strip_rv(next)
+        {
+            return Ok(Some(prev.clone()));
         }
         let revision = state.revision + 1;
         let (kind, object, bytes) = match next {
@@ -382,7 +382,10 @@ mod tests {
             1
         );
         // No-op update: no new revision.
-        let c = s.update("/registry/pods/ns/a", Ok::<_, StoreError>).await.unwrap();
+        let c = s
+            .update("/registry/pods/ns/a", Ok::<_, StoreError>)
+            .await
+            .unwrap();
         assert_eq!(c["metadata"]["resourceVersion"], "2");
         assert_eq!(s.revision(), 2);
     }
@@ -398,7 +401,9 @@ mod tests {
             let sub = s.watch("/registry/pods/", 0).unwrap();
             assert_eq!(sub.backlog.len(), 1);
             let mut live = sub.live;
-            s.delete("/registry/pods/ns/a", |_| Ok::<_, StoreError>(())).await.unwrap();
+            s.delete("/registry/pods/ns/a", |_| Ok::<_, StoreError>(()))
+                .await
+                .unwrap();
             let ev = live.recv().await.unwrap();
             assert_eq!(ev.kind, EventType::Deleted);
             assert_eq!(ev.revision, 2);

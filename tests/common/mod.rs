@@ -240,7 +240,10 @@ impl Drop for Cluster {
         let pgid = self.child.as_ref().map(|c| c.id() as i32);
         self.shutdown_child();
         if let Some(pgid) = pgid {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

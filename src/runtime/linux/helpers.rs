@@ -42,7 +42,10 @@ pub fn maybe_run_helper() -> Option<i32> {
     let mut args = std::env::args_os();
     let _ = args.next();
     let which = args.next()?;
-    let arg = args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let arg = args
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match which.to_str()? {
         SANDBOX => Some(run_sandbox(&arg)),
         INIT => Some(run_init(Path::new(&arg))),
@@ -128,18 +131,66 @@ const DEFAULT_CAPS: &[u32] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
 fn cap_number(name: &str) -> Option<u32> {
     let n = name.trim_start_matches("CAP_").to_ascii_uppercase();
     let all = [
-        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-        "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-        "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-        "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
         "CHECKPOINT_RESTORE",
     ];
     all.iter().position(|c| *c == n).map(|p| p as u32)
 }
 
-fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
-    mount(src, target, fstype, flags, data).map_err(|e| format!("mount {:?} on {} ({:?}): {e}", src.unwrap_or(""), target.display(), fstype.unwrap_or("")))
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), String> {
+    mount(src, target, fstype, flags, data).map_err(|e| {
+        format!(
+            "mount {:?} on {} ({:?}): {e}",
+            src.unwrap_or(""),
+            target.display(),
+            fstype.unwrap_or("")
+        )
+    })
 }
 
 fn ensure_target(source: &Path, target: &Path) -> Result<(), String> {
@@ -165,52 +216,135 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     }
     // The writable layer lives on a private tmpfs: per container, and never on a
     // filesystem that overlaps the lower layers.
-    mnt(Some("tmpfs"), &rw, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"))?;
+    mnt(
+        Some("tmpfs"),
+        &rw,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )?;
     for d in ["upper", "work"] {
         std::fs::create_dir_all(rw.join(d)).map_err(|e| format!("mkdir: {e}"))?;
     }
     let lower = match &spec.rootfs {
         Rootfs::Host => "/".to_string(),
-        Rootfs::Layers { lower } => lower.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+        Rootfs::Layers { lower } => lower
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
     };
-    let opts = format!("lowerdir={lower},upperdir={},workdir={}", rw.join("upper").display(), rw.join("work").display());
-    mnt(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+    let opts = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        rw.join("upper").display(),
+        rw.join("work").display()
+    );
+    mnt(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts),
+    )?;
     for m in &spec.mounts {
-        let Mount::Bind { source, destination, read_only } = m;
+        let Mount::Bind {
+            source,
+            destination,
+            read_only,
+        } = m;
         let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
         ensure_target(source, &target)?;
-        mnt(Some(&source.display().to_string()), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        mnt(
+            Some(&source.display().to_string()),
+            &target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         if *read_only {
-            mnt(None, &target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
+            mnt(
+                None,
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            )?;
         }
     }
     let proc_dir = root.join("proc");
     std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir proc: {e}"))?;
-    mnt(Some("proc"), &proc_dir, Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
+    mnt(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
     let dev = root.join("dev");
     std::fs::create_dir_all(&dev).map_err(|e| format!("mkdir dev: {e}"))?;
-    mnt(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))?;
+    mnt(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=755,size=65536k"),
+    )?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);
         File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-        mnt(Some(&format!("/dev/{node}")), &target, None, MsFlags::MS_BIND, None)?;
+        mnt(
+            Some(&format!("/dev/{node}")),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     let pts = dev.join("pts");
     std::fs::create_dir_all(&pts).map_err(|e| format!("mkdir pts: {e}"))?;
-    mnt(Some("devpts"), &pts, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+    mnt(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
     let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).map_err(|e| format!("mkdir shm: {e}"))?;
-    mnt(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"))?;
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    mnt(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         let _ = std::os::unix::fs::symlink(target, dev.join(name));
     }
     let sys = root.join("sys");
     std::fs::create_dir_all(&sys).map_err(|e| format!("mkdir sys: {e}"))?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if mnt(Some("sysfs"), &sys, Some("sysfs"), ro, None).is_err() {
-        mnt(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        let _ = mnt(None, &sys, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None);
+        mnt(
+            Some("/sys"),
+            &sys,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        let _ = mnt(
+            None,
+            &sys,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        );
     }
     chdir(&root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
     pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
@@ -235,8 +369,17 @@ fn find_in_path(cmd: &str, env: &[String]) -> Option<PathBuf> {
     })
 }
 
+/// Who the process runs as and with which privileges.
+struct Identity<'a> {
+    uid: u32,
+    gid: u32,
+    groups: &'a [u32],
+    caps: Option<&'a [String]>,
+    no_new_privs: bool,
+}
+
 /// Drops privileges and execs; returns only on failure, with the reason.
-fn exec_as(argv: &[String], env: &[String], cwd: &str, uid: u32, gid: u32, groups: &[u32], caps: Option<&[String]>, no_new_privs: bool) -> String {
+fn exec_as(argv: &[String], env: &[String], cwd: &str, id: &Identity<'_>) -> String {
     if argv.is_empty() {
         return "no command specified".into();
     }
@@ -246,7 +389,7 @@ fn exec_as(argv: &[String], env: &[String], cwd: &str, uid: u32, gid: u32, group
             return format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}");
         }
     }
-    let keep: Vec<u32> = match caps {
+    let keep: Vec<u32> = match id.caps {
         Some(list) => list.iter().filter_map(|c| cap_number(c)).collect(),
         None => DEFAULT_CAPS.to_vec(),
     };
@@ -258,17 +401,17 @@ fn exec_as(argv: &[String], env: &[String], cwd: &str, uid: u32, gid: u32, group
             }
         }
     }
-    let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let gids: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     if let Err(e) = nix::unistd::setgroups(&gids) {
         return format!("setgroups: {e}");
     }
-    if let Err(e) = nix::unistd::setgid(Gid::from_raw(gid)) {
-        return format!("setgid {gid}: {e}");
+    if let Err(e) = nix::unistd::setgid(Gid::from_raw(id.gid)) {
+        return format!("setgid {}: {e}", id.gid);
     }
-    if let Err(e) = nix::unistd::setuid(Uid::from_raw(uid)) {
-        return format!("setuid {uid}: {e}");
+    if let Err(e) = nix::unistd::setuid(Uid::from_raw(id.uid)) {
+        return format!("setuid {}: {e}", id.uid);
     }
-    if no_new_privs {
+    if id.no_new_privs {
         // SAFETY: prctl with integer arguments.
         unsafe {
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -282,7 +425,11 @@ fn exec_as(argv: &[String], env: &[String], cwd: &str, uid: u32, gid: u32, group
     let cenv: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
     let err = nix::unistd::execve(&to_c(&prog.display().to_string()), &cargs, &cenv).unwrap_err();
     match err {
-        nix::errno::Errno::ENOENT => format!("exec: \"{}\": stat {}: no such file or directory", argv[0], prog.display()),
+        nix::errno::Errno::ENOENT => format!(
+            "exec: \"{}\": stat {}: no such file or directory",
+            argv[0],
+            prog.display()
+        ),
         nix::errno::Errno::EACCES => format!("exec: \"{}\": permission denied", argv[0]),
         e => format!("exec: \"{}\": {e}", argv[0]),
     }
@@ -321,26 +468,42 @@ fn join_namespaces(pid: u32, kinds: &[(&str, CloneFlags)]) -> Result<(), String>
 }
 
 fn run_init(spec_path: &Path) -> i32 {
-    let spec: ContainerSpec = match std::fs::read(spec_path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    let spec: ContainerSpec = match std::fs::read(spec_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(s) => s,
-        None => return fail(format!("cannot read container spec {}", spec_path.display())),
+        None => {
+            return fail(format!(
+                "cannot read container spec {}",
+                spec_path.display()
+            ));
+        }
     };
     let report_error = |msg: &str| {
         let _ = std::fs::write(spec.state_dir.join("start-error"), msg);
         1
     };
-    if let Err(e) = join_namespaces(spec.sandbox_pid, &[("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS), ("net", CloneFlags::CLONE_NEWNET)]) {
+    if let Err(e) = join_namespaces(
+        spec.sandbox_pid,
+        &[
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+        ],
+    ) {
         return report_error(&format!("joining the pod's namespaces: {e}"));
     }
-    if let Some(p) = spec.join_pid_of {
-        if let Err(e) = join_namespaces(p, &[("pid", CloneFlags::CLONE_NEWPID)]) {
-            return report_error(&e);
-        }
+    if let Some(p) = spec.join_pid_of
+        && let Err(e) = join_namespaces(p, &[("pid", CloneFlags::CLONE_NEWPID)])
+    {
+        return report_error(&e);
     }
-    if !spec.host_pid && spec.join_pid_of.is_none() {
-        if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-            return report_error(&format!("unshare(CLONE_NEWPID): {e}"));
-        }
+    if !spec.host_pid
+        && spec.join_pid_of.is_none()
+        && let Err(e) = unshare(CloneFlags::CLONE_NEWPID)
+    {
+        return report_error(&format!("unshare(CLONE_NEWPID): {e}"));
     }
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
@@ -354,10 +517,29 @@ fn run_init(spec_path: &Path) -> i32 {
             // pivot_root does not move the shim's root too).
             let prepared = unshare(CloneFlags::CLONE_NEWNS)
                 .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
-                .and_then(|_| mnt(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None))
+                .and_then(|_| {
+                    mnt(
+                        None,
+                        Path::new("/"),
+                        None,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None,
+                    )
+                })
                 .and_then(|_| setup_root(&spec));
             let msg = match prepared {
-                Ok(()) => exec_as(&spec.args, &spec.env, &spec.cwd, spec.uid, spec.gid, &spec.additional_gids, spec.capabilities.as_deref(), spec.no_new_privs),
+                Ok(()) => exec_as(
+                    &spec.args,
+                    &spec.env,
+                    &spec.cwd,
+                    &Identity {
+                        uid: spec.uid,
+                        gid: spec.gid,
+                        groups: &spec.additional_gids,
+                        caps: spec.capabilities.as_deref(),
+                        no_new_privs: spec.no_new_privs,
+                    },
+                ),
                 Err(e) => e,
             };
             let mut w = File::from(w);
@@ -417,7 +599,18 @@ fn run_nsexec(json: &str) -> i32 {
     // SAFETY: single-threaded helper; the pid namespace join applies to children only.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let msg = exec_as(&spec.argv, &spec.env, &spec.cwd, 0, 0, &[], None, true);
+            let msg = exec_as(
+                &spec.argv,
+                &spec.env,
+                &spec.cwd,
+                &Identity {
+                    uid: 0,
+                    gid: 0,
+                    groups: &[],
+                    caps: None,
+                    no_new_privs: true,
+                },
+            );
             eprintln!("{msg}");
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(127) }
@@ -426,4 +619,3 @@ fn run_nsexec(json: &str) -> i32 {
         Err(e) => fail(format!("fork: {e}")),
     }
 }
-

@@ -162,7 +162,10 @@ pub struct Started {
 }
 
 fn self_exe() -> Result<PathBuf, LinuxError> {
-    std::env::current_exe().map_err(|source| LinuxError::Spawn { what: "find own binary", source })
+    std::env::current_exe().map_err(|source| LinuxError::Spawn {
+        what: "find own binary",
+        source,
+    })
 }
 
 /// Starts a pod's namespace holder and returns once its namespaces exist.
@@ -175,7 +178,10 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| LinuxError::Spawn { what: "sandbox holder", source })?;
+        .map_err(|source| LinuxError::Spawn {
+            what: "sandbox holder",
+            source,
+        })?;
     let pid = child.id();
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
@@ -200,14 +206,26 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
 
 /// Starts a container; returns once its process runs (or fails to start, with the
 /// reason, e.g. a command that does not exist).
-pub fn start_container(spec: &ContainerSpec, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<Started, LinuxError> {
-    std::fs::create_dir_all(&spec.state_dir).map_err(|source| LinuxError::Io { path: spec.state_dir.clone(), source })?;
+pub fn start_container(
+    spec: &ContainerSpec,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<Started, LinuxError> {
+    std::fs::create_dir_all(&spec.state_dir).map_err(|source| LinuxError::Io {
+        path: spec.state_dir.clone(),
+        source,
+    })?;
     for f in ["pid", "started", "start-error", "exitcode"] {
         let _ = std::fs::remove_file(spec.state_dir.join(f));
     }
     let spec_path = spec.state_dir.join("spec.json");
-    std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap_or_default())
-        .map_err(|source| LinuxError::Io { path: spec_path.clone(), source })?;
+    std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap_or_default()).map_err(|source| {
+        LinuxError::Io {
+            path: spec_path.clone(),
+            source,
+        }
+    })?;
     let mut child = Command::new(self_exe()?)
         .arg(helpers::INIT)
         .arg(&spec_path)
@@ -215,7 +233,10 @@ pub fn start_container(spec: &ContainerSpec, stdin: Stdio, stdout: Stdio, stderr
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
-        .map_err(|source| LinuxError::Spawn { what: "container shim", source })?;
+        .map_err(|source| LinuxError::Spawn {
+            what: "container shim",
+            source,
+        })?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(msg) = std::fs::read_to_string(spec.state_dir.join("start-error")) {
@@ -237,12 +258,16 @@ pub fn start_container(spec: &ContainerSpec, stdin: Stdio, stdout: Stdio, stderr
             if spec.state_dir.join("start-error").exists() {
                 continue;
             }
-            return Err(LinuxError::Helper(format!("the container shim exited during start ({status})")));
+            return Err(LinuxError::Helper(format!(
+                "the container shim exited during start ({status})"
+            )));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(LinuxError::Helper("the container did not start within 20 s".into()));
+            return Err(LinuxError::Helper(
+                "the container did not start within 20 s".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -251,7 +276,13 @@ pub fn start_container(spec: &ContainerSpec, stdin: Stdio, stdout: Stdio, stderr
 /// The command that runs `argv` inside the running container whose main process is
 /// `target_pid` (kubectl exec, ExecSync, exec probes). Exit status is the process's;
 /// a missing binary gives 127 with the reason on stderr.
-pub fn exec_command(target_pid: u32, argv: &[String], env: &[String], cwd: Option<&str>, tty: bool) -> Command {
+pub fn exec_command(
+    target_pid: u32,
+    argv: &[String],
+    env: &[String],
+    cwd: Option<&str>,
+    tty: bool,
+) -> Command {
     let spec = helpers::ExecSpec {
         pid: target_pid,
         argv: argv.to_vec(),
@@ -259,8 +290,10 @@ pub fn exec_command(target_pid: u32, argv: &[String], env: &[String], cwd: Optio
         cwd: cwd.unwrap_or("/").to_string(),
         tty,
     };
-    let mut cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
-    cmd.arg(helpers::NSEXEC).arg(serde_json::to_string(&spec).unwrap_or_default());
+    let mut cmd =
+        Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
+    cmd.arg(helpers::NSEXEC)
+        .arg(serde_json::to_string(&spec).unwrap_or_default());
     cmd
 }
 
@@ -270,7 +303,11 @@ pub fn namespace_inodes(pid: u32) -> BTreeMap<String, u64> {
     for ns in ["cgroup", "ipc", "mnt", "net", "pid", "uts"] {
         if let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")) {
             let s = link.to_string_lossy();
-            if let Some(ino) = s.split('[').nth(1).and_then(|r| r.trim_end_matches(']').parse().ok()) {
+            if let Some(ino) = s
+                .split('[')
+                .nth(1)
+                .and_then(|r| r.trim_end_matches(']').parse().ok())
+            {
                 out.insert(ns.to_string(), ino);
             }
         }
