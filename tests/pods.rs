@@ -520,3 +520,104 @@ fn cri_socket_answers_a_grpc_client() {
         assert!(list.containers.iter().all(|c| c.id != id));
     });
 }
+
+#[test]
+fn probes_drive_readiness_and_restarts() {
+    let c = Cluster::start("probes");
+    let manifest = r#"apiVersion: v1
+kind: Pod
+metadata: {name: ready}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: rkind/host
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    readinessProbe:
+      exec: {command: ["test", "-f", "/tmp/ready"]}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: rkind/host
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    livenessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: rkind/host
+    command: ["python3", "-m", "http.server", "8080"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+"#;
+    let f = write_file(c.dir.path(), "probes.yaml", manifest);
+    c.ok(&["apply", "-f", f.to_str().unwrap()]);
+    let ready = |pod: &str| {
+        c.ok(&[
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].ready}",
+        ])
+    };
+    wait_phase(&c, "ready", "Running");
+    assert_eq!(
+        ready("ready"),
+        "false",
+        "ready before its readiness probe passed"
+    );
+    c.eventually(20, "readiness probe passes", || ready("ready") == "true");
+    c.eventually(20, "condition Ready", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "ready",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]) == "True"
+    });
+    c.eventually(30, "http readiness probe passes", || ready("web") == "true");
+    c.eventually(40, "liveness restarts", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "live",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ])
+        .parse::<i32>()
+        .unwrap_or(0)
+            >= 1
+    });
+    let describe = c.ok(&["describe", "pod", "live"]);
+    assert!(describe.contains("Liveness probe failed"), "{describe}");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}"
+        ]),
+        "0"
+    );
+}

@@ -65,6 +65,19 @@ struct ContainerTrack {
     started_once: bool,
     /// Waiting reason and message (CrashLoopBackOff, ErrImagePull, ...).
     waiting: Option<(String, String)>,
+    /// Probe bookkeeping of the current container.
+    probes: ProbeState,
+}
+
+/// Results of one container's probes (reset when the container restarts).
+#[derive(Default, Clone)]
+struct ProbeState {
+    /// Startup probe passed (or there is none).
+    started: bool,
+    /// Readiness probe passing (or there is none).
+    ready: bool,
+    /// Per probe kind: consecutive successes, consecutive failures, next run.
+    counters: HashMap<&'static str, (i64, i64, Option<Instant>)>,
 }
 
 struct Worker {
@@ -243,8 +256,218 @@ impl Worker {
                 self.maybe_start(c, false).await;
             }
         }
+        self.run_probes().await;
         self.write_status().await;
         Ok(())
+    }
+
+    /// Runs the startup, readiness and liveness probes that are due (exec through CRI
+    /// ExecSync; tcpSocket/httpGet inside the pod's network namespace).
+    async fn run_probes(&mut self) {
+        let containers: Vec<Value> = self.spec()["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in containers {
+            let cname = c["name"].as_str().unwrap_or("").to_string();
+            let Some(t) = self.tracks.get(&cname).cloned() else {
+                continue;
+            };
+            if t.id.is_empty() || t.last_terminated.is_some() || t.waiting.is_some() {
+                continue;
+            }
+            let started = !c["startupProbe"].is_object() || t.probes.started;
+            let kinds: Vec<&'static str> = if started {
+                vec!["readinessProbe", "livenessProbe"]
+            } else {
+                vec!["startupProbe"]
+            };
+            for kind in kinds {
+                let probe = &c[kind];
+                if !probe.is_object() {
+                    if kind == "readinessProbe" {
+                        if let Some(tm) = self.tracks.get_mut(&cname) {
+                            tm.probes.ready = true;
+                        }
+                    }
+                    continue;
+                }
+                let period = probe["periodSeconds"].as_u64().unwrap_or(10).max(1);
+                let delay = probe["initialDelaySeconds"].as_u64().unwrap_or(0);
+                let (succ, fail, next) =
+                    t.probes.counters.get(kind).cloned().unwrap_or((0, 0, None));
+                let now = Instant::now();
+                let due = match next {
+                    Some(n) => now >= n,
+                    None => true,
+                };
+                if !due {
+                    continue;
+                }
+                if next.is_none() && delay > 0 {
+                    if let Some(tm) = self.tracks.get_mut(&cname) {
+                        tm.probes
+                            .counters
+                            .insert(kind, (0, 0, Some(now + Duration::from_secs(delay))));
+                    }
+                    continue;
+                }
+                let result = self.probe_once(&t.id, &c, probe).await;
+                let (succ, fail) = match &result {
+                    Ok(()) => (succ + 1, 0),
+                    Err(_) => (0, fail + 1),
+                };
+                let success_threshold = probe["successThreshold"].as_i64().unwrap_or(1).max(1);
+                let failure_threshold = probe["failureThreshold"].as_i64().unwrap_or(3).max(1);
+                let label = match kind {
+                    "startupProbe" => "Startup",
+                    "readinessProbe" => "Readiness",
+                    _ => "Liveness",
+                };
+                if let Err(msg) = &result {
+                    self.event(
+                        "Warning",
+                        "Unhealthy",
+                        &format!("{label} probe failed: {msg}"),
+                    )
+                    .await;
+                }
+                let mut kill = false;
+                if let Some(tm) = self.tracks.get_mut(&cname) {
+                    tm.probes
+                        .counters
+                        .insert(kind, (succ, fail, Some(now + Duration::from_secs(period))));
+                    match kind {
+                        "startupProbe" => {
+                            if succ >= success_threshold {
+                                tm.probes.started = true;
+                            } else if fail >= failure_threshold {
+                                kill = true;
+                            }
+                        }
+                        "readinessProbe" => {
+                            if succ >= success_threshold {
+                                tm.probes.ready = true;
+                            } else if fail >= failure_threshold {
+                                tm.probes.ready = false;
+                            }
+                        }
+                        _ => kill = fail >= failure_threshold,
+                    }
+                }
+                if kill {
+                    self.event(
+                        "Normal",
+                        "Killing",
+                        &format!(
+                            "Container {cname} failed {} probe, will be restarted",
+                            label.to_lowercase()
+                        ),
+                    )
+                    .await;
+                    let grace = self.spec()["terminationGracePeriodSeconds"]
+                        .as_i64()
+                        .unwrap_or(30);
+                    let _ = self
+                        .env
+                        .runtime
+                        .clone()
+                        .stop_container(cri::StopContainerRequest {
+                            container_id: t.id.clone(),
+                            timeout: grace,
+                        })
+                        .await;
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn probe_once(&self, id: &str, c: &Value, probe: &Value) -> Result<(), String> {
+        let timeout = probe["timeoutSeconds"].as_i64().unwrap_or(1).max(1);
+        if let Some(cmd) = probe["exec"]["command"].as_array() {
+            let cmd: Vec<String> = cmd
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            let r = self
+                .env
+                .runtime
+                .clone()
+                .exec_sync(cri::ExecSyncRequest {
+                    container_id: id.to_string(),
+                    cmd,
+                    timeout,
+                })
+                .await
+                .map_err(|e| e.message().to_string())?
+                .into_inner();
+            return if r.exit_code == 0 {
+                Ok(())
+            } else {
+                let out = String::from_utf8_lossy(&r.stdout).to_string()
+                    + &String::from_utf8_lossy(&r.stderr);
+                Err(if out.trim().is_empty() {
+                    format!("command exited with {}", r.exit_code)
+                } else {
+                    out.trim().to_string()
+                })
+            };
+        }
+        let (port_v, path) = if probe["httpGet"].is_object() {
+            (
+                &probe["httpGet"]["port"],
+                Some(probe["httpGet"]["path"].as_str().unwrap_or("/").to_string()),
+            )
+        } else if probe["tcpSocket"].is_object() {
+            (&probe["tcpSocket"]["port"], None)
+        } else {
+            return Err("unsupported probe type".into());
+        };
+        let port = match port_v {
+            Value::Number(n) => n.as_u64().unwrap_or(0) as u16,
+            Value::String(name) => c["ports"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == name.as_str()))
+                .and_then(|p| p["containerPort"].as_u64())
+                .unwrap_or(0) as u16,
+            _ => 0,
+        };
+        let st = self
+            .env
+            .runtime
+            .clone()
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: true,
+            })
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        let pid = st
+            .info
+            .get("info")
+            .and_then(|i| serde_json::from_str::<Value>(i).ok())
+            .and_then(|v| v["pid"].as_u64())
+            .unwrap_or(0) as u32;
+        let mut cmd = tokio::process::Command::from(crate::runtime::linux::netprobe_command(
+            pid,
+            port,
+            path.as_deref(),
+            timeout as u64,
+        ));
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(timeout as u64 + 2), cmd.output())
+            .await
+            .map_err(|_| "probe timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
     }
 
     async fn run_sandbox(&mut self) -> Result<(), String> {
@@ -726,6 +949,7 @@ impl Worker {
         tm.started_once = true;
         tm.waiting = None;
         tm.next_start = None;
+        tm.probes = ProbeState::default();
         match started {
             Ok(_) => {
                 self.event("Normal", "Started", &format!("Started container {cname}"))
@@ -934,8 +1158,11 @@ impl Worker {
             live.filter(|l| l.state == cri::ContainerState::ContainerRunning as i32)
         {
             s["state"] = json!({"running": {"startedAt": ns_to_rfc3339(ls.started_at)}});
-            s["ready"] = json!(true);
-            s["started"] = json!(true);
+            let has_startup = c["startupProbe"].is_object();
+            let has_readiness = c["readinessProbe"].is_object();
+            let started = !has_startup || t.probes.started;
+            s["ready"] = json!(started && (!has_readiness || t.probes.ready));
+            s["started"] = json!(started);
         } else if let Some(term) = &t.last_terminated {
             s["state"] = json!({"terminated": term});
         } else {

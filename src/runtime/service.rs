@@ -395,8 +395,18 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        let c = self.rt.container(&r.into_inner().container_id)?;
+        let req = r.into_inner();
+        let c = self.rt.container(&req.container_id)?;
+        let mut info = HashMap::new();
+        if req.verbose {
+            // Like containerd's verbose info: the pid lets node agents enter the container.
+            info.insert(
+                "info".to_string(),
+                serde_json::json!({"pid": c.pid, "sandboxID": c.sandbox_id}).to_string(),
+            );
+        }
         Ok(Response::new(cri::ContainerStatusResponse {
+            info,
             status: Some(cri::ContainerStatus {
                 id: c.id.clone(),
                 metadata: Some(cri::ContainerMetadata {

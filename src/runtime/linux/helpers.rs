@@ -21,6 +21,8 @@ pub const SANDBOX: &str = "__rkind-sandbox";
 pub const INIT: &str = "__rkind-init";
 /// argv[1] of the exec helper.
 pub const NSEXEC: &str = "__rkind-nsexec";
+/// argv[1] of the network probe helper.
+pub const NETPROBE: &str = "__rkind-netprobe";
 
 /// What the exec helper runs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +52,7 @@ pub fn maybe_run_helper() -> Option<i32> {
         SANDBOX => Some(run_sandbox(&arg)),
         INIT => Some(run_init(Path::new(&arg))),
         NSEXEC => Some(run_nsexec(&arg)),
+        NETPROBE => Some(run_netprobe(&arg)),
         _ => None,
     }
 }
@@ -617,5 +620,61 @@ fn run_nsexec(json: &str) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => wait_child(child),
         Err(e) => fail(format!("fork: {e}")),
+    }
+}
+
+/// What a tcpSocket/httpGet probe checks, from inside the pod's network namespace.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NetProbe {
+    /// A process in the pod (its network namespace is entered).
+    pub pid: u32,
+    /// Port.
+    pub port: u16,
+    /// HTTP path; `None` for a plain TCP connect.
+    pub http_path: Option<String>,
+    /// Timeout in seconds.
+    pub timeout: u64,
+}
+
+/// Connects (and for HTTP, GETs) inside the pod's network namespace. Exit 0 = success;
+/// the reason for a failure goes to stderr, as the kubelet reports it.
+fn run_netprobe(json: &str) -> i32 {
+    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+    let spec: NetProbe = match serde_json::from_str(json) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("bad probe spec: {e}")),
+    };
+    if let Err(e) = join_namespaces(spec.pid, &[("net", CloneFlags::CLONE_NEWNET)]) {
+        return fail(e);
+    }
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
+    let timeout = Duration::from_secs(spec.timeout.max(1));
+    let mut stream = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("dial tcp {addr}: connect: {e}")),
+    };
+    let Some(path) = spec.http_path else { return 0 };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kube-probe/1.32\r\nConnection: close\r\n\r\n"
+    );
+    if let Err(e) = stream.write_all(req.as_bytes()) {
+        return fail(format!("Get \"http://{addr}{path}\": {e}"));
+    }
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let line = String::from_utf8_lossy(&buf[..n]);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if (200..400).contains(&code) {
+        0
+    } else if code == 0 {
+        fail(format!("Get \"http://{addr}{path}\": no HTTP response"))
+    } else {
+        fail(format!("HTTP probe failed with statuscode: {code}"))
     }
 }

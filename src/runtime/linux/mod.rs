@@ -297,6 +297,22 @@ pub fn exec_command(
     cmd
 }
 
+/// The command that runs a tcpSocket (`http_path` None) or httpGet probe against
+/// `port` on the pod's loopback, inside the network namespace of process `pid`.
+pub fn netprobe_command(pid: u32, port: u16, http_path: Option<&str>, timeout: u64) -> Command {
+    let spec = helpers::NetProbe {
+        pid,
+        port,
+        http_path: http_path.map(String::from),
+        timeout,
+    };
+    let mut cmd =
+        Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
+    cmd.arg(helpers::NETPROBE)
+        .arg(serde_json::to_string(&spec).unwrap_or_default());
+    cmd
+}
+
 /// The namespace inodes of a process (`mnt` → inode), for tests and traces.
 pub fn namespace_inodes(pid: u32) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
