@@ -285,10 +285,10 @@ impl Worker {
             for kind in kinds {
                 let probe = &c[kind];
                 if !probe.is_object() {
-                    if kind == "readinessProbe" {
-                        if let Some(tm) = self.tracks.get_mut(&cname) {
-                            tm.probes.ready = true;
-                        }
+                    if kind == "readinessProbe"
+                        && let Some(tm) = self.tracks.get_mut(&cname)
+                    {
+                        tm.probes.ready = true;
                     }
                     continue;
                 }

@@ -440,7 +440,6 @@ impl RuntimeService for CriService {
                 log_path: c.log_path.clone(),
                 ..Default::default()
             }),
-            ..Default::default()
         }))
     }
 
