@@ -67,6 +67,8 @@ struct ContainerTrack {
     waiting: Option<(String, String)>,
     /// Probe bookkeeping of the current container.
     probes: ProbeState,
+    /// Image id the current container runs.
+    image_id: String,
 }
 
 /// Results of one container's probes (reset when the container restarts).
@@ -946,6 +948,7 @@ impl Worker {
             tm.previous = Some(prev);
         }
         tm.id = id.clone();
+        tm.image_id = image_ref.clone();
         tm.started_once = true;
         tm.waiting = None;
         tm.next_start = None;
@@ -1127,7 +1130,7 @@ impl Worker {
         let cname = c["name"].as_str().unwrap_or("");
         let image = c["image"].as_str().unwrap_or("");
         let t = self.tracks.get(cname).cloned().unwrap_or_default();
-        let mut s = json!({"name": cname, "image": image, "imageID": "", "ready": false, "restartCount": t.restart_count, "started": false});
+        let mut s = json!({"name": cname, "image": image, "imageID": t.image_id, "ready": false, "restartCount": t.restart_count, "started": false});
         if !t.id.is_empty() {
             s["containerID"] = json!(format!("rkind://{}", t.id));
         }
