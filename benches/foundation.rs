@@ -79,6 +79,10 @@ fn time_cmd(dir: &Path, args: &[&str], n: usize) -> f64 {
     median(v)
 }
 
+fn pki_for(data: &Path) -> rkind::pki::ClusterPki {
+    rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki")
+}
+
 fn main() {
     rkind::install_crypto_provider();
     println!("rkind foundation benchmarks (medians)");
@@ -164,5 +168,52 @@ fn main() {
     });
     let get_many = time_cmd(dir.path(), &["get", "pods"], 5);
     println!("kubectl get pods with 1000+ pods (Table): {get_many:.1} ms");
+    stop(child);
+
+    // Pod create → Running (container really started in its namespaces), host image.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, _) = start(dir.path());
+    let data = dir.path().join("data");
+    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
+    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    rt.block_on(async {
+        let api = Arc::new(rkind::client::ApiClient::new(addr, pki_for(&data).client_tls(&pki_for(&data).admin).expect("tls")));
+        let run = |name: String| {
+            let api = api.clone();
+            async move {
+                let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":name},
+                    "spec":{"terminationGracePeriodSeconds":0,"containers":[{"name":"c","image":"rkind/host","command":["sleep","600"]}]}});
+                let t = Instant::now();
+                api.post("/api/v1/namespaces/default/pods", &pod).await.expect("create");
+                loop {
+                    let p = api.get(&format!("/api/v1/namespaces/default/pods/{name}")).await.expect("get");
+                    if p["status"]["phase"] == "Running" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                t.elapsed().as_secs_f64() * 1000.0
+            }
+        };
+        let mut lat = Vec::new();
+        for i in 0..20 {
+            lat.push(run(format!("seq-{i}")).await);
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        println!("pod create → Running, sequential (20): p50 {:.1} ms, max {:.1} ms  (goal p50 < 30 ms, p99 < 100 ms)", lat[lat.len() / 2], lat[lat.len() - 1]);
+        let t = Instant::now();
+        let handles: Vec<_> = (0..100).map(|i| tokio::spawn(run(format!("par-{i}")))).collect();
+        let mut par = Vec::new();
+        for h in handles {
+            par.push(h.await.expect("join"));
+        }
+        par.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        println!("100 pods in parallel: all Running after {:.0} ms; p50 {:.0} ms, p99 {:.0} ms", t.elapsed().as_secs_f64() * 1000.0, par[50], par[98]);
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "RSS with 120 running pods (rkind process only): {:.1} MB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
     stop(child);
 }
