@@ -52,6 +52,9 @@ pub enum UpError {
     /// The container runtime could not start.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// The CRI socket could not be bound.
+    #[error("CRI socket: {0}")]
+    CriSocket(std::io::Error),
     /// The kubelet could not start.
     #[error("kubelet: {0}")]
     Kubelet(#[from] crate::kubelet::KubeletError),
@@ -177,20 +180,15 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
     let cri_socket = opts.data_dir.join("cri.sock");
     {
+        let listener = crate::runtime::service::bind(&cri_socket).map_err(UpError::CriSocket)?;
         let rt = runtime.clone();
         let sock = cri_socket.clone();
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::runtime::service::serve(rt, &sock, s).await {
+            if let Err(e) = crate::runtime::service::serve(rt, listener, &sock, s).await {
                 tracing::error!(error = %e, "CRI server failed");
             }
         }));
-    }
-    for _ in 0..200 {
-        if cri_socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     step(&format!("Runtime (CRI on {})", cri_socket.display()), t, ());
 

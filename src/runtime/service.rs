@@ -19,15 +19,23 @@ use cri::runtime_service_server::{RuntimeService, RuntimeServiceServer};
 /// The CRI API version rkind speaks.
 pub const CRI_VERSION: &str = "v1";
 
-/// Serves CRI on `socket` (mode 0600) until shutdown.
-pub async fn serve(
-    runtime: Arc<Runtime>,
-    socket: &Path,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+/// Binds the CRI unix socket (mode 0600), replacing a stale one left by a
+/// killed process. Binding before serving means that once this returns,
+/// clients can connect: there is no window where they see the old file.
+pub fn bind(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
     let _ = std::fs::remove_file(socket);
     let listener = tokio::net::UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves CRI on a listener from [`bind`] until shutdown, then removes the socket.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listener: tokio::net::UnixListener,
+    socket: &Path,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let svc = CriService { rt: runtime };
     let result = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(svc.clone()))
