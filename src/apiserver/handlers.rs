@@ -127,16 +127,7 @@ async fn subresource(
         }
         ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx).await,
         ("exec" | "attach" | "portforward", _) => {
-            let pod = srv
-                .store
-                .get(&res.key(ns, name))
-                .map_err(|e| ApiError::from_store(res, name, e))?
-                .ok_or_else(|| ApiError::not_found(res, name))?;
-            Err(ApiError::bad_request(format!(
-                "pod {} is not running on a node with a streaming runtime yet (phase {})",
-                name,
-                pod["status"]["phase"].as_str().unwrap_or("Unknown")
-            )))
+            super::streaming::connect(srv, req, res, ns.unwrap_or(""), name, sub).await
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({} {})",

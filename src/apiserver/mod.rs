@@ -13,6 +13,7 @@ pub mod registry;
 pub mod selectors;
 pub mod smp;
 pub mod status;
+pub mod streaming;
 pub mod table;
 pub mod typed;
 pub mod validation;

@@ -37,6 +37,16 @@ impl ApiError {
         self
     }
 
+    /// 404 NotFound with a message from elsewhere (e.g. a kubelet).
+    pub fn not_found_message(message: impl Into<String>) -> Self {
+        Self::new(404, "NotFound", message)
+    }
+
+    /// 429 TooManyRequests.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(429, "TooManyRequests", message)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -181,11 +181,16 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let cri_socket = opts.data_dir.join("cri.sock");
     {
         let listener = crate::runtime::service::bind(&cri_socket).map_err(UpError::CriSocket)?;
+        let streaming =
+            crate::runtime::streaming::StreamingServer::start(runtime.clone(), shutdown.clone())
+                .await
+                .map_err(UpError::CriSocket)?;
         let rt = runtime.clone();
         let sock = cri_socket.clone();
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::runtime::service::serve(rt, listener, &sock, s).await {
+            if let Err(e) = crate::runtime::service::serve(rt, streaming, listener, &sock, s).await
+            {
                 tracing::error!(error = %e, "CRI server failed");
             }
         }));

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod node;
 pub mod pods;
 pub mod server;
+pub mod streaming;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The kubelet's own HTTPS port. Mutual TLS: the client certificate must be signed by
 //! the cluster CA *and* be the API server's kubelet-client certificate, as only the API
-//! server may talk to a kubelet. Serves `/healthz`, `/pods` and `/containerLogs`; the
-//! streaming endpoints (`/exec`, `/attach`, `/portForward`) come with the exec chain.
+//! server may talk to a kubelet. Serves `/healthz`, `/pods`, `/containerLogs` and the
+//! streaming endpoints (`/exec`, `/attach`, `/portForward`, see [`super::streaming`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -51,6 +51,15 @@ async fn handle(
     cri: Option<tonic::transport::Channel>,
 ) -> Response<StreamBodyBox> {
     let path = req.uri().path().to_string();
+    if path.starts_with("/exec/")
+        || path.starts_with("/attach/")
+        || path.starts_with("/portForward/")
+    {
+        if let Some(r) = super::streaming::handle(req, cri).await {
+            return r;
+        }
+        return status_reply(404, "404 page not found");
+    }
     if let Some(rest) = path.strip_prefix("/containerLogs/") {
         let parts: Vec<&str> = rest.split('/').collect();
         let [ns, pod, container] = parts.as_slice() else {

@@ -4,10 +4,12 @@
 //! it through that socket.
 
 pub mod cri;
+pub mod exec;
 pub mod images;
 pub mod linux;
 pub mod logs;
 pub mod service;
+pub mod streaming;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -235,7 +237,7 @@ impl Runtime {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
 
@@ -779,7 +781,7 @@ impl Runtime {
                 rec.id
             )));
         }
-        let mut command = linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false);
+        let mut command = linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

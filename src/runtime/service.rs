@@ -32,11 +32,15 @@ pub fn bind(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
 /// Serves CRI on a listener from [`bind`] until shutdown, then removes the socket.
 pub async fn serve(
     runtime: Arc<Runtime>,
+    streaming: Arc<super::streaming::StreamingServer>,
     listener: tokio::net::UnixListener,
     socket: &Path,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let svc = CriService { rt: runtime };
+    let svc = CriService {
+        rt: runtime,
+        streaming,
+    };
     let result = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(svc.clone()))
         .add_service(ImageServiceServer::new(svc))
@@ -53,6 +57,7 @@ pub async fn serve(
 #[derive(Clone)]
 pub struct CriService {
     rt: Arc<Runtime>,
+    streaming: Arc<super::streaming::StreamingServer>,
 }
 
 fn sandbox_state(s: &SandboxRecord) -> i32 {
@@ -465,6 +470,41 @@ impl RuntimeService for CriService {
             stderr,
             exit_code,
         }))
+    }
+
+    async fn exec(
+        &self,
+        r: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        let req = r.into_inner();
+        let opts = crate::stream::remotecommand::StreamOptions {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            tty: req.tty,
+            command: req.cmd,
+            container: String::new(),
+        };
+        let url = self.streaming.exec_url(&req.container_id, opts)?;
+        Ok(Response::new(cri::ExecResponse { url }))
+    }
+
+    async fn attach(
+        &self,
+        _r: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        Err(Status::unimplemented(
+            "attach is not supported by rkind's runtime yet",
+        ))
+    }
+
+    async fn port_forward(
+        &self,
+        r: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        let req = r.into_inner();
+        let url = self.streaming.port_forward_url(&req.pod_sandbox_id)?;
+        Ok(Response::new(cri::PortForwardResponse { url }))
     }
 
     async fn update_container_resources(

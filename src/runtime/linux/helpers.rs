@@ -37,6 +37,11 @@ pub struct ExecSpec {
     pub cwd: String,
     /// Terminal requested.
     pub tty: bool,
+    /// Host file that receives the reason when the command cannot be started (missing
+    /// binary, bad cwd), so the runtime can report it as upstream does instead of as
+    /// output; `None` prints the reason on stderr (probes, ExecSync).
+    #[serde(default)]
+    pub error_file: Option<String>,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -581,6 +586,16 @@ fn run_nsexec(json: &str) -> i32 {
         Ok(f) => f,
         Err(e) => return fail(format!("container process {} is gone: {e}", spec.pid)),
     };
+    // Opened before entering the container (it is a host path); close-on-exec, so it stays empty
+    // when the command starts.
+    let mut error_file = spec.error_file.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .ok()
+    });
     if let Err(e) = join_namespaces(
         spec.pid,
         &[
@@ -602,6 +617,10 @@ fn run_nsexec(json: &str) -> i32 {
     // SAFETY: single-threaded helper; the pid namespace join applies to children only.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
+            // When the runtime kills this helper (the client went away), the command
+            // goes with it.
+            // SAFETY: plain prctl call.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
             let msg = exec_as(
                 &spec.argv,
                 &spec.env,
@@ -614,11 +633,35 @@ fn run_nsexec(json: &str) -> i32 {
                     no_new_privs: true,
                 },
             );
-            eprintln!("{msg}");
+            match error_file.as_mut() {
+                Some(f) => {
+                    let _ = f.write_all(msg.as_bytes());
+                }
+                None => eprintln!("{msg}"),
+            }
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(127) }
         }
-        Ok(ForkResult::Parent { child }) => wait_child(child),
+        Ok(ForkResult::Parent { child }) => {
+            drop(error_file);
+            if spec.tty {
+                // Terminal signals (Ctrl-C, Ctrl-\, Ctrl-Z) are for the command in the
+                // foreground, not for this helper, which must live to report its status.
+                for sig in [
+                    nix::sys::signal::Signal::SIGINT,
+                    nix::sys::signal::Signal::SIGQUIT,
+                    nix::sys::signal::Signal::SIGTSTP,
+                    nix::sys::signal::Signal::SIGTTIN,
+                    nix::sys::signal::Signal::SIGTTOU,
+                ] {
+                    // SAFETY: setting SIG_IGN has no handler to be unsafe about.
+                    unsafe {
+                        let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
+                    }
+                }
+            }
+            wait_child(child)
+        }
         Err(e) => fail(format!("fork: {e}")),
     }
 }

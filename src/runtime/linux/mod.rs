@@ -282,6 +282,7 @@ pub fn exec_command(
     env: &[String],
     cwd: Option<&str>,
     tty: bool,
+    error_file: Option<&Path>,
 ) -> Command {
     let spec = helpers::ExecSpec {
         pid: target_pid,
@@ -289,6 +290,7 @@ pub fn exec_command(
         env: env.to_vec(),
         cwd: cwd.unwrap_or("/").to_string(),
         tty,
+        error_file: error_file.map(|p| p.display().to_string()),
     };
     let mut cmd =
         Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));

@@ -1,0 +1,600 @@
+//! The runtime's streaming server — the URL CRI `Exec`/`Attach`/`PortForward` hand
+//! back to the kubelet (`http://127.0.0.1:<port>/exec/{token}` …), as upstream's
+//! `pkg/cri/streaming` does for containerd: one-shot random tokens that expire after a
+//! minute, at most 1000 in flight, and SPDY/3.1 remote-command (v1–v4) and
+//! port-forward sessions behind them.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tracing::Instrument;
+
+use crate::stream::portforward::{Pairer, PortStream, parse_headers};
+use crate::stream::remotecommand::{
+    self, Outcome, PORT_FORWARD_PROTOCOL, ResizeDecoder, SPDY_SERVER_PROTOCOLS, StreamOptions,
+    StreamType,
+};
+use crate::stream::session::{Role, Session, SpdyStream};
+use crate::stream::upgrade;
+
+use super::Runtime;
+use super::exec::{self, ExecIo, ExecRequest};
+
+/// How long a token stays valid (upstream: one minute).
+pub const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Most tokens in flight (upstream's cache size).
+pub const MAX_TOKENS: usize = 1000;
+/// How long the client has to open every stream of a session.
+pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A request the kubelet asked for and the client has not yet connected to.
+#[derive(Debug, Clone)]
+enum Pending {
+    Exec {
+        container_id: String,
+        opts: StreamOptions,
+    },
+    PortForward {
+        sandbox_id: String,
+    },
+}
+
+/// The streaming server: token cache plus the HTTP listener.
+pub struct StreamingServer {
+    base_url: String,
+    runtime: Arc<Runtime>,
+    tokens: Mutex<HashMap<String, (Pending, Instant)>>,
+}
+
+impl StreamingServer {
+    /// Binds 127.0.0.1 on a free port and serves until shutdown.
+    pub async fn start(
+        runtime: Arc<Runtime>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Arc<StreamingServer>> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr()?;
+        let server = Arc::new(StreamingServer {
+            base_url: format!("http://{addr}"),
+            runtime,
+            tokens: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(server.clone().accept_loop(listener, shutdown));
+        Ok(server)
+    }
+
+    /// Where the server listens.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// CRI `Exec`: validates and returns the one-shot URL.
+    pub fn exec_url(&self, container_id: &str, opts: StreamOptions) -> Result<String, Status> {
+        if container_id.is_empty() {
+            return Err(Status::invalid_argument("missing required container_id"));
+        }
+        if opts.command.is_empty() {
+            return Err(Status::invalid_argument("cmd is required"));
+        }
+        opts.validate().map_err(Status::invalid_argument)?;
+        let c = self.runtime.container(container_id)?;
+        if c.state != super::ContainerStateKind::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        self.insert(
+            "exec",
+            Pending::Exec {
+                container_id: c.id,
+                opts,
+            },
+        )
+    }
+
+    /// CRI `PortForward`: returns the one-shot URL.
+    pub fn port_forward_url(&self, sandbox_id: &str) -> Result<String, Status> {
+        if sandbox_id.is_empty() {
+            return Err(Status::invalid_argument("missing required pod_sandbox_id"));
+        }
+        let s = self.runtime.sandbox(sandbox_id)?;
+        self.insert("portforward", Pending::PortForward { sandbox_id: s.id })
+    }
+
+    fn insert(&self, kind: &str, p: Pending) -> Result<String, Status> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        tokens.retain(|_, (_, t)| now.duration_since(*t) < TOKEN_TTL);
+        if tokens.len() >= MAX_TOKENS {
+            return Err(Status::resource_exhausted(
+                "maximum number of in-flight requests exceeded",
+            ));
+        }
+        let token = loop {
+            let t = new_token();
+            if !tokens.contains_key(&t) {
+                break t;
+            }
+        };
+        tokens.insert(token.clone(), (p, now));
+        Ok(format!("{}/{kind}/{token}", self.base_url))
+    }
+
+    /// Takes a token out of the cache (single use); expired tokens are gone.
+    fn consume(&self, token: &str) -> Option<Pending> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let (p, t) = tokens.remove(token)?;
+        (t.elapsed() < TOKEN_TTL).then_some(p)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        loop {
+            let (tcp, _) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            };
+            let _ = tcp.set_nodelay(true);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let me = me.clone();
+                    async move { Ok::<_, Infallible>(me.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let mut parts = path.trim_start_matches('/').splitn(2, '/');
+        let (kind, token) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if !matches!(kind, "exec" | "attach" | "portforward") || token.is_empty() {
+            return text(StatusCode::NOT_FOUND, "404 page not found\n");
+        }
+        if req.method() != http::Method::GET && req.method() != http::Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        let Some(pending) = self.consume(token) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                &format!("invalid or expired streaming token {token:?}\n"),
+            );
+        };
+        let kind_matches = matches!(
+            (&pending, kind),
+            (Pending::Exec { .. }, "exec") | (Pending::PortForward { .. }, "portforward")
+        );
+        if !kind_matches {
+            return text(
+                StatusCode::NOT_FOUND,
+                &format!("invalid or expired streaming token {token:?}\n"),
+            );
+        }
+        if !upgrade::is_spdy(req.headers()) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Upgrade request required: this streaming server speaks SPDY/3.1\n",
+            );
+        }
+        let offered = upgrade::header_list(req.headers(), remotecommand::PROTOCOL_HEADER);
+        let supported: &[&str] = match pending {
+            Pending::Exec { .. } => &SPDY_SERVER_PROTOCOLS,
+            Pending::PortForward { .. } => &[PORT_FORWARD_PROTOCOL],
+        };
+        if offered.is_empty() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "unable to upgrade: X-Stream-Protocol-Version header is missing\n",
+            );
+        }
+        let Some(version) = remotecommand::negotiate(&offered, supported) else {
+            let mut r = text(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {supported:?}\n"
+                ),
+            );
+            for s in supported {
+                if let Ok(v) = http::HeaderValue::from_str(s) {
+                    r.headers_mut()
+                        .append("x-accepted-stream-protocol-versions", v);
+                }
+            }
+            return r;
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let me = self.clone();
+        let span =
+            tracing::debug_span!("runtime_streaming_server", kind = %kind, version = %version);
+        tokio::spawn(
+            async move {
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                let session = Session::new(TokioIo::new(upgraded), Role::Server);
+                match pending {
+                    Pending::Exec { container_id, opts } => {
+                        me.serve_exec(session, version, &container_id, opts).await
+                    }
+                    Pending::PortForward { sandbox_id } => {
+                        me.serve_port_forward(session, &sandbox_id).await
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        upgrade::spdy_101(version)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))
+    }
+
+    async fn serve_exec(
+        &self,
+        session: Arc<Session>,
+        version: &'static str,
+        container_id: &str,
+        opts: StreamOptions,
+    ) {
+        let Some(streams) = collect_streams(&session, &opts, version).await else {
+            session.shutdown().await;
+            return;
+        };
+        let (io, pumps, error_stream) = wire_streams(streams, &session);
+        let outcome = match self.runtime.container(container_id) {
+            Ok(c) if c.state == super::ContainerStateKind::Running => {
+                let req = ExecRequest {
+                    pid: c.pid,
+                    argv: opts.command.clone(),
+                    env: c.env.clone(),
+                    cwd: c.cwd.clone(),
+                    tty: opts.tty,
+                    error_file: self
+                        .runtime
+                        .container_dir(&c.id)
+                        .join(format!("exec-{}.err", new_token())),
+                    exec_id: new_token(),
+                };
+                exec::run(req, io).await
+            }
+            Ok(c) => Outcome::Error(format!("container {} is not running", c.id)),
+            Err(e) => Outcome::Error(e.message().to_string()),
+        };
+        finish(session, pumps, error_stream, &outcome, version).await;
+    }
+
+    async fn serve_port_forward(&self, session: Arc<Session>, sandbox_id: &str) {
+        let mut pairer: Pairer<SpdyStream> = Pairer::new();
+        while let Some(stream) = session.accept().await {
+            let meta = match parse_headers(stream.id, &stream.headers) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "port-forward stream refused");
+                    stream.writer.reset().await;
+                    continue;
+                }
+            };
+            match pairer.add(meta, stream) {
+                Ok(None) => {}
+                Ok(Some(((emeta, error), (_, data)))) => {
+                    let pid = self
+                        .runtime
+                        .sandbox(sandbox_id)
+                        .map(|s| s.holder_pid)
+                        .unwrap_or(0);
+                    let sandbox_id = sandbox_id.to_string();
+                    let session = session.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = forward(pid, &sandbox_id, emeta, error, data) => {}
+                            _ = session.closed() => {}
+                        }
+                    });
+                }
+                Err((_, dup)) => dup.writer.reset().await,
+            }
+        }
+        session.shutdown().await;
+    }
+}
+
+/// Upstream's token: 6 random bytes, base64url without padding, first 8 characters.
+fn new_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 6] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)[..8].to_string()
+}
+
+fn text(code: StatusCode, msg: &str) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(msg.to_string())).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// The streams of one remote-command session, by role.
+#[derive(Default)]
+pub struct RoleStreams {
+    error: Option<SpdyStream>,
+    stdin: Option<SpdyStream>,
+    stdout: Option<SpdyStream>,
+    stderr: Option<SpdyStream>,
+    resize: Option<SpdyStream>,
+}
+
+/// Accepts the streams the options call for (identified by `streamtype`, never by
+/// id); `None` if the client did not open them in time or went away.
+async fn collect_streams(
+    session: &Session,
+    opts: &StreamOptions,
+    version: &str,
+) -> Option<RoleStreams> {
+    let expected = opts.expected_streams(version);
+    let mut got = RoleStreams::default();
+    let mut count = 0;
+    let deadline = tokio::time::sleep(STREAM_CREATION_TIMEOUT);
+    tokio::pin!(deadline);
+    while count < expected {
+        let stream = tokio::select! {
+            s = session.accept() => s?,
+            _ = &mut deadline => {
+                tracing::debug!(count, expected, "timed out waiting for client streams");
+                return None;
+            }
+        };
+        let slot = match stream.headers.get("streamtype").and_then(StreamType::parse) {
+            Some(StreamType::Error) => &mut got.error,
+            Some(StreamType::Stdin) => &mut got.stdin,
+            Some(StreamType::Stdout) => &mut got.stdout,
+            Some(StreamType::Stderr) => &mut got.stderr,
+            Some(StreamType::Resize) => &mut got.resize,
+            other => {
+                tracing::debug!(?other, "ignoring a stream of unknown type");
+                stream.writer.reset().await;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            stream.writer.reset().await;
+            continue;
+        }
+        *slot = Some(stream);
+        count += 1;
+    }
+    got.error.as_ref()?;
+    Some(got)
+}
+
+/// Tasks copying process output to SPDY streams; awaited before the status is sent.
+type Pumps = Vec<tokio::task::JoinHandle<()>>;
+
+/// Connects SPDY streams to exec channels.
+fn wire_streams(s: RoleStreams, session: &Arc<Session>) -> (ExecIo, Pumps, Option<SpdyStream>) {
+    let cancel = CancellationToken::new();
+    {
+        // The client vanishing (TCP gone, GOAWAY) kills the process.
+        let session = session.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            session.closed().await;
+            cancel.cancel();
+        });
+    }
+    let stdin = s.stdin.map(|mut st| {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        tokio::spawn(async move {
+            while let Some(d) = st.reader.recv().await {
+                tracing::trace!(len = d.len(), head = ?&d[..d.len().min(8)], "stdin from client");
+                if tx.send(d).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping `tx` is stdin EOF for the process.
+        });
+        rx
+    });
+    let resize = s.resize.map(|mut st| {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut dec = ResizeDecoder::default();
+            while let Some(d) = st.reader.recv().await {
+                for size in dec.feed(&d) {
+                    if tx.send(size).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    });
+    let mut pumps = Vec::new();
+    let mut out_channel = |st: Option<SpdyStream>| {
+        st.map(|st| {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+            pumps.push(tokio::spawn(async move {
+                while let Some(d) = rx.recv().await {
+                    if st.writer.write(d).await.is_err() {
+                        break;
+                    }
+                }
+                st.writer.close().await;
+            }));
+            tx
+        })
+    };
+    let stdout = out_channel(s.stdout);
+    let stderr = out_channel(s.stderr);
+    (
+        ExecIo {
+            stdin,
+            resize,
+            stdout,
+            stderr,
+            cancel,
+        },
+        pumps,
+        s.error,
+    )
+}
+
+/// Flushes output, writes the status on the error stream and ends the connection as
+/// the kubelet does.
+async fn finish(
+    session: Arc<Session>,
+    pumps: Pumps,
+    error: Option<SpdyStream>,
+    outcome: &Outcome,
+    version: &str,
+) {
+    for p in pumps {
+        let _ = p.await;
+    }
+    if let Some(err) = error {
+        if let Some(bytes) = outcome.error_stream_bytes(version) {
+            let _ = err.writer.write(Bytes::from(bytes)).await;
+        }
+        err.writer.close().await;
+    }
+    // Give the client a moment to read the status and hang up itself.
+    tokio::select! {
+        _ = session.closed() => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => session.shutdown().await,
+    }
+}
+
+/// One forwarded connection: dial `port` inside the pod's network namespace and relay
+/// until both sides are done.
+async fn forward(
+    holder_pid: u32,
+    sandbox_id: &str,
+    meta: PortStream,
+    error: SpdyStream,
+    data: SpdyStream,
+) {
+    let port = meta.port;
+    let span = tracing::debug_span!("runtime_port_forward", port, request = %meta.request_id);
+    async move {
+        let tcp = match connect_in_netns(holder_pid, port).await {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = format!(
+                    "error forwarding port {port} to pod {sandbox_id}, uid : failed to connect to localhost:{port} inside namespace {sandbox_id:?}, {e}"
+                );
+                let _ = error.writer.write(Bytes::from(msg)).await;
+                error.writer.close().await;
+                data.writer.reset().await;
+                return;
+            }
+        };
+        let (mut rd, mut wr) = tcp.into_split();
+        let SpdyStream {
+            reader: mut data_in,
+            writer: data_out,
+            ..
+        } = data;
+        let to_pod = tokio::spawn(async move {
+            while let Some(d) = data_in.recv().await {
+                if wr.write_all(&d).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if data_out
+                        .write(Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // The pod side ending ends the forward: FIN on both streams, so kubectl closes
+        // its local socket (pitfall P19).
+        data_out.close().await;
+        let abort = to_pod.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), to_pod).await.is_err() {
+            abort.abort();
+        }
+        error.writer.close().await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Connects to `port` on the loopback of the network namespace of `pid`: a dedicated
+/// thread joins that namespace (setns on a thread affects only that thread), dials, and
+/// hands the socket back; the socket stays in the pod's namespace.
+async fn connect_in_netns(pid: u32, port: u16) -> Result<tokio::net::TcpStream, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("portforward-dial".into())
+        .spawn(move || {
+            let r = (|| -> Result<std::net::TcpStream, String> {
+                let path = format!("/proc/{pid}/ns/net");
+                let f = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("setns {path}: {e}"))?;
+                let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+                match std::net::TcpStream::connect_timeout(&v4, Duration::from_secs(5)) {
+                    Ok(s) => Ok(s),
+                    Err(e4) => {
+                        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+                        std::net::TcpStream::connect_timeout(&v6, Duration::from_secs(5)).map_err(
+                            |e6| {
+                                format!(
+                                    "IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {}",
+                                    errno_text(&e4),
+                                    errno_text(&e6)
+                                )
+                            },
+                        )
+                    }
+                }
+            })();
+            let _ = tx.send(r);
+        })
+        .map_err(|e| e.to_string())?;
+    let std_stream = rx.await.map_err(|_| "dial thread failed".to_string())??;
+    std_stream
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let _ = std_stream.set_nodelay(true);
+    tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())
+}
+
+/// Go's wording for the common connect errors.
+fn errno_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => e.to_string(),
+    }
+}
