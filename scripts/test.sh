@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "kubectl is required on PATH for the end-to-end tests" >&2; exit 1; }
+# The tty tests give kubectl a terminal through util-linux `script`.
+if ! command -v script >/dev/null; then
+  apt-get install -y --no-install-recommends bsdutils >/dev/null || { echo "util-linux 'script' is required for the tty tests" >&2; exit 1; }
+fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"

@@ -202,8 +202,16 @@ fn large_stdin_and_stdout_arrive_intact_three_ways() {
 }
 
 /// Runs `script` so kubectl sees a terminal of `cols`×`rows`; `inner` is a shell line
-/// run on that terminal. Stdin stays open (empty) for `secs`.
-fn on_terminal(c: &Cluster, client: Client, cols: u16, rows: u16, inner: &str) -> Output {
+/// run on that terminal, `typed` is keyboard input sent after a pause. Stdin stays
+/// open until the session ends.
+fn on_terminal(
+    c: &Cluster,
+    client: Client,
+    cols: u16,
+    rows: u16,
+    inner: &str,
+    typed: Option<&str>,
+) -> Output {
     let kubectl = kubectl_dir().join(client.bin);
     let line = format!(
         "stty cols {cols} rows {rows}; {}",
@@ -220,7 +228,13 @@ fn on_terminal(c: &Cluster, client: Client, cols: u16, rows: u16, inner: &str) -
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (util-linux) is needed for the tty tests");
-    let stdin = child.stdin.take();
+    let mut stdin = child.stdin.take();
+    if let (Some(keys), Some(w)) = (typed, stdin.as_mut()) {
+        std::thread::sleep(Duration::from_secs(3));
+        w.write_all(keys.as_bytes())
+            .expect("type into the terminal");
+        w.flush().expect("flush");
+    }
     let start = Instant::now();
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -249,6 +263,7 @@ fn tty_sessions_follow_the_terminal_size_three_ways() {
             101,
             33,
             "(sleep 1; stty cols 120 rows 40 < /dev/tty) & KUBECTL exec -it box -- sh -c 'stty size; sleep 2; stty size; exit 3'",
+            None,
         );
         let o = text(&out.stdout);
         assert!(o.contains("33 101\r\n"), "{client:?}: {o:?}");
@@ -265,6 +280,7 @@ fn tty_sessions_follow_the_terminal_size_three_ways() {
             80,
             24,
             "KUBECTL exec -it box -- sh -c 'echo to-out; echo to-err >&2; test -t 0 && echo stdin-is-tty'",
+            None,
         );
         let o = text(&out.stdout);
         assert!(
@@ -483,4 +499,244 @@ fn concurrent_sessions_and_vanishing_clients() {
         c.ok(&["exec", "box", "--", "echo", "still-here"]),
         "still-here\n"
     );
+}
+
+#[test]
+fn attach_and_run_interactive_three_ways() {
+    let c = Cluster::start("attach");
+    for (i, client) in CLIENTS.iter().enumerate() {
+        // `kubectl run -it --rm`: a shell on a terminal, its exit code, the pod removed.
+        let pod = format!("shell{i}");
+        let out = on_terminal(
+            &c,
+            *client,
+            100,
+            30,
+            &format!("KUBECTL run -it --rm {pod} --image=rkind/host --restart=Never -- sh"),
+            Some("echo from-$((6*7)); stty size; exit 4\r"),
+        );
+        let o = text(&out.stdout);
+        assert!(o.contains("from-42"), "{client:?}: {o:?}");
+        assert!(
+            o.contains("30 100"),
+            "{client:?}: terminal size reached the container: {o:?}"
+        );
+        assert_eq!(out.status.code(), Some(4), "{client:?}: {o:?}");
+        c.eventually(30, "--rm deleted the pod", || {
+            !c.kubectl(&["get", "pod", &pod]).status.success()
+        });
+
+        // `kubectl attach -i` to a container with stdin (stdinOnce): input reaches it,
+        // its output comes back, and the session ends when the container does.
+        let pod = format!("reader{i}");
+        c.ok_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{pod}"}},"spec":{{"restartPolicy":"Never","containers":[
+                {{"name":"r","image":"rkind/host","stdin":true,"stdinOnce":true,
+                  "command":["sh","-c","while read l; do echo got:$l; echo err:$l >&2; done; echo bye"]}}]}}}}"#
+            ),
+        );
+        wait_ready(&c, &pod);
+        let out = client.run(&c, &["attach", "-i", &pod], Some(b"one\ntwo\n"));
+        assert!(out.status.success(), "{client:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "got:one\ngot:two\nbye\n", "{client:?}");
+        assert!(
+            text(&out.stderr).contains("err:two"),
+            "{client:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Plain `kubectl attach` follows the output of a running container.
+    run_pod(
+        &c,
+        "ticker",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done",
+        ],
+    );
+    wait_ready(&c, "ticker");
+    let mut child = CLIENTS[0]
+        .command(&c, &["attach", "ticker"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("attach");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while String::from_utf8_lossy(&got).matches("tick-").count() < 2 {
+        let n = stdout.read(&mut buf).expect("read attach output");
+        assert!(n > 0, "attach ended early: {}", text(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The runtime's streaming server, driven directly through the CRI socket and a Rust
+/// SPDY client: one-shot tokens, bad requests and bad streams get clean answers.
+#[test]
+fn streaming_server_rejects_bad_input_cleanly() {
+    use rkind::runtime::cri;
+    use rkind::stream::session::{Role, Session};
+    use rkind::stream::spdy::Headers;
+    use rkind::stream::upgrade::{ClientUpgrade, client_upgrade};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let c = Cluster::start("stream-bad");
+    run_pod(&c, "box", &["sleep", "3600"]);
+    wait_ready(&c, "box");
+    let sock = c.data_dir().join("cri.sock");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let ch = rkind::kubelet::pods::connect_cri(&sock).await.expect("cri");
+        let mut runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch);
+        let id = runtime
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers
+            .into_iter()
+            .find(|x| x.state == cri::ContainerState::ContainerRunning as i32)
+            .expect("running container")
+            .id;
+        let client = runtime.clone();
+        let exec_url = |cmd: &[&str]| {
+            let mut runtime = client.clone();
+            let req = cri::ExecRequest {
+                container_id: id.clone(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                tty: false,
+                stdin: false,
+                stdout: true,
+                stderr: false,
+            };
+            async move { runtime.exec(req).await.expect("Exec").into_inner().url }
+        };
+        // CRI validation: no streams at all, tty with stderr.
+        let mut bad = cri::ExecRequest {
+            container_id: id.clone(),
+            cmd: vec!["true".into()],
+            ..Default::default()
+        };
+        let err = runtime.exec(bad.clone()).await.expect_err("no streams");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        bad.stdout = true;
+        bad.stderr = true;
+        bad.tty = true;
+        assert!(runtime.exec(bad).await.is_err());
+
+        let upgrade = |url: String, protocol: Option<&'static str>| async move {
+            let uri: http::Uri = url.parse().expect("url");
+            let tcp = tokio::net::TcpStream::connect(uri.authority().expect("host").as_str())
+                .await
+                .expect("connect");
+            let mut req = http::Request::post(uri.path())
+                .header("connection", "Upgrade")
+                .header("upgrade", "SPDY/3.1");
+            if let Some(p) = protocol {
+                req = req.header("x-stream-protocol-version", p);
+            }
+            client_upgrade(tcp, req.body(http_body_util::Empty::new()).expect("req"))
+                .await
+                .expect("http")
+        };
+        let status_of = |u: ClientUpgrade| match u {
+            ClientUpgrade::Switched { .. } => 101,
+            ClientUpgrade::Refused { parts, .. } => parts.status.as_u16(),
+        };
+
+        // No protocol header: 400, and the token is spent: reuse gives 404.
+        let url = exec_url(&["true"]).await;
+        assert_eq!(status_of(upgrade(url.clone(), None).await), 400);
+        assert_eq!(
+            status_of(upgrade(url.clone(), Some("v4.channel.k8s.io")).await),
+            404
+        );
+        // No common protocol: 403.
+        let url = exec_url(&["true"]).await;
+        assert_eq!(
+            status_of(upgrade(url, Some("v9.channel.k8s.io")).await),
+            403
+        );
+        // A made-up token: 404.
+        let fake = format!("{}/exec/AAAAAAAA", url_base(&exec_url(&["true"]).await));
+        assert_eq!(
+            status_of(upgrade(fake, Some("v4.channel.k8s.io")).await),
+            404
+        );
+
+        // Garbage after the upgrade: the server hangs up, nothing else happens.
+        let url = exec_url(&["sleep", "5151"]).await;
+        let ClientUpgrade::Switched { io: mut raw, .. } =
+            upgrade(url, Some("v4.channel.k8s.io")).await
+        else {
+            panic!("upgrade refused")
+        };
+        raw.write_all(&[0x80, 0x07, 0x00, 0x01, 0, 0, 0, 4, 1, 2, 3, 4])
+            .await
+            .expect("write garbage");
+        let mut sink = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut sink))
+            .await
+            .expect("server closes a connection that sent garbage")
+            .ok();
+
+        // A client that upgrades and vanishes.
+        let url = exec_url(&["sleep", "5152"]).await;
+        drop(upgrade(url, Some("v4.channel.k8s.io")).await);
+
+        // A well-behaved session with an unknown stream type thrown in.
+        let url = exec_url(&["sh", "-c", "echo via-rust-client; exit 3"]).await;
+        let ClientUpgrade::Switched { parts, io } = upgrade(url, Some("v4.channel.k8s.io")).await
+        else {
+            panic!("upgrade refused")
+        };
+        assert_eq!(
+            parts.headers["x-stream-protocol-version"],
+            "v4.channel.k8s.io"
+        );
+        let session = Session::new(io, Role::Client);
+        let open = |t: &str| {
+            let mut h = Headers::new();
+            h.insert("streamtype", t);
+            let session = session.clone();
+            async move { session.open(h).await }
+        };
+        let mut error = open("error").await.expect("error stream");
+        let mut bogus = open("bogus").await.expect("reply precedes the reset");
+        assert!(
+            bogus.reader.recv().await.is_none(),
+            "unknown stream is reset"
+        );
+        let mut stdout = open("stdout").await.expect("stdout stream");
+        let mut out = Vec::new();
+        while let Some(d) = stdout.reader.recv().await {
+            out.extend_from_slice(&d);
+        }
+        assert_eq!(String::from_utf8_lossy(&out), "via-rust-client\n");
+        let mut status = Vec::new();
+        while let Some(d) = error.reader.recv().await {
+            status.extend_from_slice(&d);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&status).expect("status json");
+        assert_eq!(v["reason"], "NonZeroExitCode");
+        assert_eq!(v["details"]["causes"][0]["message"], "3");
+        session.shutdown().await;
+    });
+    // Nothing from the broken sessions is left running.
+    c.eventually(20, "no exec'd process left behind", || {
+        host_processes_with("5151") == 0 && host_processes_with("5152") == 0
+    });
+    assert_eq!(c.ok(&["exec", "box", "--", "echo", "fine"]), "fine\n");
+}
+
+fn url_base(url: &str) -> String {
+    let uri: http::Uri = url.parse().expect("url");
+    format!("http://{}", uri.authority().expect("authority"))
 }

@@ -3,6 +3,7 @@
 //! of rkind. The CRI gRPC server in [`service`] wraps it; the kubelet only ever reaches
 //! it through that socket.
 
+pub mod attach;
 pub mod cri;
 pub mod exec;
 pub mod images;
@@ -135,6 +136,9 @@ pub struct ContainerRecord {
     pub tty: bool,
     /// Keep stdin open.
     pub stdin: bool,
+    /// Close stdin after the first attach session.
+    #[serde(default)]
+    pub stdin_once: bool,
     /// Lower layer dirs of the root filesystem (empty for the host image).
     pub layers: Vec<PathBuf>,
     /// Memory limit (bytes, 0 = none).
@@ -154,6 +158,8 @@ struct State {
 /// The runtime.
 pub struct Runtime {
     root: PathBuf,
+    /// Attachable stdio of the containers this process started.
+    hubs: Mutex<HashMap<String, Arc<attach::AttachHub>>>,
     /// The image store.
     pub images: images::ImageStore,
     state: Mutex<State>,
@@ -216,6 +222,7 @@ impl Runtime {
         }
         let rt = Arc::new(Runtime {
             root: root.to_path_buf(),
+            hubs: Mutex::new(HashMap::new()),
             images,
             state: Mutex::new(state),
         });
@@ -391,7 +398,7 @@ impl Runtime {
         annotations: HashMap<String, String>,
         log_path: &str,
         tty: bool,
-        stdin: bool,
+        (stdin, stdin_once): (bool, bool),
         user: (Option<i64>, Option<i64>),
         limits: (i64, i64, i64),
     ) -> Result<String, Status> {
@@ -487,6 +494,7 @@ impl Runtime {
             mounts: all_mounts,
             tty,
             stdin,
+            stdin_once,
             layers: if layers.len() == 1 && layers[0] == Path::new("/") {
                 Vec::new()
             } else {
@@ -573,7 +581,37 @@ impl Runtime {
                 logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?,
             )))
         };
-        let started = linux::start_container(&spec, Stdio::null(), Stdio::piped(), Stdio::piped());
+        // The container's stdio: a terminal (pty) for `tty: true`, else pipes; stdin
+        // only for `stdin: true`. The runtime keeps its ends so attach can reach them.
+        let pty = if rec.tty {
+            let p = nix::pty::openpty(None, None).map_err(internal)?;
+            attach::set_window_size(
+                std::os::fd::AsRawFd::as_raw_fd(&p.master),
+                crate::stream::remotecommand::TerminalSize {
+                    width: 80,
+                    height: 24,
+                },
+            );
+            Some(p)
+        } else {
+            None
+        };
+        let stdio = |p: &nix::pty::OpenptyResult| -> Result<Stdio, Status> {
+            Ok(Stdio::from(p.slave.try_clone().map_err(internal)?))
+        };
+        let (stdin, stdout, stderr) = match &pty {
+            Some(p) => (stdio(p)?, stdio(p)?, stdio(p)?),
+            None => (
+                if rec.stdin {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                },
+                Stdio::piped(),
+                Stdio::piped(),
+            ),
+        };
+        let started = linux::start_container(&spec, stdin, stdout, stderr);
         let mut started = match started {
             Ok(s) => s,
             Err(e) => {
@@ -595,27 +633,61 @@ impl Runtime {
         rec.started_at = now_ns();
         self.save_container(&rec);
         self.lock().containers.insert(rec.id.clone(), rec.clone());
-        let out = started.helper.stdout.take();
-        let err = started.helper.stderr.take();
+        type Reader = Box<dyn std::io::Read + Send>;
+        let (out, err, hub): (Option<Reader>, Option<Reader>, Arc<attach::AttachHub>) = match pty {
+            Some(p) => {
+                // Only the container holds the slave now: EIO on the master = exit.
+                drop(p.slave);
+                let reader = std::fs::File::from(p.master.try_clone().map_err(internal)?);
+                let writer: Option<Box<dyn std::io::Write + Send>> = if rec.stdin {
+                    Some(Box::new(std::fs::File::from(
+                        p.master.try_clone().map_err(internal)?,
+                    )))
+                } else {
+                    None
+                };
+                (
+                    Some(Box::new(reader)),
+                    None,
+                    Arc::new(attach::AttachHub::new(
+                        writer,
+                        Some(p.master),
+                        rec.stdin_once,
+                    )),
+                )
+            }
+            None => {
+                let writer = started
+                    .helper
+                    .stdin
+                    .take()
+                    .map(|w| Box::new(w) as Box<dyn std::io::Write + Send>);
+                (
+                    started.helper.stdout.take().map(|o| Box::new(o) as Reader),
+                    started.helper.stderr.take().map(|e| Box::new(e) as Reader),
+                    Arc::new(attach::AttachHub::new(writer, None, rec.stdin_once)),
+                )
+            }
+        };
+        self.hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rec.id.clone(), hub.clone());
         let mut pumps = Vec::new();
-        for (pipe, stream) in [
-            (
-                out.map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-                logs::Stream::Stdout,
-            ),
-            (
-                err.map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-                logs::Stream::Stderr,
-            ),
+        for (pipe, stream, out_stream) in [
+            (out, logs::Stream::Stdout, attach::OutputStream::Stdout),
+            (err, logs::Stream::Stderr, attach::OutputStream::Stderr),
         ] {
             if let Some(mut pipe) = pipe {
                 let log = log.clone();
+                let hub = hub.clone();
                 pumps.push(std::thread::spawn(move || {
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
                         match std::io::Read::read(&mut pipe, &mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
+                                hub.publish(out_stream, &buf[..n]);
                                 if let Some(l) = &log
                                     && let Ok(mut w) = l.lock()
                                 {
@@ -640,6 +712,8 @@ impl Runtime {
             for p in pumps {
                 let _ = p.join();
             }
+            hub.close_stdin();
+            hub.mark_exited();
             let code = match status {
                 Ok(s) => s.code().unwrap_or_else(|| {
                     use std::os::unix::process::ExitStatusExt;
@@ -764,7 +838,20 @@ impl Runtime {
         linux::cleanup_container(&dir);
         let _ = std::fs::remove_dir_all(&dir);
         self.lock().containers.remove(&rec.id);
+        self.hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&rec.id);
         Ok(())
+    }
+
+    /// The attachable stdio of a running container started by this process.
+    pub fn attach_hub(&self, id: &str) -> Option<Arc<attach::AttachHub>> {
+        self.hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Runs a command in a running container and collects its output (ExecSync).

@@ -337,7 +337,7 @@ impl RuntimeService for CriService {
             cfg.annotations.clone(),
             &cfg.log_path,
             cfg.tty,
-            cfg.stdin,
+            (cfg.stdin, cfg.stdin_once),
             (
                 sc.run_as_user.map(|u| u.value),
                 sc.run_as_group.map(|g| g.value),
@@ -491,11 +491,19 @@ impl RuntimeService for CriService {
 
     async fn attach(
         &self,
-        _r: Request<cri::AttachRequest>,
+        r: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
-        Err(Status::unimplemented(
-            "attach is not supported by rkind's runtime yet",
-        ))
+        let req = r.into_inner();
+        let opts = crate::stream::remotecommand::StreamOptions {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            tty: req.tty,
+            command: Vec::new(),
+            container: String::new(),
+        };
+        let url = self.streaming.attach_url(&req.container_id, opts)?;
+        Ok(Response::new(cri::AttachResponse { url }))
     }
 
     async fn port_forward(

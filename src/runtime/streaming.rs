@@ -50,6 +50,10 @@ enum Pending {
         container_id: String,
         opts: StreamOptions,
     },
+    Attach {
+        container_id: String,
+        opts: StreamOptions,
+    },
     PortForward {
         sandbox_id: String,
     },
@@ -103,6 +107,34 @@ impl StreamingServer {
         self.insert(
             "exec",
             Pending::Exec {
+                container_id: c.id,
+                opts,
+            },
+        )
+    }
+
+    /// CRI `Attach`: validates and returns the one-shot URL.
+    pub fn attach_url(&self, container_id: &str, opts: StreamOptions) -> Result<String, Status> {
+        if container_id.is_empty() {
+            return Err(Status::invalid_argument("missing required container_id"));
+        }
+        opts.validate().map_err(Status::invalid_argument)?;
+        let c = self.runtime.container(container_id)?;
+        if c.state != super::ContainerStateKind::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if opts.tty && !c.tty {
+            return Err(Status::invalid_argument(format!(
+                "container {} was not created with a tty",
+                c.id
+            )));
+        }
+        self.insert(
+            "attach",
+            Pending::Attach {
                 container_id: c.id,
                 opts,
             },
@@ -183,7 +215,9 @@ impl StreamingServer {
         };
         let kind_matches = matches!(
             (&pending, kind),
-            (Pending::Exec { .. }, "exec") | (Pending::PortForward { .. }, "portforward")
+            (Pending::Exec { .. }, "exec")
+                | (Pending::Attach { .. }, "attach")
+                | (Pending::PortForward { .. }, "portforward")
         );
         if !kind_matches {
             return text(
@@ -199,7 +233,7 @@ impl StreamingServer {
         }
         let offered = upgrade::header_list(req.headers(), remotecommand::PROTOCOL_HEADER);
         let supported: &[&str] = match pending {
-            Pending::Exec { .. } => &SPDY_SERVER_PROTOCOLS,
+            Pending::Exec { .. } | Pending::Attach { .. } => &SPDY_SERVER_PROTOCOLS,
             Pending::PortForward { .. } => &[PORT_FORWARD_PROTOCOL],
         };
         if offered.is_empty() {
@@ -236,6 +270,9 @@ impl StreamingServer {
                 match pending {
                     Pending::Exec { container_id, opts } => {
                         me.serve_exec(session, version, &container_id, opts).await
+                    }
+                    Pending::Attach { container_id, opts } => {
+                        me.serve_attach(session, version, &container_id, opts).await
                     }
                     Pending::PortForward { sandbox_id } => {
                         me.serve_port_forward(session, &sandbox_id).await
@@ -283,6 +320,27 @@ impl StreamingServer {
         finish(session, pumps, error_stream, &outcome, version).await;
     }
 
+    async fn serve_attach(
+        &self,
+        session: Arc<Session>,
+        version: &'static str,
+        container_id: &str,
+        opts: StreamOptions,
+    ) {
+        let Some(streams) = collect_streams(&session, &opts, version).await else {
+            session.shutdown().await;
+            return;
+        };
+        let (io, pumps, error_stream) = wire_streams(streams, &session);
+        let outcome = match self.runtime.attach_hub(container_id) {
+            Some(hub) => attach_session(hub, io).await,
+            None => Outcome::Error(format!(
+                "container {container_id} is not running or was started by an earlier rkind process"
+            )),
+        };
+        finish(session, pumps, error_stream, &outcome, version).await;
+    }
+
     async fn serve_port_forward(&self, session: Arc<Session>, sandbox_id: &str) {
         let mut pairer: Pairer<SpdyStream> = Pairer::new();
         while let Some(stream) = session.accept().await {
@@ -316,6 +374,78 @@ impl StreamingServer {
         }
         session.shutdown().await;
     }
+}
+
+/// Connects an attach client to a container's stdio until the container exits or
+/// the client leaves.
+async fn attach_session(hub: Arc<super::attach::AttachHub>, mut io: ExecIo) -> Outcome {
+    use super::attach::OutputStream;
+    let mut output = hub.subscribe();
+    let stdin_task = io.stdin.take().map(|mut rx| {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(d) = rx.recv().await {
+                let h = hub.clone();
+                let ok = tokio::task::spawn_blocking(move || h.write_stdin(&d))
+                    .await
+                    .map(|r| r.is_ok())
+                    .unwrap_or(false);
+                if !ok {
+                    break;
+                }
+            }
+            if hub.stdin_once {
+                hub.close_stdin();
+            }
+        })
+    });
+    let resize_task = io.resize.take().map(|mut rx| {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(size) = rx.recv().await {
+                hub.resize(size);
+            }
+        })
+    });
+    loop {
+        tokio::select! {
+            m = output.recv() => match m {
+                Ok((OutputStream::Stdout, d)) => {
+                    if let Some(tx) = &io.stdout && tx.send(d).await.is_err() { break; }
+                }
+                Ok((OutputStream::Stderr, d)) => {
+                    if let Some(tx) = io.stderr.as_ref() {
+                        let _ = tx.send(d).await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = hub.exited.cancelled() => {
+                // Deliver what is still queued, then end.
+                while let Ok((s, d)) = output.try_recv() {
+                    let tx = match s { OutputStream::Stdout => io.stdout.as_ref(), OutputStream::Stderr => io.stderr.as_ref() };
+                    if let Some(tx) = tx { let _ = tx.send(d).await; }
+                }
+                break;
+            }
+            _ = io.cancel.cancelled() => break,
+        }
+    }
+    if let Some(t) = stdin_task {
+        if hub.exited.is_cancelled() || io.cancel.is_cancelled() {
+            t.abort();
+            if hub.stdin_once {
+                hub.close_stdin();
+            }
+        } else {
+            let _ = t.await;
+        }
+    }
+    if let Some(t) = resize_task {
+        t.abort();
+    }
+    Outcome::Success
 }
 
 /// Upstream's token: 6 random bytes, base64url without padding, first 8 characters.

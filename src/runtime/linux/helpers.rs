@@ -377,6 +377,20 @@ fn find_in_path(cmd: &str, env: &[String]) -> Option<PathBuf> {
     })
 }
 
+/// Makes stdin (the container's pty) the controlling terminal of a new session, so
+/// Ctrl-C, job control and SIGWINCH reach the container's process.
+fn take_terminal() -> Result<(), String> {
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // SAFETY: TIOCSCTTY on fd 0 with an integer argument.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } == -1 {
+        return Err(format!(
+            "making the terminal the controlling terminal: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Who the process runs as and with which privileges.
 struct Identity<'a> {
     uid: u32,
@@ -534,7 +548,8 @@ fn run_init(spec_path: &Path) -> i32 {
                         None,
                     )
                 })
-                .and_then(|_| setup_root(&spec));
+                .and_then(|_| setup_root(&spec))
+                .and_then(|_| if spec.tty { take_terminal() } else { Ok(()) });
             let msg = match prepared {
                 Ok(()) => exec_as(
                     &spec.args,
