@@ -109,6 +109,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let node = node.clone();
         let cri = cri.clone();
