@@ -76,11 +76,7 @@ fn kubectl_cat(dir: &std::path::Path, total: usize, spdy: bool) -> f64 {
 }
 
 /// An exec session over SPDY straight to the API server (what kubectl does, minus kubectl).
-async fn open_exec(
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-    query: &str,
-) -> Arc<Session> {
+async fn open_exec(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, query: &str) -> Arc<Session> {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let _ = tcp.set_nodelay(true);
     let stream = tokio_rustls::TlsConnector::from(tls)
@@ -100,7 +96,11 @@ async fn open_exec(
     match client_upgrade(stream, req).await.expect("upgrade") {
         ClientUpgrade::Switched { io, .. } => Session::new(io, Role::Client),
         ClientUpgrade::Refused { parts, body } => {
-            panic!("exec refused: {} {}", parts.status, String::from_utf8_lossy(&body))
+            panic!(
+                "exec refused: {} {}",
+                parts.status,
+                String::from_utf8_lossy(&body)
+            )
         }
     }
 }

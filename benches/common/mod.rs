@@ -78,4 +78,3 @@ pub fn time_cmd(dir: &Path, args: &[&str], n: usize) -> f64 {
 pub fn pki_for(data: &Path) -> rkind::pki::ClusterPki {
     rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki")
 }
-

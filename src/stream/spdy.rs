@@ -551,8 +551,10 @@ fn frame_name(frame_type: u16) -> &'static str {
 /// decompressor for incoming ones, both using the SPDY/3 dictionary and both living as
 /// long as the connection (the peer's zlib contexts do too).
 pub struct Codec {
-    deflate: Compress,
-    inflate: Decompress,
+    /// Created on first use: a deflater holds ~256 KiB, and a session's reading codec
+    /// never compresses (nor its writing codec inflates).
+    deflate: Option<Compress>,
+    inflate: Option<Decompress>,
     deflate_ok: bool,
     inflate_ok: bool,
     max_frame_len: usize,
@@ -590,14 +592,10 @@ impl Codec {
     /// [`MAX_FRAME_LEN`]), `max_header_block` caps a header block after decompression on
     /// decode and before compression on encode (clamped to `u32::MAX`).
     pub fn with_limits(max_frame_len: usize, max_header_block: usize) -> Self {
-        let mut deflate = Compress::new(Compression::default(), true);
-        // Priming a fresh deflater cannot fail; if it somehow did, every later header
-        // block reports ContextLost instead of sending bytes the peer cannot inflate.
-        let deflate_ok = deflate.set_dictionary(&SPDY3_DICTIONARY).is_ok();
         Codec {
-            deflate,
-            inflate: Decompress::new(true),
-            deflate_ok,
+            deflate: None,
+            inflate: None,
+            deflate_ok: true,
             inflate_ok: true,
             max_frame_len: max_frame_len.min(MAX_FRAME_LEN),
             max_header_block: max_header_block.min(u32::MAX as usize),
@@ -771,7 +769,8 @@ impl Codec {
         }
         // Any failure below leaves the shared inflater mid-block: poison it.
         self.inflate_ok = false;
-        let plain = inflate_block(&mut self.inflate, input, self.max_header_block)?;
+        let inflate = self.inflate.get_or_insert_with(|| Decompress::new(true));
+        let plain = inflate_block(inflate, input, self.max_header_block)?;
         self.inflate_ok = true;
         parse_header_block(&plain)
     }
@@ -964,7 +963,19 @@ impl Codec {
             self.plain.put_slice(v.as_bytes());
         }
         self.deflate_ok = false;
-        deflate_block(&mut self.deflate, &self.plain, &mut self.packed)?;
+        let deflate = match &mut self.deflate {
+            Some(d) => d,
+            None => {
+                // Priming a fresh deflater cannot fail; if it somehow did, every later
+                // header block reports ContextLost instead of sending bytes the peer
+                // cannot inflate.
+                let mut d = Compress::new(Compression::default(), true);
+                d.set_dictionary(&SPDY3_DICTIONARY)
+                    .map_err(|_| SpdyError::ContextLost)?;
+                self.deflate.insert(d)
+            }
+        };
+        deflate_block(deflate, &self.plain, &mut self.packed)?;
         self.deflate_ok = true;
         Ok(())
     }
