@@ -99,10 +99,45 @@ pub enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run a command against a throw-away cluster: boot in a temp dir, set KUBECONFIG for
+    /// the command, export logs if it fails, tear down, exit with the command's code.
+    Run {
+        /// Cluster name [default: run-<pid>].
+        #[arg(long)]
+        name: Option<String>,
+        /// Keep the cluster's data directory when the command fails.
+        #[arg(long)]
+        keep_on_failure: bool,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Export a running cluster's objects, events and logs (for CI artifacts).
+    Export {
+        /// What to export.
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     /// Print shell completions.
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// Things `rkind export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportWhat {
+    /// Objects (JSON), events, container logs and the cluster log, into DIR.
+    Logs {
+        /// Target directory (created).
+        dir: PathBuf,
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -268,6 +303,34 @@ fn run(cli: Cli) -> Result<i32, String> {
                     println!("{:<50} {:<20} {:>10}", tag, short, human_size(img.size));
                 }
             }
+            Ok(0)
+        }
+        Cmd::Run {
+            name,
+            keep_on_failure,
+            command,
+        } => {
+            if let Some(n) = &name {
+                check_name(n)?;
+            }
+            runtime()?
+                .block_on(crate::harness::run(name, keep_on_failure, &command))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::Export {
+            what:
+                ExportWhat::Logs {
+                    dir,
+                    name,
+                    data_dir,
+                },
+        } => {
+            check_name(&name)?;
+            let data = cluster::data_dir(&name, data_dir.as_deref());
+            runtime()?
+                .block_on(crate::harness::export_logs(&data, &dir))
+                .map_err(|e| e.to_string())?;
+            println!("Exported cluster {name:?} to {}", dir.display());
             Ok(0)
         }
         Cmd::Completion { shell } => {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod controllers;
+pub mod harness;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;

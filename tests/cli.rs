@@ -164,3 +164,64 @@ fn bad_input_gets_clear_messages() {
     let out = rkind(h, &["up", "--help"]);
     assert!(text(&out).contains("--detach"));
 }
+
+/// `rkind run` as a CI job uses it: the command sees a private cluster through
+/// KUBECONFIG, its exit code comes back, logs are exported on failure, nothing is left
+/// behind, and two runs at once do not collide.
+#[test]
+fn run_is_a_hermetic_harness() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    std::fs::create_dir_all(h.join(".kube")).expect("mkdir");
+    let run = |name: &str, script: &str| {
+        let h = h.to_path_buf();
+        let name = name.to_string();
+        let script = script.to_string();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_rkind"))
+                .args(["run", "--name", &name, "--", "sh", "-c", &script])
+                .current_dir(&h)
+                .env("HOME", &h)
+                .env("XDG_DATA_HOME", h.join("xdg"))
+                .env_remove("KUBECONFIG")
+                .stdin(Stdio::null())
+                .output()
+                .expect("rkind run")
+        })
+    };
+    let ok = run(
+        "run-ok",
+        "kubectl run p --image=rkind/host --restart=Never -- true >/dev/null && \
+         kubectl wait --for=jsonpath={.status.phase}=Succeeded pod/p --timeout=60s >/dev/null && \
+         kubectl get nodes -o name",
+    );
+    let failing = run("run-fail", "kubectl get nodes -o name; exit 7");
+    let ok = ok.join().expect("thread");
+    let failing = failing.join().expect("thread");
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "node/run-ok-control-plane\n",
+        "stdout belongs to the command"
+    );
+    assert_eq!(failing.status.code(), Some(7), "{}", text(&failing));
+    assert_eq!(
+        String::from_utf8_lossy(&failing.stdout),
+        "node/run-fail-control-plane\n"
+    );
+    let logs = h.join("rkind-logs-run-fail");
+    let nodes = std::fs::read_to_string(logs.join("nodes.json")).expect("exported nodes");
+    assert!(nodes.contains("run-fail-control-plane"));
+    assert!(!h.join("rkind-logs-run-ok").exists());
+    // Nothing global touched, nothing left in the temp dir.
+    assert!(!h.join(".kube/config").exists(), "~/.kube/config untouched");
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("rkind-run-run-ok-") || n.starts_with("rkind-run-run-fail-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}

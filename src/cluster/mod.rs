@@ -102,8 +102,26 @@ pub fn node_name(name: &str) -> String {
     format!("{name}-control-plane")
 }
 
+/// Whether start-up progress goes to stderr (`rkind run`: stdout belongs to the
+/// user's command) instead of stdout.
+static PROGRESS_ON_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Sends start-up progress to stderr from now on.
+pub fn progress_on_stderr() {
+    PROGRESS_ON_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn say(msg: &str) {
+    if PROGRESS_ON_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
+    }
+}
+
 fn step<T>(label: &str, start: Instant, r: T) -> T {
-    println!(" ✓ {label} ({} ms)", start.elapsed().as_millis());
+    say(&format!(" ✓ {label} ({} ms)", start.elapsed().as_millis()));
     r
 }
 
@@ -130,7 +148,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     }
     state::write_pid(&opts.data_dir)?;
     let node = node_name(&opts.name);
-    println!("Creating cluster {:?} ...", opts.name);
+    say(&format!("Creating cluster {:?} ...", opts.name));
 
     let t = Instant::now();
     let pki = ClusterPki::load_or_create(&opts.data_dir.join("pki"), &node)?;
@@ -253,18 +271,20 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     }
     .save(&opts.data_dir)?;
     let ctx = crate::kubeconfig::context_name(&opts.name);
-    println!(
+    say(&format!(
         "Cluster {:?} is ready in {} ms. Set kubectl context to {:?}",
         opts.name,
         total.elapsed().as_millis(),
         ctx
-    );
+    ));
     let flag = opts
         .kubeconfig
         .as_ref()
         .map(|p| format!(" --kubeconfig {}", p.display()))
         .unwrap_or_default();
-    println!("You can now use your cluster with:\n\nkubectl cluster-info --context {ctx}{flag}\n");
+    say(&format!(
+        "You can now use your cluster with:\n\nkubectl cluster-info --context {ctx}{flag}\n"
+    ));
     Ok(RunningCluster {
         api_addr,
         kubeconfig,
