@@ -169,6 +169,33 @@ fn exec_exit_codes_stdin_stderr_and_errors_three_ways() {
             text(&out.stderr)
         );
     }
+    // Every kubectl from 1.27 to 1.33 (each picks its own transport).
+    for minor in 27..=33 {
+        let bin = kubectl_dir().join(format!("kubectl.1.{minor}"));
+        assert!(bin.exists(), "{} is missing", bin.display());
+        let mut child = Command::new(&bin)
+            .args(["exec", "-i", "box", "--", "sh", "-c", "cat; exit 9"])
+            .envs(c.envs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("in-1.{minor}\n").as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("output");
+        assert_eq!(
+            out.status.code(),
+            Some(9),
+            "kubectl 1.{minor}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), format!("in-1.{minor}\n"));
+    }
     // A pod that does not exist: 404 Status from the API server.
     let err = c.fails(&["exec", "ghost", "--", "true"]);
     assert!(err.contains("pods \"ghost\" not found"), "{err}");
