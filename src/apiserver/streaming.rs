@@ -261,23 +261,9 @@ async fn proxy_spdy(
 ) -> Result<Response<Body>, ApiError> {
     let offered = upgrade::header_list(req.headers(), PROTOCOL_HEADER);
     match kubelet_upgrade(srv, node, path, &offered).await? {
-        ClientUpgrade::Switched { parts, io } => {
-            let on_client = hyper::upgrade::on(req);
-            tokio::spawn(
-                async move {
-                    if let Ok(client) = on_client.await {
-                        upgrade::splice(TokioIo::new(client), io).await;
-                    }
-                }
-                .in_current_span(),
-            );
-            let mut resp = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
-            for (k, v) in &parts.headers {
-                resp = resp.header(k, v);
-            }
-            resp.body(Full::new(Bytes::new()).boxed())
-                .map_err(|e| ApiError::internal(e.to_string()))
-        }
+        ClientUpgrade::Switched { parts, io } => upgrade::relay_switched(req, &parts, io)
+            .body(Full::new(Bytes::new()).boxed())
+            .map_err(|e| ApiError::internal(e.to_string())),
         ClientUpgrade::Refused { parts, body } => Err(refused_error(parts.status, &body)),
     }
 }

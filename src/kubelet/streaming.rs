@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
@@ -298,24 +297,9 @@ async fn proxy_upgrade(
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
     {
-        ClientUpgrade::Switched { parts, io: backend } => {
-            let on_client = hyper::upgrade::on(req);
-            tokio::spawn(
-                async move {
-                    if let Ok(client) = on_client.await {
-                        upgrade::splice(TokioIo::new(client), backend).await;
-                    }
-                }
-                .in_current_span(),
-            );
-            let mut resp = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
-            for (k, v) in &parts.headers {
-                resp = resp.header(k, v);
-            }
-            Ok(resp
-                .body(Full::new(Bytes::new()).boxed())
-                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed())))
-        }
+        ClientUpgrade::Switched { parts, io } => Ok(upgrade::relay_switched(req, &parts, io)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))),
         ClientUpgrade::Refused { parts, body } => {
             let mut resp = Response::builder().status(parts.status);
             if let Some(ct) = parts.headers.get("content-type") {

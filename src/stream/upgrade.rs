@@ -129,6 +129,32 @@ where
     Ok(ClientUpgrade::Refused { parts, body })
 }
 
+/// The upgrade-aware proxy step shared by the API server and the kubelet: once the
+/// client's side of `req` has switched protocols, splice it with the already-upgraded
+/// `backend`; returns the 101 to send the client, carrying the backend's headers (its
+/// negotiated sub-protocol included).
+pub fn relay_switched<B: Send + 'static>(
+    req: &mut Request<B>,
+    backend_parts: &response::Parts,
+    backend: UpgradedIo,
+) -> response::Builder {
+    use tracing::Instrument;
+    let on_client = hyper::upgrade::on(req);
+    tokio::spawn(
+        async move {
+            if let Ok(client) = on_client.await {
+                splice(TokioIo::new(client), backend).await;
+            }
+        }
+        .in_current_span(),
+    );
+    let mut resp = response::Builder::new().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (k, v) in &backend_parts.headers {
+        resp = resp.header(k, v);
+    }
+    resp
+}
+
 /// Copies bytes both ways until both directions ended (an EOF on one side is passed
 /// on as a write shutdown to the other) or one side fails.
 pub async fn splice<A, B>(mut a: A, mut b: B)
