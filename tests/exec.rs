@@ -306,7 +306,7 @@ fn tty_sessions_follow_the_terminal_size_three_ways() {
             client,
             80,
             24,
-            "KUBECTL exec -it box -- sh -c 'echo to-out; echo to-err >&2; test -t 0 && echo stdin-is-tty'",
+            "KUBECTL exec -it box -- sh -c 'echo to-out; echo to-err >&2; test -t 0 && echo stdin-is-tty; t=$(tty) && test $t -ef /proc/self/fd/0 && echo named-$t'",
             None,
         );
         let o = text(&out.stdout);
@@ -314,6 +314,20 @@ fn tty_sessions_follow_the_terminal_size_three_ways() {
             o.contains("to-out\r\nto-err\r\nstdin-is-tty\r\n"),
             "{client:?}: {o:?}"
         );
+        // The terminal comes from the container's own devpts, so it has a name there.
+        assert!(o.contains("named-/dev/pts/"), "{client:?}: {o:?}");
+        // Ctrl-C typed on the client's terminal becomes SIGINT for the process.
+        let out = on_terminal(
+            &c,
+            client,
+            80,
+            24,
+            "KUBECTL exec -it box -- sh -c 'trap \"echo got-int; exit 9\" INT; echo waiting; sleep 30 & wait'",
+            Some("\u{3}"),
+        );
+        let o = text(&out.stdout);
+        assert!(o.contains("got-int"), "{client:?}: {o:?}");
+        assert_eq!(out.status.code(), Some(9), "{client:?}: {o:?}");
     }
 }
 
@@ -540,10 +554,16 @@ fn attach_and_run_interactive_three_ways() {
             100,
             30,
             &format!("KUBECTL run -it --rm {pod} --image=rkind/host --restart=Never -- sh"),
-            Some("echo from-$((6*7)); stty size; exit 4\r"),
+            Some(
+                "echo from-$((6*7)); stty size; t=$(tty) && test -e $t && echo named-$t; exit 4\r",
+            ),
         );
         let o = text(&out.stdout);
         assert!(o.contains("from-42"), "{client:?}: {o:?}");
+        assert!(
+            o.contains("named-/dev/pts/"),
+            "{client:?}: the container's terminal has a name in its own /dev/pts: {o:?}"
+        );
         assert!(
             o.contains("30 100"),
             "{client:?}: terminal size reached the container: {o:?}"

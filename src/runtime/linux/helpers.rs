@@ -13,6 +13,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root};
 use serde::{Deserialize, Serialize};
 
+use super::terminal;
 use super::{ContainerSpec, Mount, Rootfs, SandboxSpec};
 
 /// argv[1] of the sandbox holder.
@@ -377,20 +378,6 @@ fn find_in_path(cmd: &str, env: &[String]) -> Option<PathBuf> {
     })
 }
 
-/// Makes stdin (the container's pty) the controlling terminal of a new session, so
-/// Ctrl-C, job control and SIGWINCH reach the container's process.
-fn take_terminal() -> Result<(), String> {
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
-    // SAFETY: TIOCSCTTY on fd 0 with an integer argument.
-    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } == -1 {
-        return Err(format!(
-            "making the terminal the controlling terminal: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
-}
-
 /// Who the process runs as and with which privileges.
 struct Identity<'a> {
     uid: u32,
@@ -531,6 +518,20 @@ fn run_init(spec_path: &Path) -> i32 {
         Ok(p) => p,
         Err(e) => return report_error(&format!("pipe: {e}")),
     };
+    // With a tty the shim relays between the runtime's pty (its stdio, made its
+    // controlling terminal so resizes reach it as SIGWINCH) and the container's own,
+    // whose master the container process sends back once its devpts exists.
+    let console = if spec.tty {
+        let _ = nix::unistd::setsid();
+        // SAFETY: TIOCSCTTY on fd 0 with an integer argument.
+        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        match terminal::ConsoleSocket::pair() {
+            Ok(p) => Some(p),
+            Err(e) => return report_error(&e),
+        }
+    } else {
+        None
+    };
     // SAFETY: this helper process is single-threaded, so fork is safe.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
@@ -549,7 +550,13 @@ fn run_init(spec_path: &Path) -> i32 {
                     )
                 })
                 .and_then(|_| setup_root(&spec))
-                .and_then(|_| if spec.tty { take_terminal() } else { Ok(()) });
+                .and_then(|_| match console {
+                    Some((_, ref sender)) => terminal::open_container_pty().and_then(|pty| {
+                        sender.send(pty.master)?;
+                        terminal::adopt_as_controlling_terminal(pty.slave)
+                    }),
+                    None => Ok(()),
+                });
             let msg = match prepared {
                 Ok(()) => exec_as(
                     &spec.args,
@@ -573,6 +580,10 @@ fn run_init(spec_path: &Path) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(w);
+            let master = console.and_then(|(receiver, sender)| {
+                drop(sender);
+                receiver.receive()
+            });
             let _ = std::fs::write(spec.state_dir.join("pid"), child.as_raw().to_string());
             let mut msg = String::new();
             let _ = File::from(r).read_to_string(&mut msg);
@@ -581,7 +592,10 @@ fn run_init(spec_path: &Path) -> i32 {
             } else {
                 let _ = std::fs::write(spec.state_dir.join("start-error"), &msg);
             }
-            let code = wait_child(child);
+            let code = match master {
+                Some(m) => terminal::relay(m, child),
+                None => wait_child(child),
+            };
             let _ = std::fs::write(spec.state_dir.join("exitcode"), code.to_string());
             if !msg.is_empty() {
                 return 128;
@@ -629,6 +643,15 @@ fn run_nsexec(json: &str) -> i32 {
     if let Err(e) = nix::unistd::chroot(".") {
         return fail(format!("chroot: {e}"));
     }
+    // A terminal from the container's own devpts, so the command can name it.
+    let pty = if spec.tty {
+        match terminal::open_container_pty() {
+            Ok(p) => Some(p),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
     // SAFETY: single-threaded helper; the pid namespace join applies to children only.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
@@ -636,18 +659,27 @@ fn run_nsexec(json: &str) -> i32 {
             // goes with it.
             // SAFETY: plain prctl call.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            let msg = exec_as(
-                &spec.argv,
-                &spec.env,
-                &spec.cwd,
-                &Identity {
-                    uid: 0,
-                    gid: 0,
-                    groups: &[],
-                    caps: None,
-                    no_new_privs: true,
-                },
-            );
+            let adopted = match pty {
+                Some(p) => {
+                    drop(p.master);
+                    terminal::adopt_as_controlling_terminal(p.slave)
+                }
+                None => Ok(()),
+            };
+            let msg = adopted.err().unwrap_or_else(|| {
+                exec_as(
+                    &spec.argv,
+                    &spec.env,
+                    &spec.cwd,
+                    &Identity {
+                        uid: 0,
+                        gid: 0,
+                        groups: &[],
+                        caps: None,
+                        no_new_privs: true,
+                    },
+                )
+            });
             match error_file.as_mut() {
                 Some(f) => {
                     let _ = f.write_all(msg.as_bytes());
@@ -659,23 +691,13 @@ fn run_nsexec(json: &str) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(error_file);
-            if spec.tty {
-                // Terminal signals (Ctrl-C, Ctrl-\, Ctrl-Z) are for the command in the
-                // foreground, not for this helper, which must live to report its status.
-                for sig in [
-                    nix::sys::signal::Signal::SIGINT,
-                    nix::sys::signal::Signal::SIGQUIT,
-                    nix::sys::signal::Signal::SIGTSTP,
-                    nix::sys::signal::Signal::SIGTTIN,
-                    nix::sys::signal::Signal::SIGTTOU,
-                ] {
-                    // SAFETY: setting SIG_IGN has no handler to be unsafe about.
-                    unsafe {
-                        let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
-                    }
+            match pty {
+                Some(p) => {
+                    drop(p.slave);
+                    terminal::relay(p.master, child)
                 }
+                None => wait_child(child),
             }
-            wait_child(child)
         }
         Err(e) => fail(format!("fork: {e}")),
     }

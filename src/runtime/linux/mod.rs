@@ -15,6 +15,7 @@
 //! rkind finds its containers running when it restarts; `rkind down` stops them.
 
 mod helpers;
+mod terminal;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
