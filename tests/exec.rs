@@ -787,3 +787,251 @@ fn url_base(url: &str) -> String {
     let uri: http::Uri = url.parse().expect("url");
     format!("http://{}", uri.authority().expect("authority"))
 }
+
+/// What a direct WebSocket client of the streaming server receives: every message as
+/// (channel, payload), up to the server's Close, and the close code.
+async fn ws_session(
+    url: &str,
+    protocol: &str,
+    send: Vec<Vec<u8>>,
+    base64: bool,
+) -> (Vec<(u8, Vec<u8>)>, Option<u16>) {
+    use futures_util::{SinkExt, StreamExt};
+    use rkind::stream::wschannel::{ChannelMessage, Framing, decode};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let ws_url = url.replacen("http://", "ws://", 1);
+    let mut req = ws_url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocol.parse().expect("protocol header"),
+    );
+    let uri: http::Uri = url.parse().expect("url");
+    let tcp = tokio::net::TcpStream::connect(uri.authority().expect("host").as_str())
+        .await
+        .expect("connect");
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("websocket upgrade");
+    assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+    for m in send {
+        let msg = if base64 {
+            Message::Text(String::from_utf8(m).expect("base64 text").into())
+        } else {
+            Message::Binary(m.into())
+        };
+        ws.send(msg).await.expect("send");
+    }
+    let framing = Framing::for_protocol(protocol);
+    let mut got = Vec::new();
+    let mut close = None;
+    while let Some(Ok(msg)) = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("server answers in time")
+    {
+        let body = match msg {
+            Message::Binary(b) => b.to_vec(),
+            Message::Text(t) => t.as_bytes().to_vec(),
+            Message::Close(f) => {
+                close = f.map(|f| u16::from(f.code));
+                break;
+            }
+            _ => continue,
+        };
+        match decode(framing, &body).expect("server message decodes") {
+            ChannelMessage::Data(ch, d) => got.push((ch, d)),
+            ChannelMessage::Close(ch) => panic!("server sent a close signal for {ch}"),
+        }
+    }
+    (got, close)
+}
+
+fn channel_text(got: &[(u8, Vec<u8>)], ch: u8) -> String {
+    got.iter()
+        .filter(|(c, _)| *c == ch)
+        .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+        .collect()
+}
+
+/// Clients that come to the runtime's streaming server directly with a WebSocket
+/// (v5, v4 base64) get exec and attach there too; tokens expire (TTL shortened to 3 s
+/// for this cluster through `RKIND_STREAMING_TOKEN_TTL`).
+#[test]
+fn streaming_server_speaks_websocket_and_expires_tokens() {
+    use rkind::runtime::cri;
+    use rkind::stream::wschannel::{ERROR, RESIZE, STDERR, STDIN, STDOUT};
+
+    let c = Cluster::start_with_env("stream-ws", &[("RKIND_STREAMING_TOKEN_TTL", "3")]);
+    run_pod(&c, "box", &["sleep", "3600"]);
+    wait_ready(&c, "box");
+    let sock = c.data_dir().join("cri.sock");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let ch = rkind::kubelet::pods::connect_cri(&sock).await.expect("cri");
+        let runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch);
+        let id = runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers
+            .into_iter()
+            .find(|x| x.state == cri::ContainerState::ContainerRunning as i32)
+            .expect("running container")
+            .id;
+        let exec_url = |cmd: &[&str], stdin: bool, stderr: bool, tty: bool| {
+            let mut runtime = runtime.clone();
+            let req = cri::ExecRequest {
+                container_id: id.clone(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                tty,
+                stdin,
+                stdout: true,
+                stderr,
+            };
+            async move { runtime.exec(req).await.expect("Exec").into_inner().url }
+        };
+
+        // v5: stdin, then the stdin close signal is EOF for `cat`.
+        let url = exec_url(&["cat"], true, false, false).await;
+        let (got, close) = ws_session(
+            &url,
+            "v5.channel.k8s.io",
+            vec![b"\x00hello over ws\n".to_vec(), vec![0xFF, STDIN]],
+            false,
+        )
+        .await;
+        assert_eq!(
+            got.first(),
+            Some(&(STDOUT, Vec::new())),
+            "ready message first"
+        );
+        assert_eq!(channel_text(&got, STDOUT), "hello over ws\n");
+        let status: serde_json::Value =
+            serde_json::from_str(&channel_text(&got, ERROR)).expect("status json");
+        assert_eq!(status["status"], "Success");
+        assert_eq!(close, Some(1000));
+
+        // v4 base64: stdout and stderr apart, the exit code in the status.
+        let url = exec_url(
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            false,
+            true,
+            false,
+        )
+        .await;
+        let (got, close) = ws_session(&url, "v4.base64.channel.k8s.io", vec![], true).await;
+        assert_eq!(channel_text(&got, STDOUT), "out\n");
+        assert_eq!(channel_text(&got, STDERR), "err\n");
+        let status: serde_json::Value =
+            serde_json::from_str(&channel_text(&got, ERROR)).expect("status json");
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "3");
+        assert_eq!(close, Some(1000));
+
+        // A terminal follows the resize channel.
+        let url = exec_url(&["sh", "-c", "sleep 1; stty size"], true, false, true).await;
+        let (got, _) = ws_session(
+            &url,
+            "v5.channel.k8s.io",
+            vec![[&[RESIZE][..], br#"{"Width":91,"Height":17}"#].concat()],
+            false,
+        )
+        .await;
+        assert!(channel_text(&got, STDOUT).contains("17 91"), "{got:?}");
+
+        // Port-forward here is SPDY only: a WebSocket gets a clear 400, not a hang.
+        let sandbox = runtime
+            .clone()
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .expect("list sandboxes")
+            .into_inner()
+            .items
+            .into_iter()
+            .find(|s| s.metadata.as_ref().is_some_and(|m| m.name == "box"))
+            .expect("the pod's sandbox")
+            .id;
+        let pf_url = runtime
+            .clone()
+            .port_forward(cri::PortForwardRequest {
+                pod_sandbox_id: sandbox,
+                port: vec![80],
+            })
+            .await
+            .expect("PortForward")
+            .into_inner()
+            .url;
+        {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let req = pf_url
+                .replacen("http://", "ws://", 1)
+                .into_client_request()
+                .expect("request");
+            let uri: http::Uri = pf_url.parse().expect("url");
+            let tcp = tokio::net::TcpStream::connect(uri.authority().expect("host").as_str())
+                .await
+                .expect("connect");
+            match tokio_tungstenite::client_async(req, tcp).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                    assert_eq!(resp.status(), 400)
+                }
+                other => panic!("expected 400, got {:?}", other.map(|(_, r)| r.status())),
+            }
+        }
+
+        // A token is good for the TTL only: used after it, 404.
+        let url = exec_url(&["true"], false, false, false).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let uri: http::Uri = url.parse().expect("url");
+        let tcp = tokio::net::TcpStream::connect(uri.authority().expect("host").as_str())
+            .await
+            .expect("connect");
+        let req = http::Request::post(uri.path())
+            .header("connection", "Upgrade")
+            .header("upgrade", "SPDY/3.1")
+            .header("x-stream-protocol-version", "v4.channel.k8s.io")
+            .body(http_body_util::Empty::new())
+            .expect("request");
+        match rkind::stream::upgrade::client_upgrade(tcp, req)
+            .await
+            .expect("http")
+        {
+            rkind::stream::upgrade::ClientUpgrade::Refused { parts, body } => {
+                assert_eq!(parts.status, 404);
+                assert!(
+                    String::from_utf8_lossy(&body).contains("invalid or expired"),
+                    "{body:?}"
+                );
+            }
+            rkind::stream::upgrade::ClientUpgrade::Switched { .. } => {
+                panic!("an expired token was accepted")
+            }
+        }
+
+        // A WebSocket client that leaves mid-session takes its process with it.
+        let url = exec_url(&["sleep", "5161"], false, false, false).await;
+        {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut req = url
+                .replacen("http://", "ws://", 1)
+                .into_client_request()
+                .expect("request");
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "v5.channel.k8s.io".parse().expect("hdr"),
+            );
+            let tcp = tokio::net::TcpStream::connect(uri.authority().expect("host").as_str())
+                .await
+                .expect("connect");
+            let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+                .await
+                .expect("upgrade");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(ws);
+        }
+    });
+    c.eventually(20, "the vanished client's process is gone", || {
+        host_processes_with("5161") == 0
+    });
+}

@@ -14,7 +14,6 @@
 //! `metav1.Status` answers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -28,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::Instrument;
 
 use crate::stream::remotecommand::{
@@ -38,20 +37,12 @@ use crate::stream::remotecommand::{
 use crate::stream::session::{Role as SpdyRole, Session, SpdyStream};
 use crate::stream::spdy::Headers;
 use crate::stream::upgrade::{self, ClientUpgrade, UpgradedIo};
-use crate::stream::wschannel::{self, ChannelMessage, Framing};
+use crate::stream::wschannel;
+use crate::stream::wsserver::{self, ChannelInput, ChannelSession};
 
 use super::registry::ResourceDef;
 use super::status::ApiError;
 use super::{ApiServer, Body};
-
-/// WebSocket channel sub-protocols the translator accepts, in server preference order.
-const WS_CHANNEL_PROTOCOLS: [&str; 5] = [
-    remotecommand::V5,
-    remotecommand::V4,
-    remotecommand::V4_BASE64,
-    remotecommand::V1,
-    remotecommand::V1_BASE64,
-];
 
 /// Which subresource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +137,7 @@ pub async fn connect(
                 .instrument(span)
                 .await;
         }
-        let protocol = WS_CHANNEL_PROTOCOLS
-            .iter()
-            .find(|p| offered.iter().any(|o| o == *p))
-            .copied()
+        let protocol = wsserver::negotiate(&offered)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "unable to upgrade: none of the offered WebSocket sub-protocols {offered:?} is supported"
@@ -309,7 +297,7 @@ async fn tunnel_port_forward(
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(client),
                     Role::Server,
-                    Some(ws_config()),
+                    Some(wsserver::config()),
                 )
                 .await;
                 shovel_tunnel(ws, backend).await;
@@ -318,12 +306,6 @@ async fn tunnel_port_forward(
         .in_current_span(),
     );
     Ok(resp)
-}
-
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20))
 }
 
 /// Moves raw SPDY bytes between WebSocket binary messages and the kubelet connection.
@@ -384,59 +366,12 @@ async fn translate(
     path: String,
     opts: StreamOptions,
 ) {
-    let framing = Framing::for_protocol(protocol);
-    let ws = WebSocketStream::from_raw_socket(client, Role::Server, Some(ws_config())).await;
-    let (mut ws_tx, mut ws_rx) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if ws_tx.send(m).await.is_err() {
-                return;
-            }
-            if close {
-                break;
-            }
-        }
-        let _ = ws_tx.flush().await;
-        // Give the client a moment to echo the close before the TCP goes.
-        let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close()).await;
-    });
-    let send = move |ch: u8, data: &[u8]| {
-        let body = wschannel::encode(framing, ch, data);
-        if framing.base64 {
-            Message::Text(String::from_utf8_lossy(&body).into_owned().into())
-        } else {
-            Message::Binary(Bytes::from(body))
-        }
-    };
-    // Upstream's "ready" message: an empty write on the lowest output channel.
-    let ready = if opts.stdout {
-        wschannel::STDOUT
-    } else if opts.stderr && !opts.tty {
-        wschannel::STDERR
-    } else {
-        wschannel::ERROR
-    };
-    let _ = out_tx.send(send(ready, b"")).await;
-
+    let (ws, input) = ChannelSession::accept(client, protocol, &opts).await;
     let outcome = match open_kubelet_session(&srv, &node, &path, &opts).await {
-        Ok((session, streams)) => {
-            run_translation(session, streams, &mut ws_rx, &out_tx, framing, send).await
-        }
+        Ok((session, streams)) => run_translation(session, streams, input, &ws).await,
         Err(e) => Outcome::Error(e),
     };
-    if let Some(bytes) = outcome.error_stream_bytes(protocol) {
-        let _ = out_tx.send(send(wschannel::ERROR, &bytes)).await;
-    }
-    let _ = out_tx
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        })))
-        .await;
-    drop(out_tx);
-    let _ = writer.await;
+    ws.finish(outcome.error_stream_bytes(protocol)).await;
 }
 
 /// The kubelet-side streams of a translated session.
@@ -522,10 +457,8 @@ async fn open_kubelet_session(
 async fn run_translation(
     session: Arc<Session>,
     s: KubeletStreams,
-    ws_rx: &mut futures_util::stream::SplitStream<WebSocketStream<UpgradedIo>>,
-    out_tx: &mpsc::Sender<Message>,
-    framing: Framing,
-    send: impl Fn(u8, &[u8]) -> Message + Copy + Send + 'static,
+    input: ChannelInput,
+    ws: &ChannelSession,
 ) -> Outcome {
     let KubeletStreams {
         version,
@@ -539,74 +472,45 @@ async fn run_translation(
     let mut outputs = Vec::new();
     for (st, ch) in [(stdout, wschannel::STDOUT), (stderr, wschannel::STDERR)] {
         if let Some(mut st) = st {
-            let tx = out_tx.clone();
-            outputs.push(tokio::spawn(async move {
+            let (tx, pump) = ws.output(ch);
+            outputs.push(pump);
+            tokio::spawn(async move {
                 while let Some(d) = st.reader.recv().await {
-                    if tx.send(send(ch, &d)).await.is_err() {
+                    if tx.send(d).await.is_err() {
                         break;
                     }
                 }
-            }));
+            });
         }
     }
-    let stdin_w = stdin.as_ref().map(|s| s.writer.clone());
-    let resize_w = resize.as_ref().map(|s| s.writer.clone());
-    // client → kubelet input, until the client closes or goes away.
-    let input = async {
-        while let Some(msg) = ws_rx.next().await {
-            let body: Vec<u8> = match msg {
-                Ok(Message::Binary(b)) if !framing.base64 => b.to_vec(),
-                Ok(Message::Text(t)) if framing.base64 => t.as_bytes().to_vec(),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                Ok(Message::Close(_)) | Err(_) => return true,
-                Ok(_) => return true,
-            };
-            match wschannel::decode(framing, &body) {
-                Ok(ChannelMessage::Data(wschannel::STDIN, d)) => {
-                    if let Some(w) = &stdin_w
-                        && !d.is_empty()
-                    {
-                        let _ = w.write(Bytes::from(d)).await;
-                    }
-                }
-                Ok(ChannelMessage::Data(wschannel::RESIZE, d)) => {
-                    if let Some(w) = &resize_w {
-                        let _ = w.write(Bytes::from(d)).await;
-                    }
-                }
-                Ok(ChannelMessage::Close(wschannel::STDIN)) => {
-                    if let Some(w) = &stdin_w {
-                        w.close().await;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "bad message from the client");
-                    return true;
+    // client → kubelet input: stdin (its end is the client's close signal) and resizes.
+    let forward = |rx: Option<mpsc::Receiver<Bytes>>, st: Option<&SpdyStream>| {
+        let (Some(mut rx), Some(w)) = (rx, st.map(|s| s.writer.clone())) else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some(d) = rx.recv().await {
+                if w.write(d).await.is_err() {
+                    break;
                 }
             }
-        }
-        true
+            w.close().await;
+        });
     };
+    forward(input.stdin, stdin.as_ref());
+    forward(input.resize, resize.as_ref());
     let outputs_done = async {
         for o in outputs {
             let _ = o.await;
         }
     };
-    tokio::pin!(input);
-    tokio::pin!(outputs_done);
-    let client_gone = tokio::select! {
-        _ = &mut outputs_done => false,
-        gone = &mut input => {
-            // Client closed or vanished: without stdin the command ends by itself, but
-            // a vanished client must not leave it running.
-            if let Some(w) = &stdin_w { w.close().await; }
-            gone
+    tokio::select! {
+        _ = outputs_done => {}
+        _ = input.gone.cancelled() => {
+            // The client closed or vanished: it must not leave the command running.
+            session.shutdown().await;
+            return Outcome::Error("the client went away".into());
         }
-    };
-    if client_gone {
-        session.shutdown().await;
-        return Outcome::Error("the client went away".into());
     }
     let mut status = Vec::new();
     while let Some(d) = error.reader.recv().await {

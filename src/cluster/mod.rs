@@ -199,10 +199,13 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let cri_socket = opts.data_dir.join("cri.sock");
     {
         let listener = crate::runtime::service::bind(&cri_socket).map_err(UpError::CriSocket)?;
-        let streaming =
-            crate::runtime::streaming::StreamingServer::start(runtime.clone(), shutdown.clone())
-                .await
-                .map_err(UpError::CriSocket)?;
+        let streaming = crate::runtime::streaming::StreamingServer::start(
+            runtime.clone(),
+            crate::runtime::streaming::token_ttl_from_env(),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(UpError::CriSocket)?;
         let rt = runtime.clone();
         let sock = cri_socket.clone();
         let s = shutdown.clone();

@@ -2,7 +2,8 @@
 //! back to the kubelet (`http://127.0.0.1:<port>/exec/{token}` …), as upstream's
 //! `pkg/cri/streaming` does for containerd: one-shot random tokens that expire after a
 //! minute, at most 1000 in flight, and SPDY/3.1 remote-command (v1–v4) and
-//! port-forward sessions behind them.
+//! port-forward sessions behind them; exec and attach also over the WebSocket channel
+//! protocols (v5, v4, base64) for clients that come here directly.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,12 +31,27 @@ use crate::stream::remotecommand::{
 };
 use crate::stream::session::{Role, Session, SpdyStream};
 use crate::stream::upgrade;
+use crate::stream::wschannel;
+use crate::stream::wsserver::{self, ChannelInput, ChannelSession};
 
 use super::Runtime;
 use super::exec::{self, ExecIo, ExecRequest};
 
 /// How long a token stays valid (upstream: one minute).
 pub const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Environment variable that shortens (or lengthens) [`TOKEN_TTL`], in seconds: lets
+/// tests watch a token expire without waiting a minute.
+pub const TOKEN_TTL_ENV: &str = "RKIND_STREAMING_TOKEN_TTL";
+
+/// The token lifetime: [`TOKEN_TTL`] unless [`TOKEN_TTL_ENV`] holds a number of seconds.
+pub fn token_ttl_from_env() -> Duration {
+    std::env::var(TOKEN_TTL_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(TOKEN_TTL)
+}
 /// Most tokens in flight (upstream's cache size).
 pub const MAX_TOKENS: usize = 1000;
 /// How long the client has to open every stream of a session.
@@ -59,17 +75,29 @@ enum Pending {
     },
 }
 
+impl Pending {
+    /// The stream options of an exec or attach.
+    fn options(&self) -> Option<&StreamOptions> {
+        match self {
+            Pending::Exec { opts, .. } | Pending::Attach { opts, .. } => Some(opts),
+            Pending::PortForward { .. } => None,
+        }
+    }
+}
+
 /// The streaming server: token cache plus the HTTP listener.
 pub struct StreamingServer {
     base_url: String,
     runtime: Arc<Runtime>,
     tokens: Mutex<HashMap<String, (Pending, Instant)>>,
+    token_ttl: Duration,
 }
 
 impl StreamingServer {
-    /// Binds 127.0.0.1 on a free port and serves until shutdown.
+    /// Binds 127.0.0.1 on a free port and serves until shutdown; tokens live `token_ttl`.
     pub async fn start(
         runtime: Arc<Runtime>,
+        token_ttl: Duration,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<StreamingServer>> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -78,6 +106,7 @@ impl StreamingServer {
             base_url: format!("http://{addr}"),
             runtime,
             tokens: Mutex::new(HashMap::new()),
+            token_ttl,
         });
         tokio::spawn(server.clone().accept_loop(listener, shutdown));
         Ok(server)
@@ -153,7 +182,8 @@ impl StreamingServer {
     fn insert(&self, kind: &str, p: Pending) -> Result<String, Status> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        tokens.retain(|_, (_, t)| now.duration_since(*t) < TOKEN_TTL);
+        let ttl = self.token_ttl;
+        tokens.retain(|_, (_, t)| now.duration_since(*t) < ttl);
         if tokens.len() >= MAX_TOKENS {
             return Err(Status::resource_exhausted(
                 "maximum number of in-flight requests exceeded",
@@ -173,7 +203,7 @@ impl StreamingServer {
     fn consume(&self, token: &str) -> Option<Pending> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let (p, t) = tokens.remove(token)?;
-        (t.elapsed() < TOKEN_TTL).then_some(p)
+        (t.elapsed() < self.token_ttl).then_some(p)
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
@@ -225,10 +255,13 @@ impl StreamingServer {
                 &format!("invalid or expired streaming token {token:?}\n"),
             );
         }
+        if upgrade::is_websocket(req.headers()) {
+            return self.upgrade_websocket(req, kind, pending);
+        }
         if !upgrade::is_spdy(req.headers()) {
             return text(
                 StatusCode::BAD_REQUEST,
-                "Upgrade request required: this streaming server speaks SPDY/3.1\n",
+                "Upgrade request required: this streaming server speaks SPDY/3.1 and WebSocket\n",
             );
         }
         let offered = upgrade::header_list(req.headers(), remotecommand::PROTOCOL_HEADER);
@@ -268,14 +301,12 @@ impl StreamingServer {
                 };
                 let session = Session::new(TokioIo::new(upgraded), Role::Server);
                 match pending {
-                    Pending::Exec { container_id, opts } => {
-                        me.serve_exec(session, version, &container_id, opts).await
-                    }
-                    Pending::Attach { container_id, opts } => {
-                        me.serve_attach(session, version, &container_id, opts).await
-                    }
                     Pending::PortForward { sandbox_id } => {
                         me.serve_port_forward(session, &sandbox_id).await
+                    }
+                    command => {
+                        me.serve_spdy_remote_command(session, version, command)
+                            .await
                     }
                 }
             }
@@ -286,59 +317,118 @@ impl StreamingServer {
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))
     }
 
-    async fn serve_exec(
+    /// Answers a WebSocket upgrade for exec/attach (clients that come to this server
+    /// directly; kubectl and the API server use SPDY here).
+    fn upgrade_websocket(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        kind: &str,
+        pending: Pending,
+    ) -> Response<Body> {
+        if matches!(pending, Pending::PortForward { .. }) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "port-forward on this streaming server speaks SPDY/3.1 only\n",
+            );
+        }
+        let offered = upgrade::websocket_protocols(req.headers());
+        let Some(protocol) = wsserver::negotiate(&offered) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unable to upgrade: none of the offered WebSocket sub-protocols {offered:?} is supported (server accepts {:?})\n",
+                    wsserver::CHANNEL_PROTOCOLS
+                ),
+            );
+        };
+        let Some(resp) = upgrade::websocket_101(req.headers(), protocol) else {
+            return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let span =
+            tracing::debug_span!("runtime_streaming_server", kind = %kind, version = %protocol);
+        tokio::spawn(
+            async move {
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                self.serve_ws_remote_command(TokioIo::new(upgraded), protocol, pending)
+                    .await;
+            }
+            .instrument(span),
+        );
+        resp.body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))
+    }
+
+    /// Exec/attach over SPDY: the client's streams, the command, the status.
+    async fn serve_spdy_remote_command(
         &self,
         session: Arc<Session>,
         version: &'static str,
-        container_id: &str,
-        opts: StreamOptions,
+        command: Pending,
     ) {
-        let Some(streams) = collect_streams(&session, &opts, version).await else {
+        let Some(opts) = command.options() else {
+            return;
+        };
+        let Some(streams) = collect_streams(&session, opts, version).await else {
             session.shutdown().await;
             return;
         };
         let (io, pumps, error_stream) = wire_streams(streams, &session);
-        let outcome = match self.runtime.container(container_id) {
-            Ok(c) if c.state == super::ContainerStateKind::Running => {
-                let req = ExecRequest {
-                    pid: c.pid,
-                    argv: opts.command.clone(),
-                    env: c.env.clone(),
-                    cwd: c.cwd.clone(),
-                    tty: opts.tty,
-                    error_file: self
-                        .runtime
-                        .container_dir(&c.id)
-                        .join(format!("exec-{}.err", new_token())),
-                    exec_id: new_token(),
-                };
-                exec::run(req, io).await
-            }
-            Ok(c) => Outcome::Error(format!("container {} is not running", c.id)),
-            Err(e) => Outcome::Error(e.message().to_string()),
-        };
+        let outcome = self.run_remote_command(command, io).await;
         finish(session, pumps, error_stream, &outcome, version).await;
     }
 
-    async fn serve_attach(
-        &self,
-        session: Arc<Session>,
-        version: &'static str,
-        container_id: &str,
-        opts: StreamOptions,
-    ) {
-        let Some(streams) = collect_streams(&session, &opts, version).await else {
-            session.shutdown().await;
+    /// Exec/attach over a WebSocket channel protocol: the same command, other framing.
+    async fn serve_ws_remote_command<S>(&self, io: S, protocol: &'static str, command: Pending)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(opts) = command.options().cloned() else {
             return;
         };
-        let (io, pumps, error_stream) = wire_streams(streams, &session);
-        let outcome = match self.runtime.attach_hub(container_id) {
-            Some(hub) => attach_session(hub, io).await,
-            None => Outcome::Error(format!(
-                "container {container_id} is not running or was started by an earlier rkind process"
-            )),
-        };
-        finish(session, pumps, error_stream, &outcome, version).await;
+        let (ws, input) = ChannelSession::accept(io, protocol, &opts).await;
+        let (io, pumps) = wire_channels(&ws, input, &opts);
+        let outcome = self.run_remote_command(command, io).await;
+        for p in pumps {
+            let _ = p.await;
+        }
+        ws.finish(outcome.error_stream_bytes(protocol)).await;
+    }
+
+    /// Runs the exec, or connects the attach, with the client's channels.
+    async fn run_remote_command(&self, command: Pending, io: ExecIo) -> Outcome {
+        match command {
+            Pending::Exec { container_id, opts } => match self.runtime.container(&container_id) {
+                Ok(c) if c.state == super::ContainerStateKind::Running => {
+                    let req = ExecRequest {
+                        pid: c.pid,
+                        argv: opts.command,
+                        env: c.env.clone(),
+                        cwd: c.cwd.clone(),
+                        tty: opts.tty,
+                        error_file: self
+                            .runtime
+                            .container_dir(&c.id)
+                            .join(format!("exec-{}.err", new_token())),
+                        exec_id: new_token(),
+                    };
+                    exec::run(req, io).await
+                }
+                Ok(c) => Outcome::Error(format!("container {} is not running", c.id)),
+                Err(e) => Outcome::Error(e.message().to_string()),
+            },
+            Pending::Attach { container_id, .. } => match self.runtime.attach_hub(&container_id) {
+                Some(hub) => attach_session(hub, io).await,
+                None => Outcome::Error(format!(
+                    "container {container_id} is not running or was started by an earlier rkind process"
+                )),
+            },
+            Pending::PortForward { .. } => {
+                Outcome::Error("port-forward is not a remote command".into())
+            }
+        }
     }
 
     async fn serve_port_forward(&self, session: Arc<Session>, sandbox_id: &str) {
@@ -585,6 +675,48 @@ fn wire_streams(s: RoleStreams, session: &Arc<Session>) -> (ExecIo, Pumps, Optio
         },
         pumps,
         s.error,
+    )
+}
+
+/// Connects WebSocket channels to exec channels (resize messages decoded on the way).
+fn wire_channels(
+    ws: &ChannelSession,
+    input: ChannelInput,
+    opts: &StreamOptions,
+) -> (ExecIo, Pumps) {
+    let mut pumps = Vec::new();
+    let mut output = |wanted: bool, channel: u8| {
+        wanted.then(|| {
+            let (tx, pump) = ws.output(channel);
+            pumps.push(pump);
+            tx
+        })
+    };
+    let stdout = output(opts.stdout, wschannel::STDOUT);
+    let stderr = output(opts.stderr && !opts.tty, wschannel::STDERR);
+    let resize = input.resize.map(|mut raw| {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut dec = ResizeDecoder::default();
+            while let Some(d) = raw.recv().await {
+                for size in dec.feed(&d) {
+                    if tx.send(size).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    });
+    (
+        ExecIo {
+            stdin: input.stdin,
+            resize,
+            stdout,
+            stderr,
+            cancel: input.gone,
+        },
+        pumps,
     )
 }
 

@@ -9,3 +9,4 @@ pub mod session;
 pub mod spdy;
 pub mod upgrade;
 pub mod wschannel;
+pub mod wsserver;

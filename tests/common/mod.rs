@@ -16,6 +16,8 @@ pub struct Cluster {
     /// Cluster name.
     pub name: String,
     child: Option<Child>,
+    /// Extra environment for the rkind process only (knobs such as the token TTL).
+    rkind_env: Vec<(String, String)>,
 }
 
 /// The rkind binary under test.
@@ -42,6 +44,11 @@ fn which(bin: &str) -> PathBuf {
 impl Cluster {
     /// Starts a cluster named `name` in a new temporary directory.
     pub fn start(name: &str) -> Cluster {
+        Self::start_with_env(name, &[])
+    }
+
+    /// Starts a cluster whose rkind process also gets `env`.
+    pub fn start_with_env(name: &str, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rkind-test-{name}-"))
             .tempdir()
@@ -50,6 +57,10 @@ impl Cluster {
             dir,
             name: name.to_string(),
             child: None,
+            rkind_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         c.boot();
         c
@@ -86,6 +97,7 @@ impl Cluster {
             .arg("--kubeconfig")
             .arg(self.kubeconfig())
             .envs(self.envs())
+            .envs(self.rkind_env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -1,0 +1,220 @@
+//! The server side of a WebSocket remote-command session (`v5.channel.k8s.io`,
+//! `v4.channel.k8s.io` and the base64 variants): one task writes messages, one reads
+//! them and routes stdin, resize events and the v5 stdin close signal to channels.
+//! Shared by the API server's stream translator and the runtime's streaming server
+//! (for clients that come to it with a WebSocket), so both speak the same dialect.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use super::remotecommand::{self, StreamOptions};
+use super::wschannel::{self, ChannelMessage, Framing};
+
+/// WebSocket channel sub-protocols a remote-command server accepts, in preference order.
+pub const CHANNEL_PROTOCOLS: [&str; 5] = [
+    remotecommand::V5,
+    remotecommand::V4,
+    remotecommand::V4_BASE64,
+    remotecommand::V1,
+    remotecommand::V1_BASE64,
+];
+
+/// Picks the server's preferred protocol among those the client offered.
+pub fn negotiate(offered: &[String]) -> Option<&'static str> {
+    CHANNEL_PROTOCOLS
+        .iter()
+        .find(|p| offered.iter().any(|o| o == *p))
+        .copied()
+}
+
+/// Frame limits: large enough for kubectl's 32 KiB stdin chunks and more.
+pub fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+/// What the client sends, as channels.
+pub struct ChannelInput {
+    /// Client stdin (when asked for); ends on the v5 stdin close signal or when the
+    /// client leaves.
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+    /// Terminal-size messages, each one JSON `{"Width":…,"Height":…}` (tty only).
+    pub resize: Option<mpsc::Receiver<Bytes>>,
+    /// Cancelled when the client closed the WebSocket, sent garbage or vanished.
+    pub gone: CancellationToken,
+}
+
+/// The writing half of a session: channel messages out, then the status and Close.
+pub struct ChannelSession {
+    framing: Framing,
+    out: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+    reader: JoinHandle<()>,
+}
+
+impl ChannelSession {
+    /// Starts the session on an upgraded connection and sends upstream's "ready"
+    /// message (an empty write on the lowest output channel).
+    pub async fn accept<S>(
+        io: S,
+        protocol: &str,
+        opts: &StreamOptions,
+    ) -> (ChannelSession, ChannelInput)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let framing = Framing::for_protocol(protocol);
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
+        let (mut ws_tx, mut ws_rx) = ws.split();
+        let (out, mut out_rx) = mpsc::channel::<Message>(32);
+        let writer = tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                let close = matches!(m, Message::Close(_));
+                if ws_tx.send(m).await.is_err() {
+                    return;
+                }
+                if close {
+                    break;
+                }
+            }
+            let _ = ws_tx.flush().await;
+            // Give the client a moment to echo the close before the TCP goes.
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close()).await;
+        });
+        let gone = CancellationToken::new();
+        let (stdin_tx, stdin_rx) = if opts.stdin {
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let (resize_tx, resize_rx) = if opts.tty && remotecommand::supports_resize(protocol) {
+            let (tx, rx) = mpsc::channel::<Bytes>(4);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let reader = {
+            let gone = gone.clone();
+            tokio::spawn(async move {
+                let mut stdin_tx = stdin_tx;
+                while let Some(msg) = ws_rx.next().await {
+                    let body: Vec<u8> = match msg {
+                        Ok(Message::Binary(b)) if !framing.base64 => b.to_vec(),
+                        Ok(Message::Text(t)) if framing.base64 => t.as_bytes().to_vec(),
+                        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                        _ => break,
+                    };
+                    match wschannel::decode(framing, &body) {
+                        Ok(ChannelMessage::Data(wschannel::STDIN, d)) => {
+                            if let Some(tx) = &stdin_tx
+                                && !d.is_empty()
+                                && tx.send(Bytes::from(d)).await.is_err()
+                            {
+                                stdin_tx = None;
+                            }
+                        }
+                        Ok(ChannelMessage::Data(wschannel::RESIZE, d)) => {
+                            if let Some(tx) = &resize_tx {
+                                let _ = tx.send(Bytes::from(d)).await;
+                            }
+                        }
+                        // Dropping the sender is stdin EOF.
+                        Ok(ChannelMessage::Close(wschannel::STDIN)) => stdin_tx = None,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "bad message from the client");
+                            break;
+                        }
+                    }
+                }
+                drop(stdin_tx);
+                gone.cancel();
+            })
+        };
+        let session = ChannelSession {
+            framing,
+            out,
+            writer,
+            reader,
+        };
+        let ready = if opts.stdout {
+            wschannel::STDOUT
+        } else if opts.stderr && !opts.tty {
+            wschannel::STDERR
+        } else {
+            wschannel::ERROR
+        };
+        session.send(ready, b"").await;
+        (
+            session,
+            ChannelInput {
+                stdin: stdin_rx,
+                resize: resize_rx,
+                gone,
+            },
+        )
+    }
+
+    fn message(framing: Framing, channel: u8, data: &[u8]) -> Message {
+        let body = wschannel::encode(framing, channel, data);
+        if framing.base64 {
+            Message::Text(String::from_utf8_lossy(&body).into_owned().into())
+        } else {
+            Message::Binary(Bytes::from(body))
+        }
+    }
+
+    /// Sends `data` on `channel`; false once the client is gone.
+    pub async fn send(&self, channel: u8, data: &[u8]) -> bool {
+        self.out
+            .send(Self::message(self.framing, channel, data))
+            .await
+            .is_ok()
+    }
+
+    /// A sender for one output channel, and the task that forwards it (await it before
+    /// [`finish`](Self::finish) so output precedes the status).
+    pub fn output(&self, channel: u8) -> (mpsc::Sender<Bytes>, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let out = self.out.clone();
+        let framing = self.framing;
+        let pump = tokio::spawn(async move {
+            while let Some(d) = rx.recv().await {
+                if out.send(Self::message(framing, channel, &d)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        (tx, pump)
+    }
+
+    /// Writes the status (if any) on the error channel, closes with 1000 and waits for
+    /// the writer to finish.
+    pub async fn finish(self, status: Option<Vec<u8>>) {
+        if let Some(bytes) = status {
+            self.send(wschannel::ERROR, &bytes).await;
+        }
+        let _ = self
+            .out
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await;
+        drop(self.out);
+        let _ = self.writer.await;
+        self.reader.abort();
+    }
+}
