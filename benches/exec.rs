@@ -155,6 +155,17 @@ async fn rust_cat(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, total: usize
     t.elapsed().as_secs_f64()
 }
 
+/// Whether a section runs: all of them, or those named on the command line
+/// (`cargo bench --bench exec -- rust-cat`; names: latency, kubectl-cat, rust-latency,
+/// rust-cat, concurrent).
+fn wanted(section: &str) -> bool {
+    let names: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    names.is_empty() || names.iter().any(|n| n == section)
+}
+
 fn main() {
     rkind::install_crypto_provider();
     println!("rkind exec-chain benchmarks (medians)");
@@ -184,28 +195,34 @@ fn main() {
     ]);
     k(&["wait", "--for=condition=Ready", "pod/box", "--timeout=60s"]);
 
-    let get = kubectl_ms(d, &["get", "pod", "box"], false, 21);
-    let exec_ws = kubectl_ms(d, &["exec", "box", "--", "true"], false, 21);
-    let exec_spdy = kubectl_ms(d, &["exec", "box", "--", "true"], true, 21);
-    println!("kubectl get pod box:               {get:.1} ms (kubectl's floor for this cluster)");
-    println!(
-        "kubectl exec box -- true (WS):     {exec_ws:.1} ms  (difference {:.1} ms, ratio {:.2}; goal < 5 ms)",
-        exec_ws - get,
-        exec_ws / get
-    );
-    println!(
-        "kubectl exec box -- true (SPDY):   {exec_spdy:.1} ms  (difference {:.1} ms, ratio {:.2})",
-        exec_spdy - get,
-        exec_spdy / get
-    );
-
-    for spdy in [false, true] {
-        let secs = kubectl_cat(d, GIB, spdy);
+    if wanted("latency") {
+        let get = kubectl_ms(d, &["get", "pod", "box"], false, 21);
+        let exec_ws = kubectl_ms(d, &["exec", "box", "--", "true"], false, 21);
+        let exec_spdy = kubectl_ms(d, &["exec", "box", "--", "true"], true, 21);
         println!(
-            "kubectl exec -i cat, 1 GiB ({}): {secs:.2} s = {:.2} GB/s each way (goal >= 1 GB/s)",
-            if spdy { "SPDY" } else { "WS  " },
-            GIB as f64 / secs / 1e9
+            "kubectl get pod box:               {get:.1} ms (kubectl's floor for this cluster)"
         );
+        println!(
+            "kubectl exec box -- true (WS):     {exec_ws:.1} ms  (difference {:.1} ms, ratio {:.2}; goal < 5 ms)",
+            exec_ws - get,
+            exec_ws / get
+        );
+        println!(
+            "kubectl exec box -- true (SPDY):   {exec_spdy:.1} ms  (difference {:.1} ms, ratio {:.2})",
+            exec_spdy - get,
+            exec_spdy / get
+        );
+    }
+
+    if wanted("kubectl-cat") {
+        for spdy in [false, true] {
+            let secs = kubectl_cat(d, GIB, spdy);
+            println!(
+                "kubectl exec -i cat, 1 GiB ({}): {secs:.2} s = {:.2} GB/s each way (goal >= 1 GB/s)",
+                if spdy { "SPDY" } else { "WS  " },
+                GIB as f64 / secs / 1e9
+            );
+        }
     }
 
     let data = d.join("data");
@@ -215,19 +232,26 @@ fn main() {
     let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let mut lat = Vec::new();
-        for _ in 0..21 {
-            lat.push(rust_exec_true(addr, tls.clone()).await);
+        if wanted("rust-latency") {
+            let mut lat = Vec::new();
+            for _ in 0..21 {
+                lat.push(rust_exec_true(addr, tls.clone()).await);
+            }
+            println!(
+                "Rust client exec true (SPDY):      {:.1} ms (the chain without kubectl)",
+                median(lat)
+            );
         }
-        println!(
-            "Rust client exec true (SPDY):      {:.1} ms (the chain without kubectl)",
-            median(lat)
-        );
-        let secs = rust_cat(addr, tls.clone(), GIB).await;
-        println!(
-            "Rust client cat, 1 GiB (SPDY):     {secs:.2} s = {:.2} GB/s each way (the chain itself)",
-            GIB as f64 / secs / 1e9
-        );
+        if wanted("rust-cat") {
+            let secs = rust_cat(addr, tls.clone(), GIB).await;
+            println!(
+                "Rust client cat, 1 GiB (SPDY):     {secs:.2} s = {:.2} GB/s each way (the chain itself)",
+                GIB as f64 / secs / 1e9
+            );
+        }
+        if !wanted("concurrent") {
+            return;
+        }
 
         // 100 concurrent sessions.
         let before = rss_kib(child.id());
