@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod store;
 pub mod stream;
+pub mod trace;
 
 /// The Kubernetes minor version rkind reports. The system's kubectl dispatcher picks the
 /// matching kubectl binary from it, so it must name a real release.
