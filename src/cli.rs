@@ -118,11 +118,46 @@ pub enum Cmd {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Show recent exec/attach/port-forward sessions hop by hop (kubectl → API server →
+    /// kubelet → CRI → streaming server → process), from the cluster's trace ring.
+    Trace {
+        /// Which sessions.
+        #[arg(value_enum, default_value = "exec")]
+        kind: TraceKind,
+        /// Print sessions live, as they end.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: crate::trace::client::Format,
+        /// How many of the most recent sessions.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print shell completions.
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Which sessions `rkind trace` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceKind {
+    /// `kubectl exec` (and `cp`).
+    Exec,
+    /// `kubectl attach` (and `run -it`).
+    Attach,
+    /// `kubectl port-forward`.
+    Portforward,
+    /// All of them.
+    All,
 }
 
 /// Things `rkind export` writes.
@@ -331,6 +366,32 @@ fn run(cli: Cli) -> Result<i32, String> {
                 .block_on(crate::harness::export_logs(&data, &dir))
                 .map_err(|e| e.to_string())?;
             println!("Exported cluster {name:?} to {}", dir.display());
+            Ok(0)
+        }
+        Cmd::Trace {
+            kind,
+            follow,
+            output,
+            limit,
+            name,
+            data_dir,
+        } => {
+            check_name(&name)?;
+            if limit == 0 {
+                return Err("--limit must be at least 1".into());
+            }
+            let data = cluster::data_dir(&name, data_dir.as_deref());
+            let kind = match kind {
+                TraceKind::Exec => "exec",
+                TraceKind::Attach => "attach",
+                TraceKind::Portforward => "portforward",
+                TraceKind::All => "",
+            };
+            runtime()?
+                .block_on(crate::trace::client::show(
+                    &data, kind, limit, follow, output,
+                ))
+                .map_err(|e| e.to_string())?;
             Ok(0)
         }
         Cmd::Completion { shell } => {

@@ -295,6 +295,22 @@ pub struct UserInfo {
     pub groups: Vec<String>,
 }
 
+/// A certificate's subject as `CN=…, O=…` (for traces: who authenticated as whom).
+pub fn subject_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let mut parts: Vec<String> = subject
+        .iter_common_name()
+        .filter_map(|c| c.as_str().ok().map(|v| format!("CN={v}")))
+        .collect();
+    parts.extend(
+        subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(|v| format!("O={v}"))),
+    );
+    Some(parts.join(", "))
+}
+
 /// Reads the user and groups from the first (already verified) peer certificate.
 pub fn user_from_cert(cert: &CertificateDer<'_>) -> Option<UserInfo> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -2,6 +2,7 @@
 //! authentication, a small authoriser, and routing to discovery, OpenAPI and the
 //! resource handlers.
 
+pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;
 pub mod handlers;
@@ -62,6 +63,8 @@ pub struct ApiServer {
     /// TLS client config for the API server → kubelet hop (trusts the cluster CA,
     /// presents the apiserver-kubelet-client certificate).
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The cluster's trace ring (exec/attach/port-forward sessions, hop by hop).
+    pub trace: Arc<crate::trace::Recorder>,
 }
 
 /// One parsed request, as the handlers see it.
@@ -133,6 +136,8 @@ pub enum Route {
         /// Subresource.
         sub: Option<String>,
     },
+    /// `/debug/rkind/traces` (exec-chain traces, admins only).
+    DebugTraces,
     /// Nothing here.
     NotFound,
 }
@@ -149,6 +154,7 @@ pub fn route(path: &str) -> Route {
         ["api", v] => Route::GroupVersion(String::new(), v.to_string()),
         ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
         ["openapi", "v2"] => Route::OpenApiV2,
+        ["debug", "rkind", "traces"] => Route::DebugTraces,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApiDoc(rest.join("/")),
         ["api", v, rest @ ..] => resource_route("", v, rest),
@@ -281,15 +287,25 @@ impl ApiServer {
                         return;
                     }
                 };
-                let user = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .and_then(user_from_cert);
-                let svc = service_fn(move |req| {
+                let (tcp, conn) = tls.get_ref();
+                let cert = conn.peer_certificates().and_then(|c| c.first());
+                let user = cert.and_then(user_from_cert);
+                // Who connected, for the traces of exec sessions on this connection.
+                let connection = crate::trace::Connection {
+                    transport: match conn.protocol_version() {
+                        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3 over TCP".into(),
+                        Some(v) => format!("{v:?} over TCP"),
+                        None => "TLS over TCP".into(),
+                    },
+                    caller: peer.to_string(),
+                    callee: tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                    caller_subject: cert.and_then(crate::pki::subject_of),
+                    callee_subject: None,
+                };
+                let svc = service_fn(move |mut req: Request<Incoming>| {
                     let me = me.clone();
                     let user = user.clone();
+                    req.extensions_mut().insert(connection.clone());
                     async move { Ok::<_, Infallible>(me.handle(req, user, peer).await) }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());
@@ -451,6 +467,7 @@ impl ApiServer {
                 sub,
             } => handlers::resource(self, &ctx, req, res, namespace, name, sub).await,
             Route::Version | Route::Health => Ok(self.public(&r)),
+            Route::DebugTraces => debug_traces::serve(self, &ctx),
             Route::NotFound => Err(ApiError::path_not_found()),
         }
     }

@@ -22,7 +22,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,6 +40,11 @@ use crate::stream::spdy::Headers;
 use crate::stream::upgrade::{self, ClientUpgrade, UpgradedIo};
 use crate::stream::wschannel;
 use crate::stream::wsserver::{self, ChannelInput, ChannelSession};
+use crate::trace::model::Outcome as TraceOutcome;
+use crate::trace::recorder::TRACEPARENT;
+use crate::trace::{
+    ByteCounter, Connection, Counted, Hop, HopId, HttpExchange, Recorder, StreamStats, TraceContext,
+};
 
 use super::registry::ResourceDef;
 use super::status::ApiError;
@@ -52,14 +58,158 @@ enum Kind {
     PortForward,
 }
 
-/// Handles `pods/{exec,attach,portforward}` (GET or POST).
+/// The API server's two hops of one session (client → API server, API server →
+/// kubelet), recorded in the cluster's trace ring when the session ends.
+pub struct SessionTrace {
+    recorder: Arc<Recorder>,
+    ctx: TraceContext,
+    client: Hop,
+    kubelet: Option<Hop>,
+}
+
+impl SessionTrace {
+    /// Records both hops and ends the session with `outcome` (`None`: the API server
+    /// only proxied bytes, so the process's exit tells).
+    fn finish(
+        mut self,
+        client_bytes: (u64, u64),
+        first_byte_ms: Option<f64>,
+        streams: Vec<StreamStats>,
+        outcome: Option<TraceOutcome>,
+        closed: &str,
+    ) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        self.client.bytes_to_callee = client_bytes.0;
+        self.client.bytes_to_caller = client_bytes.1;
+        self.client.time_to_first_byte_ms = first_byte_ms;
+        self.client.streams = streams;
+        self.client.closed = closed.to_string();
+        self.client.finish();
+        let id = self.ctx.trace_id.clone();
+        if let Some(k) = self.kubelet.take() {
+            self.recorder.hop(&id, k);
+        }
+        self.recorder.hop(&id, self.client);
+        self.recorder.end(&id, outcome.unwrap_or_default());
+    }
+
+    /// Ends a session refused before the upgrade.
+    fn refused(mut self, e: &ApiError) {
+        if let Some(r) = self.client.request.as_mut() {
+            r.status = e.code;
+        }
+        self.client.error = Some(e.message.clone());
+        let outcome = TraceOutcome {
+            status: "Failure".into(),
+            message: Some(e.message.clone()),
+            http_status: Some(e.code),
+            ..Default::default()
+        };
+        self.finish(
+            (0, 0),
+            None,
+            Vec::new(),
+            Some(outcome),
+            "refused before the upgrade",
+        );
+    }
+}
+
+/// What the client was told, for the trace.
+fn trace_outcome(o: &Outcome) -> TraceOutcome {
+    match o {
+        Outcome::Success => TraceOutcome {
+            status: "Success".into(),
+            exit_code: Some(0),
+            ..Default::default()
+        },
+        Outcome::ExitCode(c) => TraceOutcome {
+            status: "Failure".into(),
+            exit_code: Some(*c),
+            message: Some(format!(
+                "command terminated with non-zero exit code: exit status {c}"
+            )),
+            ..Default::default()
+        },
+        Outcome::Error(m) => TraceOutcome {
+            status: "Failure".into(),
+            message: Some(m.clone()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Handles `pods/{exec,attach,portforward}` (GET or POST), with its trace.
 pub async fn connect(
+    srv: &Arc<ApiServer>,
+    req: Request<Incoming>,
+    res: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    sub: &str,
+) -> Result<Response<Body>, ApiError> {
+    // The client's trace context if it sent one (a trace spanning its own spans), else
+    // a new trace.
+    let ctx = TraceContext::from_headers(req.headers()).unwrap_or_default();
+    let kind = match sub {
+        "exec" => "exec",
+        "attach" => "attach",
+        _ => "portforward",
+    };
+    srv.trace.begin(&ctx, kind, &format!("{ns}/{name}"));
+    let websocket = upgrade::is_websocket(req.headers());
+    let mut client = Hop::start(HopId::KubectlToApiserver);
+    client.connection = req.extensions().get::<Connection>().cloned();
+    client.request = Some(HttpExchange {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query: req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+        upgrade: if websocket {
+            "websocket".into()
+        } else if upgrade::is_spdy(req.headers()) {
+            "SPDY/3.1".into()
+        } else {
+            "none".into()
+        },
+        offered_protocols: if websocket {
+            upgrade::websocket_protocols(req.headers())
+        } else {
+            upgrade::header_list(req.headers(), PROTOCOL_HEADER)
+        },
+        ..Default::default()
+    });
+    let mut slot = Some(SessionTrace {
+        recorder: srv.trace.clone(),
+        ctx,
+        client,
+        kubelet: None,
+    });
+    let result = connect_traced(srv, req, res, ns, name, sub, &mut slot).await;
+    // Still here: no upgrade happened, the answer ends the session.
+    if let Some(trace) = slot {
+        match &result {
+            Err(e) => trace.refused(e),
+            Ok(_) => trace.refused(&ApiError::internal("answered without an upgrade")),
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_traced(
     srv: &Arc<ApiServer>,
     mut req: Request<Incoming>,
     res: &'static ResourceDef,
     ns: &str,
     name: &str,
     sub: &str,
+    trace: &mut Option<SessionTrace>,
 ) -> Result<Response<Body>, ApiError> {
     let kind = match sub {
         "exec" => Kind::Exec,
@@ -117,6 +267,12 @@ pub async fn connect(
             )
         }
     };
+    if let Some(t) = trace.as_ref() {
+        srv.trace.describe(&t.ctx.trace_id, |t| {
+            t.container = opts.container.clone();
+            t.command = opts.command.clone();
+        });
+    }
     if !upgrade::is_upgrade(req.headers()) {
         return Err(ApiError::bad_request("Upgrade request required"));
     }
@@ -133,7 +289,7 @@ pub async fn connect(
                         "unable to upgrade: port-forward over WebSocket needs the {TUNNEL_PREFIX}{PORT_FORWARD_PROTOCOL} sub-protocol"
                     ))
                 })?;
-            return tunnel_port_forward(srv, &mut req, &node, &path, &tunnel)
+            return tunnel_port_forward(srv, &mut req, &node, &path, &tunnel, trace)
                 .instrument(span)
                 .await;
         }
@@ -149,10 +305,15 @@ pub async fn connect(
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let on_upgrade = hyper::upgrade::on(&mut req);
         let srv = srv.clone();
+        let mut trace = trace.take();
+        if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
+            r.negotiated_protocol = Some(protocol.to_string());
+            r.status = 101;
+        }
         tokio::spawn(
             async move {
                 if let Ok(up) = on_upgrade.await {
-                    translate(srv, TokioIo::new(up), protocol, node, path, opts).await;
+                    translate(srv, TokioIo::new(up), protocol, node, path, opts, trace).await;
                 }
             }
             .instrument(span),
@@ -160,7 +321,7 @@ pub async fn connect(
         return Ok(resp);
     }
     if upgrade::is_spdy(req.headers()) {
-        return proxy_spdy(srv, &mut req, &node, &path)
+        return proxy_spdy(srv, &mut req, &node, &path, trace)
             .instrument(span)
             .await;
     }
@@ -208,8 +369,26 @@ async fn kubelet_upgrade(
     node: &str,
     path: &str,
     protocols: &[String],
+    trace: &mut Option<SessionTrace>,
 ) -> Result<ClientUpgrade, ApiError> {
+    let mut hop = Hop::start(HopId::ApiserverToKubelet);
     let tls = super::kubelet_proxy::connect(srv, node).await?;
+    {
+        let (tcp, conn) = tls.get_ref();
+        hop.connection = Some(Connection {
+            transport: tls_transport(conn.protocol_version()),
+            caller: tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            callee: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+            caller_subject: Some(format!(
+                "CN={}, O=kubeadm:cluster-admins",
+                crate::pki::APISERVER_KUBELET_CLIENT_CN
+            )),
+            callee_subject: conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(crate::pki::subject_of),
+        });
+    }
     let mut b = Request::post(path)
         .header("host", node)
         .header("connection", "Upgrade")
@@ -217,12 +396,59 @@ async fn kubelet_upgrade(
     for p in protocols {
         b = b.header(PROTOCOL_HEADER, p.as_str());
     }
+    if let Some(t) = trace.as_ref() {
+        b = b.header(TRACEPARENT, t.ctx.child().traceparent());
+    }
     let out = b
         .body(Empty::<Bytes>::new())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    upgrade::client_upgrade(tls, out)
+    let answer = upgrade::client_upgrade(tls, out)
         .await
-        .map_err(|e| ApiError::unavailable(format!("error dialing backend: {e}")))
+        .map_err(|e| ApiError::unavailable(format!("error dialing backend: {e}")));
+    let (status, negotiated) = match &answer {
+        Ok(ClientUpgrade::Switched { parts, .. }) => (
+            parts.status.as_u16(),
+            parts
+                .headers
+                .get(PROTOCOL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+        ),
+        Ok(ClientUpgrade::Refused { parts, body }) => {
+            hop.error = Some(String::from_utf8_lossy(body).trim().to_string());
+            (parts.status.as_u16(), None)
+        }
+        Err(e) => {
+            hop.error = Some(e.message.clone());
+            (0, None)
+        }
+    };
+    hop.request = Some(HttpExchange {
+        method: "POST".into(),
+        path: path.split('?').next().unwrap_or("").to_string(),
+        query: path
+            .split_once('?')
+            .map(|(_, q)| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+        upgrade: "SPDY/3.1".into(),
+        offered_protocols: protocols.to_vec(),
+        negotiated_protocol: negotiated,
+        status,
+    });
+    if let Some(t) = trace.as_mut() {
+        t.kubelet = Some(hop);
+    }
+    answer
+}
+
+/// How a TLS connection is named in traces.
+fn tls_transport(v: Option<rustls::ProtocolVersion>) -> String {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3 over TCP".into(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2 over TCP".into(),
+        Some(other) => format!("{other:?} over TCP"),
+        None => "TLS over TCP".into(),
+    }
 }
 
 /// A kubelet's non-101 answer as the error the client sees.
@@ -246,12 +472,46 @@ async fn proxy_spdy(
     req: &mut Request<Incoming>,
     node: &str,
     path: &str,
+    trace: &mut Option<SessionTrace>,
 ) -> Result<Response<Body>, ApiError> {
     let offered = upgrade::header_list(req.headers(), PROTOCOL_HEADER);
-    match kubelet_upgrade(srv, node, path, &offered).await? {
-        ClientUpgrade::Switched { parts, io } => upgrade::relay_switched(req, &parts, io)
-            .body(Full::new(Bytes::new()).boxed())
-            .map_err(|e| ApiError::internal(e.to_string())),
+    match kubelet_upgrade(srv, node, path, &offered, trace).await? {
+        ClientUpgrade::Switched { parts, io } => {
+            let counter = Arc::new(ByteCounter::default());
+            let io = Counted::new(io, counter.clone());
+            let mut trace = trace.take();
+            if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
+                r.status = 101;
+                r.negotiated_protocol = parts
+                    .headers
+                    .get(PROTOCOL_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+            }
+            let done = move || {
+                if let Some(mut t) = trace {
+                    let to_kubelet = counter.written.load(Ordering::Relaxed);
+                    let from_kubelet = counter.read.load(Ordering::Relaxed);
+                    if let Some(k) = t.kubelet.as_mut() {
+                        k.bytes_to_callee = to_kubelet;
+                        k.bytes_to_caller = from_kubelet;
+                        k.closed = "both sides closed; splice ended".into();
+                        k.finish();
+                    }
+                    let first = counter.first_write_after(t.client.started_unix_ns);
+                    t.finish(
+                        (to_kubelet, from_kubelet),
+                        first,
+                        Vec::new(),
+                        None,
+                        "proxied byte for byte until both sides closed",
+                    );
+                }
+            };
+            upgrade::relay_switched(req, &parts, io, done)
+                .body(Full::new(Bytes::new()).boxed())
+                .map_err(|e| ApiError::internal(e.to_string()))
+        }
         ClientUpgrade::Refused { parts, body } => Err(refused_error(parts.status, &body)),
     }
 }
@@ -265,11 +525,12 @@ async fn tunnel_port_forward(
     node: &str,
     path: &str,
     tunnel_protocol: &str,
+    trace: &mut Option<SessionTrace>,
 ) -> Result<Response<Body>, ApiError> {
     let inner = tunnel_protocol
         .strip_prefix(TUNNEL_PREFIX)
         .unwrap_or(PORT_FORWARD_PROTOCOL);
-    let backend = match kubelet_upgrade(srv, node, path, &[inner.to_string()]).await? {
+    let backend = match kubelet_upgrade(srv, node, path, &[inner.to_string()], trace).await? {
         ClientUpgrade::Switched { parts, io } => {
             let chosen = parts
                 .headers
@@ -291,6 +552,11 @@ async fn tunnel_port_forward(
         .body(Full::new(Bytes::new()).boxed())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let on_client = hyper::upgrade::on(req);
+    let mut trace = trace.take();
+    if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
+        r.status = 101;
+        r.negotiated_protocol = Some(tunnel_protocol.to_string());
+    }
     tokio::spawn(
         async move {
             if let Ok(client) = on_client.await {
@@ -300,7 +566,30 @@ async fn tunnel_port_forward(
                     Some(wsserver::config()),
                 )
                 .await;
-                shovel_tunnel(ws, backend).await;
+                let counter = Arc::new(ByteCounter::default());
+                shovel_tunnel(ws, Counted::new(backend, counter.clone())).await;
+                if let Some(mut t) = trace {
+                    let to_kubelet = counter.written.load(Ordering::Relaxed);
+                    let from_kubelet = counter.read.load(Ordering::Relaxed);
+                    if let Some(k) = t.kubelet.as_mut() {
+                        k.bytes_to_callee = to_kubelet;
+                        k.bytes_to_caller = from_kubelet;
+                        k.closed = "the tunnel ended".into();
+                        k.finish();
+                    }
+                    let first = counter.first_write_after(t.client.started_unix_ns);
+                    t.finish(
+                        (to_kubelet, from_kubelet),
+                        first,
+                        Vec::new(),
+                        Some(TraceOutcome {
+                            status: "Success".into(),
+                            message: Some("port-forward tunnel closed".into()),
+                            ..Default::default()
+                        }),
+                        "SPDY frames carried in WebSocket binary messages until the tunnel closed",
+                    );
+                }
             }
         }
         .in_current_span(),
@@ -309,7 +598,10 @@ async fn tunnel_port_forward(
 }
 
 /// Moves raw SPDY bytes between WebSocket binary messages and the kubelet connection.
-async fn shovel_tunnel(ws: WebSocketStream<UpgradedIo>, backend: UpgradedIo) {
+async fn shovel_tunnel<B>(ws: WebSocketStream<UpgradedIo>, backend: B)
+where
+    B: AsyncRead + AsyncWrite + Unpin,
+{
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut be_rd, mut be_wr) = tokio::io::split(backend);
     let up = async {
@@ -365,13 +657,50 @@ async fn translate(
     node: String,
     path: String,
     opts: StreamOptions,
+    mut trace: Option<SessionTrace>,
 ) {
-    let (ws, input) = ChannelSession::accept(client, protocol, &opts).await;
-    let outcome = match open_kubelet_session(&srv, &node, &path, &opts).await {
-        Ok((session, streams)) => run_translation(session, streams, input, &ws).await,
+    let client_counter = Arc::new(ByteCounter::default());
+    let (ws, input) = ChannelSession::accept(
+        Counted::new(client, client_counter.clone()),
+        protocol,
+        &opts,
+    )
+    .await;
+    let kubelet_counter = Arc::new(ByteCounter::default());
+    let outcome = match open_kubelet_session(&srv, &node, &path, &mut trace).await {
+        Ok((io, parts_version)) => {
+            let session = Session::new(Counted::new(io, kubelet_counter.clone()), SpdyRole::Client);
+            match open_streams(&session, parts_version, &opts).await {
+                Ok(streams) => run_translation(session, streams, input, &ws).await,
+                Err(e) => {
+                    session.shutdown().await;
+                    Outcome::Error(e)
+                }
+            }
+        }
         Err(e) => Outcome::Error(e),
     };
+    let tally = ws.tally.clone();
     ws.finish(outcome.error_stream_bytes(protocol)).await;
+    if let Some(mut t) = trace {
+        if let Some(k) = t.kubelet.as_mut() {
+            k.bytes_to_callee = kubelet_counter.written.load(Ordering::Relaxed);
+            k.bytes_to_caller = kubelet_counter.read.load(Ordering::Relaxed);
+            k.closed = "SPDY session shut down after the status".into();
+            k.finish();
+        }
+        let first = tally.first_output_after(t.client.started_unix_ns);
+        t.finish(
+            (
+                client_counter.read.load(Ordering::Relaxed),
+                client_counter.written.load(Ordering::Relaxed),
+            ),
+            first,
+            tally.streams(),
+            Some(trace_outcome(&outcome)),
+            "status sent on channel 3, then WebSocket Close 1000",
+        );
+    }
 }
 
 /// The kubelet-side streams of a translated session.
@@ -384,17 +713,19 @@ struct KubeletStreams {
     resize: Option<SpdyStream>,
 }
 
+/// The SPDY upgrade to the kubelet for a translated session: the connection and the
+/// remote-command version the kubelet chose.
 async fn open_kubelet_session(
     srv: &ApiServer,
     node: &str,
     path: &str,
-    opts: &StreamOptions,
-) -> Result<(Arc<Session>, KubeletStreams), String> {
+    trace: &mut Option<SessionTrace>,
+) -> Result<(UpgradedIo, String), String> {
     let offered: Vec<String> = SPDY_CLIENT_PROTOCOLS
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let (parts, io) = match kubelet_upgrade(srv, node, path, &offered).await {
+    let (parts, io) = match kubelet_upgrade(srv, node, path, &offered, trace).await {
         Ok(ClientUpgrade::Switched { parts, io }) => (parts, io),
         Ok(ClientUpgrade::Refused { parts, body }) => {
             return Err(refused_error(parts.status, &body).message);
@@ -407,7 +738,15 @@ async fn open_kubelet_session(
         .and_then(|v| v.to_str().ok())
         .unwrap_or(remotecommand::V1)
         .to_string();
-    let session = Session::new(io, SpdyRole::Client);
+    Ok((io, version))
+}
+
+/// Opens the remote-command streams on the kubelet session, in client-go's order.
+async fn open_streams(
+    session: &Arc<Session>,
+    version: String,
+    opts: &StreamOptions,
+) -> Result<KubeletStreams, String> {
     let open = |t: StreamType| {
         let session = session.clone();
         async move {
@@ -441,17 +780,14 @@ async fn open_kubelet_session(
     } else {
         None
     };
-    Ok((
-        session,
-        KubeletStreams {
-            version,
-            error,
-            stdin,
-            stdout,
-            stderr,
-            resize,
-        },
-    ))
+    Ok(KubeletStreams {
+        version,
+        error,
+        stdin,
+        stdout,
+        stderr,
+        resize,
+    })
 }
 
 async fn run_translation(

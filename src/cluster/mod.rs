@@ -174,11 +174,14 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         source,
     })?;
     let shutdown = CancellationToken::new();
+    // One trace ring for the whole cluster: every component records its own hop.
+    let trace = crate::trace::Recorder::from_env();
     let server = Arc::new(ApiServer {
         store: store.clone(),
         advertise: api_addr.to_string(),
         shutdown: shutdown.clone(),
         kubelet_tls: Some(pki.client_tls(&pki.apiserver_kubelet_client)?),
+        trace: trace.clone(),
     });
     crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();
@@ -202,6 +205,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         let streaming = crate::runtime::streaming::StreamingServer::start(
             runtime.clone(),
             crate::runtime::streaming::token_ttl_from_env(),
+            trace.clone(),
             shutdown.clone(),
         )
         .await
@@ -229,6 +233,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         pki.kubelet_tls()?,
         node.clone(),
         cri_socket.clone(),
+        trace.clone(),
         shutdown.clone(),
     )));
     let kubelet_api = Arc::new(ApiClient::new(

@@ -49,13 +49,14 @@ async fn handle(
     req: Request<Incoming>,
     node: Arc<String>,
     cri: Option<tonic::transport::Channel>,
+    streaming: Arc<super::streaming::StreamingDeps>,
 ) -> Response<StreamBodyBox> {
     let path = req.uri().path().to_string();
     if path.starts_with("/exec/")
         || path.starts_with("/attach/")
         || path.starts_with("/portForward/")
     {
-        if let Some(r) = super::streaming::handle(req, cri).await {
+        if let Some(r) = super::streaming::handle(req, cri, &streaming).await {
             return r;
         }
         return status_reply(404, "404 page not found");
@@ -99,10 +100,15 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     node: String,
     cri_socket: std::path::PathBuf,
+    trace: Arc<crate::trace::Recorder>,
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let node = Arc::new(node);
+    let streaming = Arc::new(super::streaming::StreamingDeps {
+        cri_socket: cri_socket.clone(),
+        trace,
+    });
     let cri = super::pods::connect_cri(&cri_socket).await.ok();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -113,6 +119,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let node = node.clone();
         let cri = cri.clone();
+        let streaming = streaming.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 tracing::debug!(%peer, "kubelet: TLS handshake refused");
@@ -130,6 +137,7 @@ pub async fn serve(
             let svc = service_fn(move |req| {
                 let node = node.clone();
                 let cri = cri.clone();
+                let streaming = streaming.clone();
                 async move {
                     if !allowed {
                         return Ok::<_, Infallible>(reply(
@@ -138,7 +146,7 @@ pub async fn serve(
                             b"Forbidden: only the API server may call the kubelet\n".to_vec(),
                         ));
                     }
-                    Ok(handle(req, node, cri).await)
+                    Ok(handle(req, node, cri, streaming).await)
                 }
             });
             let _ = auto::Builder::new(TokioExecutor::new())

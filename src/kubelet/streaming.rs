@@ -4,6 +4,8 @@
 //! client's upgrade to it byte for byte (never a redirect, as upstream since 1.20).
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -16,8 +18,22 @@ use crate::runtime::cri;
 use crate::runtime::cri::runtime_service_client::RuntimeServiceClient;
 use crate::stream::remotecommand::{PROTOCOL_HEADER, StreamOptions};
 use crate::stream::upgrade::{self, ClientUpgrade};
+use crate::trace::model::mask_token;
+use crate::trace::recorder::TRACEPARENT;
+use crate::trace::{
+    ByteCounter, Connection, Counted, GrpcCall, Hop, HopId, HttpExchange, Recorder, TraceContext,
+};
+use serde_json::json;
 
 use super::logs::StreamBodyBox;
+
+/// What the streaming endpoints need besides the CRI channel.
+pub struct StreamingDeps {
+    /// The CRI socket (named in traces).
+    pub cri_socket: std::path::PathBuf,
+    /// The cluster's trace ring.
+    pub trace: Arc<Recorder>,
+}
 
 /// Which streaming endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +76,7 @@ fn reply(e: KubeletError) -> Response<StreamBodyBox> {
 pub async fn handle(
     req: Request<Incoming>,
     cri: Option<Channel>,
+    deps: &StreamingDeps,
 ) -> Option<Response<StreamBodyBox>> {
     let path = req.uri().path().to_string();
     let (kind, rest) = if let Some(r) = path.strip_prefix("/exec/") {
@@ -82,7 +99,7 @@ pub async fn handle(
     let span = tracing::debug_span!("kubelet_to_runtime", kind = ?kind, path = %path);
     Some(
         async move {
-            match stream(req, cri, kind, &parts).await {
+            match stream(req, cri, kind, &parts, deps).await {
                 Ok(r) => r,
                 Err(e) => reply(e),
             }
@@ -97,7 +114,13 @@ async fn stream(
     cri: Option<Channel>,
     kind: Kind,
     parts: &[String],
+    deps: &StreamingDeps,
 ) -> Result<Response<StreamBodyBox>, KubeletError> {
+    // The API server's trace context: this hop's records join its session, and the
+    // context travels on to the runtime (gRPC metadata, then the streaming request).
+    let trace = TraceContext::from_headers(req.headers())
+        .filter(|_| deps.trace.enabled())
+        .map(|c| c.child());
     if req.method() != http::Method::GET && req.method() != http::Method::POST {
         return Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"));
     }
@@ -118,50 +141,102 @@ async fn stream(
     let mut rt = RuntimeServiceClient::new(channel);
     let opts = StreamOptions::from_query(req.uri().query());
     let sandbox = find_sandbox(&mut rt, ns, pod).await?;
-    let url = match kind {
+    let mut cri_hop = Hop::start(HopId::KubeletToCri);
+    cri_hop.connection = Some(Connection {
+        transport: "gRPC (HTTP/2) over a unix socket".into(),
+        caller: "kubelet".into(),
+        callee: format!("unix:{}", deps.cri_socket.display()),
+        ..Default::default()
+    });
+    let (method, request, reply) = match kind {
         Kind::PortForward => {
-            rt.port_forward(cri::PortForwardRequest {
+            let msg = cri::PortForwardRequest {
                 pod_sandbox_id: sandbox.id.clone(),
                 port: Vec::new(),
-            })
-            .await
-            .map_err(grpc_error)?
-            .into_inner()
-            .url
+            };
+            let request = json!({"podSandboxId": msg.pod_sandbox_id, "port": msg.port});
+            let reply = rt
+                .port_forward(traced(msg, &trace))
+                .await
+                .map(|r| r.into_inner().url);
+            ("PortForward", request, reply)
         }
         Kind::Exec | Kind::Attach => {
             opts.validate()
                 .map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
             let id = find_container(&mut rt, &sandbox.id, container, pod).await?;
             if kind == Kind::Exec {
-                rt.exec(cri::ExecRequest {
+                let msg = cri::ExecRequest {
                     container_id: id,
                     cmd: opts.command.clone(),
                     tty: opts.tty,
                     stdin: opts.stdin,
                     stdout: opts.stdout,
                     stderr: opts.stderr,
-                })
-                .await
-                .map_err(grpc_error)?
-                .into_inner()
-                .url
+                };
+                let request = json!({"containerId": msg.container_id, "cmd": msg.cmd, "tty": msg.tty,
+                    "stdin": msg.stdin, "stdout": msg.stdout, "stderr": msg.stderr});
+                // The hop starts with the call itself, not the lookups before it.
+                cri_hop = Hop {
+                    connection: cri_hop.connection.take(),
+                    ..Hop::start(HopId::KubeletToCri)
+                };
+                let reply = rt
+                    .exec(traced(msg, &trace))
+                    .await
+                    .map(|r| r.into_inner().url);
+                ("Exec", request, reply)
             } else {
-                rt.attach(cri::AttachRequest {
+                let msg = cri::AttachRequest {
                     container_id: id,
                     stdin: opts.stdin,
                     tty: opts.tty,
                     stdout: opts.stdout,
                     stderr: opts.stderr,
-                })
-                .await
-                .map_err(grpc_error)?
-                .into_inner()
-                .url
+                };
+                let request = json!({"containerId": msg.container_id, "tty": msg.tty,
+                    "stdin": msg.stdin, "stdout": msg.stdout, "stderr": msg.stderr});
+                cri_hop = Hop {
+                    connection: cri_hop.connection.take(),
+                    ..Hop::start(HopId::KubeletToCri)
+                };
+                let reply = rt
+                    .attach(traced(msg, &trace))
+                    .await
+                    .map(|r| r.into_inner().url);
+                ("Attach", request, reply)
             }
         }
     };
-    proxy_upgrade(&mut req, &url).await
+    cri_hop.grpc = Some(GrpcCall {
+        method: format!("/runtime.v1.RuntimeService/{method}"),
+        request,
+        response_url: reply.as_ref().ok().map(|u| mask_token(u)),
+        code: match &reply {
+            Ok(_) => "OK".into(),
+            Err(s) => format!("{:?}", s.code()),
+        },
+    });
+    if let Err(s) = &reply {
+        cri_hop.error = Some(s.message().to_string());
+    }
+    cri_hop.finish();
+    if let Some(c) = &trace {
+        deps.trace.hop(&c.trace_id, cri_hop);
+    }
+    let url = reply.map_err(grpc_error)?;
+    proxy_upgrade(&mut req, &url, trace, deps).await
+}
+
+/// A CRI request carrying the trace context as `traceparent` metadata.
+fn traced<T>(msg: T, trace: &Option<TraceContext>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(c) = trace
+        && let Ok(v) = c.traceparent().parse()
+    {
+        r.metadata_mut().insert(TRACEPARENT, v);
+    }
+    r
 }
 
 /// Upstream's mapping of CRI errors (`pkg/cri/streaming/errors.go`).
@@ -242,7 +317,10 @@ async fn find_container(
 async fn proxy_upgrade(
     req: &mut Request<Incoming>,
     url: &str,
+    trace: Option<TraceContext>,
+    deps: &StreamingDeps,
 ) -> Result<Response<StreamBodyBox>, KubeletError> {
+    let mut hop = Hop::start(HopId::KubeletToStreamingServer);
     let uri: http::Uri = url.parse().map_err(|e| {
         error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -274,10 +352,32 @@ async fn proxy_upgrade(
             )
         })?;
     let _ = tcp.set_nodelay(true);
+    hop.connection = Some(Connection {
+        transport: "TCP (plain HTTP on loopback)".into(),
+        caller: tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        callee: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        ..Default::default()
+    });
     let mut out = Request::builder()
         .method(req.method().clone())
         .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header("host", authority.as_str());
+    if let Some(c) = &trace {
+        out = out.header(TRACEPARENT, c.child().traceparent());
+    }
+    let websocket = upgrade::is_websocket(req.headers());
+    let offered = if websocket {
+        upgrade::websocket_protocols(req.headers())
+    } else {
+        upgrade::header_list(req.headers(), PROTOCOL_HEADER)
+    };
+    let mut exchange = HttpExchange {
+        method: req.method().to_string(),
+        path: mask_token(uri.path()),
+        upgrade: if websocket { "websocket" } else { "SPDY/3.1" }.into(),
+        offered_protocols: offered,
+        ..Default::default()
+    };
     for name in [
         "connection",
         "upgrade",
@@ -293,14 +393,46 @@ async fn proxy_upgrade(
     let out = out
         .body(Empty::<Bytes>::new())
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let record = trace.map(|c| (deps.trace.clone(), c.trace_id));
     match upgrade::client_upgrade(tcp, out)
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
     {
-        ClientUpgrade::Switched { parts, io } => Ok(upgrade::relay_switched(req, &parts, io)
-            .body(Full::new(Bytes::new()).boxed())
-            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))),
+        ClientUpgrade::Switched { parts, io } => {
+            exchange.status = parts.status.as_u16();
+            exchange.negotiated_protocol = parts
+                .headers
+                .get(if websocket {
+                    "sec-websocket-protocol"
+                } else {
+                    PROTOCOL_HEADER
+                })
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            hop.request = Some(exchange);
+            let counter = Arc::new(ByteCounter::default());
+            let io = Counted::new(io, counter.clone());
+            let done = move || {
+                if let Some((recorder, trace_id)) = record {
+                    hop.bytes_to_callee = counter.written.load(Ordering::Relaxed);
+                    hop.bytes_to_caller = counter.read.load(Ordering::Relaxed);
+                    hop.closed = "both sides closed; splice ended".into();
+                    hop.finish();
+                    recorder.hop(&trace_id, hop);
+                }
+            };
+            Ok(upgrade::relay_switched(req, &parts, io, done)
+                .body(Full::new(Bytes::new()).boxed())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed())))
+        }
         ClientUpgrade::Refused { parts, body } => {
+            exchange.status = parts.status.as_u16();
+            hop.request = Some(exchange);
+            hop.error = Some(String::from_utf8_lossy(&body).trim().to_string());
+            hop.finish();
+            if let Some((recorder, trace_id)) = record {
+                recorder.hop(&trace_id, hop);
+            }
             let mut resp = Response::builder().status(parts.status);
             if let Some(ct) = parts.headers.get("content-type") {
                 resp = resp.header("content-type", ct);

@@ -32,8 +32,33 @@ pub struct ExecRequest {
     pub tty: bool,
     /// A scratch file for the start-failure reason (see `ExecSpec::error_file`).
     pub error_file: PathBuf,
+    /// A scratch file for what a trace shows of the process (see
+    /// `ExecSpec::report_file`); `None` when nothing is traced.
+    pub report_file: Option<PathBuf>,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
+}
+
+/// Reads (and removes) an exec's trace report: the helper's child's host pid and the
+/// namespace inodes the process saw itself in.
+pub fn read_report(path: &std::path::Path) -> (Option<u32>, Vec<(String, u64)>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let _ = std::fs::remove_file(path);
+    let mut pid = None;
+    let mut ns = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["pid", p] => pid = p.parse().ok(),
+            ["ns", t, ino] => {
+                if let Ok(i) = ino.parse() {
+                    ns.push((t.to_string(), i));
+                }
+            }
+            _ => {}
+        }
+    }
+    (pid, ns)
 }
 
 /// The process's streams, as channels. `None` = the client did not ask for it.
@@ -90,6 +115,7 @@ fn command(req: &ExecRequest) -> std::process::Command {
         Some(&req.cwd),
         req.tty,
         Some(&req.error_file),
+        req.report_file.as_deref(),
     )
 }
 

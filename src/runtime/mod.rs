@@ -868,7 +868,8 @@ impl Runtime {
                 rec.id
             )));
         }
-        let mut command = linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None);
+        let mut command =
+            linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None, None);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

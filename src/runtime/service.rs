@@ -60,6 +60,15 @@ pub struct CriService {
     streaming: Arc<super::streaming::StreamingServer>,
 }
 
+/// The caller's trace context (`traceparent` metadata), so the streaming session that
+/// redeems the URL is recorded in the same trace.
+fn trace_context<T>(r: &Request<T>) -> Option<crate::trace::TraceContext> {
+    r.metadata()
+        .get(crate::trace::recorder::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::trace::TraceContext::parse)
+}
+
 fn sandbox_state(s: &SandboxRecord) -> i32 {
     if s.ready {
         cri::PodSandboxState::SandboxReady as i32
@@ -476,6 +485,7 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
+        let trace = trace_context(&r);
         let req = r.into_inner();
         let opts = crate::stream::remotecommand::StreamOptions {
             stdin: req.stdin,
@@ -485,7 +495,7 @@ impl RuntimeService for CriService {
             command: req.cmd,
             container: String::new(),
         };
-        let url = self.streaming.exec_url(&req.container_id, opts)?;
+        let url = self.streaming.exec_url(&req.container_id, opts, trace)?;
         Ok(Response::new(cri::ExecResponse { url }))
     }
 
@@ -493,6 +503,7 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
+        let trace = trace_context(&r);
         let req = r.into_inner();
         let opts = crate::stream::remotecommand::StreamOptions {
             stdin: req.stdin,
@@ -502,7 +513,7 @@ impl RuntimeService for CriService {
             command: Vec::new(),
             container: String::new(),
         };
-        let url = self.streaming.attach_url(&req.container_id, opts)?;
+        let url = self.streaming.attach_url(&req.container_id, opts, trace)?;
         Ok(Response::new(cri::AttachResponse { url }))
     }
 
@@ -510,8 +521,11 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        let trace = trace_context(&r);
         let req = r.into_inner();
-        let url = self.streaming.port_forward_url(&req.pod_sandbox_id)?;
+        let url = self
+            .streaming
+            .port_forward_url(&req.pod_sandbox_id, trace)?;
         Ok(Response::new(cri::PortForwardResponse { url }))
     }
 

@@ -33,6 +33,8 @@ use crate::stream::session::{Role, Session, SpdyStream};
 use crate::stream::upgrade;
 use crate::stream::wschannel;
 use crate::stream::wsserver::{self, ChannelInput, ChannelSession};
+use crate::trace::recorder::TraceContext;
+use crate::trace::{Hop, HopId, NamespaceInodes, ProcessInfo, Recorder, Tally};
 
 use super::Runtime;
 use super::exec::{self, ExecIo, ExecRequest};
@@ -89,15 +91,20 @@ impl Pending {
 pub struct StreamingServer {
     base_url: String,
     runtime: Arc<Runtime>,
-    tokens: Mutex<HashMap<String, (Pending, Instant)>>,
+    tokens: Mutex<HashMap<String, Token>>,
     token_ttl: Duration,
+    trace: Arc<Recorder>,
 }
+
+/// A token's request, when it was issued, and the trace it belongs to.
+type Token = (Pending, Instant, Option<TraceContext>);
 
 impl StreamingServer {
     /// Binds 127.0.0.1 on a free port and serves until shutdown; tokens live `token_ttl`.
     pub async fn start(
         runtime: Arc<Runtime>,
         token_ttl: Duration,
+        trace: Arc<Recorder>,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<StreamingServer>> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -107,6 +114,7 @@ impl StreamingServer {
             runtime,
             tokens: Mutex::new(HashMap::new()),
             token_ttl,
+            trace,
         });
         tokio::spawn(server.clone().accept_loop(listener, shutdown));
         Ok(server)
@@ -118,7 +126,12 @@ impl StreamingServer {
     }
 
     /// CRI `Exec`: validates and returns the one-shot URL.
-    pub fn exec_url(&self, container_id: &str, opts: StreamOptions) -> Result<String, Status> {
+    pub fn exec_url(
+        &self,
+        container_id: &str,
+        opts: StreamOptions,
+        trace: Option<TraceContext>,
+    ) -> Result<String, Status> {
         if container_id.is_empty() {
             return Err(Status::invalid_argument("missing required container_id"));
         }
@@ -139,11 +152,17 @@ impl StreamingServer {
                 container_id: c.id,
                 opts,
             },
+            trace,
         )
     }
 
     /// CRI `Attach`: validates and returns the one-shot URL.
-    pub fn attach_url(&self, container_id: &str, opts: StreamOptions) -> Result<String, Status> {
+    pub fn attach_url(
+        &self,
+        container_id: &str,
+        opts: StreamOptions,
+        trace: Option<TraceContext>,
+    ) -> Result<String, Status> {
         if container_id.is_empty() {
             return Err(Status::invalid_argument("missing required container_id"));
         }
@@ -167,23 +186,37 @@ impl StreamingServer {
                 container_id: c.id,
                 opts,
             },
+            trace,
         )
     }
 
     /// CRI `PortForward`: returns the one-shot URL.
-    pub fn port_forward_url(&self, sandbox_id: &str) -> Result<String, Status> {
+    pub fn port_forward_url(
+        &self,
+        sandbox_id: &str,
+        trace: Option<TraceContext>,
+    ) -> Result<String, Status> {
         if sandbox_id.is_empty() {
             return Err(Status::invalid_argument("missing required pod_sandbox_id"));
         }
         let s = self.runtime.sandbox(sandbox_id)?;
-        self.insert("portforward", Pending::PortForward { sandbox_id: s.id })
+        self.insert(
+            "portforward",
+            Pending::PortForward { sandbox_id: s.id },
+            trace,
+        )
     }
 
-    fn insert(&self, kind: &str, p: Pending) -> Result<String, Status> {
+    fn insert(
+        &self,
+        kind: &str,
+        p: Pending,
+        trace: Option<TraceContext>,
+    ) -> Result<String, Status> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let ttl = self.token_ttl;
-        tokens.retain(|_, (_, t)| now.duration_since(*t) < ttl);
+        tokens.retain(|_, (_, t, _)| now.duration_since(*t) < ttl);
         if tokens.len() >= MAX_TOKENS {
             return Err(Status::resource_exhausted(
                 "maximum number of in-flight requests exceeded",
@@ -195,15 +228,15 @@ impl StreamingServer {
                 break t;
             }
         };
-        tokens.insert(token.clone(), (p, now));
+        tokens.insert(token.clone(), (p, now, trace));
         Ok(format!("{}/{kind}/{token}", self.base_url))
     }
 
     /// Takes a token out of the cache (single use); expired tokens are gone.
-    fn consume(&self, token: &str) -> Option<Pending> {
+    fn consume(&self, token: &str) -> Option<(Pending, Option<TraceContext>)> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let (p, t) = tokens.remove(token)?;
-        (t.elapsed() < self.token_ttl).then_some(p)
+        let (p, t, trace) = tokens.remove(token)?;
+        (t.elapsed() < self.token_ttl).then_some((p, trace))
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
@@ -237,7 +270,7 @@ impl StreamingServer {
         if req.method() != http::Method::GET && req.method() != http::Method::POST {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
-        let Some(pending) = self.consume(token) else {
+        let Some((pending, trace)) = self.consume(token) else {
             return text(
                 StatusCode::NOT_FOUND,
                 &format!("invalid or expired streaming token {token:?}\n"),
@@ -256,7 +289,7 @@ impl StreamingServer {
             );
         }
         if upgrade::is_websocket(req.headers()) {
-            return self.upgrade_websocket(req, kind, pending);
+            return self.upgrade_websocket(req, kind, pending, trace);
         }
         if !upgrade::is_spdy(req.headers()) {
             return text(
@@ -302,10 +335,10 @@ impl StreamingServer {
                 let session = Session::new(TokioIo::new(upgraded), Role::Server);
                 match pending {
                     Pending::PortForward { sandbox_id } => {
-                        me.serve_port_forward(session, &sandbox_id).await
+                        me.serve_port_forward(session, &sandbox_id, trace).await
                     }
                     command => {
-                        me.serve_spdy_remote_command(session, version, command)
+                        me.serve_spdy_remote_command(session, version, command, trace)
                             .await
                     }
                 }
@@ -324,6 +357,7 @@ impl StreamingServer {
         mut req: Request<Incoming>,
         kind: &str,
         pending: Pending,
+        trace: Option<TraceContext>,
     ) -> Response<Body> {
         if matches!(pending, Pending::PortForward { .. }) {
             return text(
@@ -352,7 +386,7 @@ impl StreamingServer {
                 let Ok(upgraded) = on_upgrade.await else {
                     return;
                 };
-                self.serve_ws_remote_command(TokioIo::new(upgraded), protocol, pending)
+                self.serve_ws_remote_command(TokioIo::new(upgraded), protocol, pending, trace)
                     .await;
             }
             .instrument(span),
@@ -367,60 +401,152 @@ impl StreamingServer {
         session: Arc<Session>,
         version: &'static str,
         command: Pending,
+        trace: Option<TraceContext>,
     ) {
         let Some(opts) = command.options() else {
             return;
         };
+        let tally = Arc::new(Tally::default());
+        tally.declare_session(opts);
         let Some(streams) = collect_streams(&session, opts, version).await else {
             session.shutdown().await;
             return;
         };
-        let (io, pumps, error_stream) = wire_streams(streams, &session);
-        let outcome = self.run_remote_command(command, io).await;
-        finish(session, pumps, error_stream, &outcome, version).await;
+        let (io, pumps, error_stream) = wire_streams(streams, &session, &tally);
+        let run = self.run_remote_command(command, io, &tally).await;
+        finish(session, pumps, error_stream, &run.outcome, version).await;
+        self.record(trace, run, &tally, version);
     }
 
     /// Exec/attach over a WebSocket channel protocol: the same command, other framing.
-    async fn serve_ws_remote_command<S>(&self, io: S, protocol: &'static str, command: Pending)
-    where
+    async fn serve_ws_remote_command<S>(
+        &self,
+        io: S,
+        protocol: &'static str,
+        command: Pending,
+        trace: Option<TraceContext>,
+    ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Some(opts) = command.options().cloned() else {
             return;
         };
+        let tally = Arc::new(Tally::default());
+        tally.declare_session(&opts);
         let (ws, input) = ChannelSession::accept(io, protocol, &opts).await;
-        let (io, pumps) = wire_channels(&ws, input, &opts);
-        let outcome = self.run_remote_command(command, io).await;
+        let (io, pumps) = wire_channels(&ws, input, &opts, &tally);
+        let run = self.run_remote_command(command, io, &tally).await;
         for p in pumps {
             let _ = p.await;
         }
-        ws.finish(outcome.error_stream_bytes(protocol)).await;
+        ws.finish(run.outcome.error_stream_bytes(protocol)).await;
+        self.record(trace, run, &tally, protocol);
+    }
+
+    /// Adds the process hop to the session's trace.
+    fn record(
+        &self,
+        trace: Option<TraceContext>,
+        run: RemoteCommandRun,
+        tally: &Tally,
+        protocol: &str,
+    ) {
+        let Some(ctx) = trace else {
+            return;
+        };
+        if !self.trace.enabled() {
+            return;
+        }
+        let mut hop = run.hop;
+        if let Some(status) = run.outcome.error_stream_bytes(protocol) {
+            tally.add("error", false, status.len());
+        }
+        tally.closed("error", "closed by the server after the status");
+        hop.streams = tally.streams();
+        hop.time_to_first_byte_ms = tally.first_output_after(hop.started_unix_ns);
+        if let Some(p) = hop.process.as_mut() {
+            p.resizes = tally.resizes(hop.started_unix_ns);
+        }
+        hop.closed = match &run.outcome {
+            Outcome::Success => "process exited 0; status Success sent".into(),
+            Outcome::ExitCode(c) => format!("process exited {c}; status Failure sent"),
+            Outcome::Error(e) => {
+                hop.error = Some(e.clone());
+                "failed; status Failure sent".into()
+            }
+        };
+        hop.finish();
+        self.trace.hop(&ctx.trace_id, hop);
     }
 
     /// Runs the exec, or connects the attach, with the client's channels.
-    async fn run_remote_command(&self, command: Pending, io: ExecIo) -> Outcome {
-        match command {
+    async fn run_remote_command(
+        &self,
+        command: Pending,
+        io: ExecIo,
+        tally: &Tally,
+    ) -> RemoteCommandRun {
+        let mut hop = Hop::start(HopId::StreamingServerToProcess);
+        let outcome = match command {
             Pending::Exec { container_id, opts } => match self.runtime.container(&container_id) {
                 Ok(c) if c.state == super::ContainerStateKind::Running => {
+                    let dir = self.runtime.container_dir(&c.id);
+                    let name = new_token();
+                    let report_file = self
+                        .trace
+                        .enabled()
+                        .then(|| dir.join(format!("exec-{name}.trace")));
                     let req = ExecRequest {
                         pid: c.pid,
                         argv: opts.command,
                         env: c.env.clone(),
                         cwd: c.cwd.clone(),
                         tty: opts.tty,
-                        error_file: self
-                            .runtime
-                            .container_dir(&c.id)
-                            .join(format!("exec-{}.err", new_token())),
+                        error_file: dir.join(format!("exec-{name}.err")),
+                        report_file: report_file.clone(),
                         exec_id: new_token(),
                     };
-                    exec::run(req, io).await
+                    let outcome = exec::run(req, io).await;
+                    let mut process = ProcessInfo {
+                        container_id: c.id.clone(),
+                        container_pid: c.pid,
+                        tty: opts.tty,
+                        exit_code: match &outcome {
+                            Outcome::Success => Some(0),
+                            Outcome::ExitCode(code) => Some(*code),
+                            Outcome::Error(_) => None,
+                        },
+                        ..Default::default()
+                    };
+                    if let Some(path) = report_file {
+                        let (pid, ns) = exec::read_report(&path);
+                        process.pid = pid;
+                        process.namespaces = compare_namespaces(&ns, c.pid);
+                    }
+                    hop.process = Some(process);
+                    outcome
                 }
                 Ok(c) => Outcome::Error(format!("container {} is not running", c.id)),
                 Err(e) => Outcome::Error(e.message().to_string()),
             },
-            Pending::Attach { container_id, .. } => match self.runtime.attach_hub(&container_id) {
-                Some(hub) => attach_session(hub, io).await,
+            Pending::Attach {
+                container_id, opts, ..
+            } => match self.runtime.attach_hub(&container_id) {
+                Some(hub) => {
+                    let pid = self
+                        .runtime
+                        .container(&container_id)
+                        .map(|c| c.pid)
+                        .unwrap_or(0);
+                    hop.process = Some(ProcessInfo {
+                        container_id: container_id.clone(),
+                        container_pid: pid,
+                        tty: opts.tty,
+                        namespaces: compare_namespaces(&[], pid),
+                        ..Default::default()
+                    });
+                    attach_session(hub, io).await
+                }
                 None => Outcome::Error(format!(
                     "container {container_id} is not running or was started by an earlier rkind process"
                 )),
@@ -428,10 +554,17 @@ impl StreamingServer {
             Pending::PortForward { .. } => {
                 Outcome::Error("port-forward is not a remote command".into())
             }
-        }
+        };
+        let _ = tally;
+        RemoteCommandRun { outcome, hop }
     }
 
-    async fn serve_port_forward(&self, session: Arc<Session>, sandbox_id: &str) {
+    async fn serve_port_forward(
+        &self,
+        session: Arc<Session>,
+        sandbox_id: &str,
+        trace: Option<TraceContext>,
+    ) {
         let mut pairer: Pairer<SpdyStream> = Pairer::new();
         while let Some(stream) = session.accept().await {
             let meta = match parse_headers(stream.id, &stream.headers) {
@@ -452,10 +585,31 @@ impl StreamingServer {
                         .unwrap_or(0);
                     let sandbox_id = sandbox_id.to_string();
                     let session = session.clone();
+                    let record = trace
+                        .as_ref()
+                        .filter(|_| self.trace.enabled())
+                        .map(|c| (self.trace.clone(), c.trace_id.clone()));
                     tokio::spawn(async move {
-                        tokio::select! {
-                            _ = forward(pid, &sandbox_id, emeta, error, data) => {}
-                            _ = session.closed() => {}
+                        let mut hop = Hop::start(HopId::StreamingServerToProcess);
+                        hop.to = format!("port {} in the pod", emeta.port);
+                        let tally = Tally::default();
+                        let closed = tokio::select! {
+                            r = forward(pid, &sandbox_id, emeta, error, data, &tally) => r,
+                            _ = session.closed() => Ok("the client's session ended".to_string()),
+                        };
+                        if let Some((recorder, trace_id)) = record {
+                            hop.streams = tally.streams();
+                            hop.time_to_first_byte_ms =
+                                tally.first_output_after(hop.started_unix_ns);
+                            match closed {
+                                Ok(how) => hop.closed = how,
+                                Err(e) => {
+                                    hop.closed = "failed; error written on the error stream".into();
+                                    hop.error = Some(e);
+                                }
+                            }
+                            hop.finish();
+                            recorder.hop(&trace_id, hop);
                         }
                     });
                 }
@@ -610,7 +764,11 @@ async fn collect_streams(
 type Pumps = Vec<tokio::task::JoinHandle<()>>;
 
 /// Connects SPDY streams to exec channels.
-fn wire_streams(s: RoleStreams, session: &Arc<Session>) -> (ExecIo, Pumps, Option<SpdyStream>) {
+fn wire_streams(
+    s: RoleStreams,
+    session: &Arc<Session>,
+    tally: &Arc<Tally>,
+) -> (ExecIo, Pumps, Option<SpdyStream>) {
     let cancel = CancellationToken::new();
     {
         // The client vanishing (TCP gone, GOAWAY) kills the process.
@@ -623,23 +781,28 @@ fn wire_streams(s: RoleStreams, session: &Arc<Session>) -> (ExecIo, Pumps, Optio
     }
     let stdin = s.stdin.map(|mut st| {
         let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let tally = tally.clone();
         tokio::spawn(async move {
             while let Some(d) = st.reader.recv().await {
-                tracing::trace!(len = d.len(), head = ?&d[..d.len().min(8)], "stdin from client");
+                tally.add("stdin", true, d.len());
                 if tx.send(d).await.is_err() {
                     break;
                 }
             }
+            tally.closed("stdin", "closed by the client (EOF)");
             // Dropping `tx` is stdin EOF for the process.
         });
         rx
     });
     let resize = s.resize.map(|mut st| {
         let (tx, rx) = mpsc::channel(4);
+        let tally = tally.clone();
         tokio::spawn(async move {
             let mut dec = ResizeDecoder::default();
             while let Some(d) = st.reader.recv().await {
+                tally.add("resize", true, d.len());
                 for size in dec.feed(&d) {
+                    tally.resize(size);
                     if tx.send(size).await.is_err() {
                         return;
                     }
@@ -649,22 +812,25 @@ fn wire_streams(s: RoleStreams, session: &Arc<Session>) -> (ExecIo, Pumps, Optio
         rx
     });
     let mut pumps = Vec::new();
-    let mut out_channel = |st: Option<SpdyStream>| {
+    let mut out_channel = |st: Option<SpdyStream>, name: &'static str| {
         st.map(|st| {
             let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+            let tally = tally.clone();
             pumps.push(tokio::spawn(async move {
                 while let Some(d) = rx.recv().await {
+                    tally.add(name, false, d.len());
                     if st.writer.write(d).await.is_err() {
                         break;
                     }
                 }
+                tally.closed(name, "EOF from the process");
                 st.writer.close().await;
             }));
             tx
         })
     };
-    let stdout = out_channel(s.stdout);
-    let stderr = out_channel(s.stderr);
+    let stdout = out_channel(s.stdout, "stdout");
+    let stderr = out_channel(s.stderr, "stderr");
     (
         ExecIo {
             stdin,
@@ -683,23 +849,52 @@ fn wire_channels(
     ws: &ChannelSession,
     input: ChannelInput,
     opts: &StreamOptions,
+    tally: &Arc<Tally>,
 ) -> (ExecIo, Pumps) {
     let mut pumps = Vec::new();
-    let mut output = |wanted: bool, channel: u8| {
+    let mut output = |wanted: bool, channel: u8, name: &'static str| {
         wanted.then(|| {
-            let (tx, pump) = ws.output(channel);
+            let (ws_tx, pump) = ws.output(channel);
             pumps.push(pump);
+            let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+            let tally = tally.clone();
+            pumps.push(tokio::spawn(async move {
+                while let Some(d) = rx.recv().await {
+                    tally.add(name, false, d.len());
+                    if ws_tx.send(d).await.is_err() {
+                        break;
+                    }
+                }
+                tally.closed(name, "EOF from the process");
+            }));
             tx
         })
     };
-    let stdout = output(opts.stdout, wschannel::STDOUT);
-    let stderr = output(opts.stderr && !opts.tty, wschannel::STDERR);
+    let stdout = output(opts.stdout, wschannel::STDOUT, "stdout");
+    let stderr = output(opts.stderr && !opts.tty, wschannel::STDERR, "stderr");
+    let stdin = input.stdin.map(|mut raw| {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            while let Some(d) = raw.recv().await {
+                tally.add("stdin", true, d.len());
+                if tx.send(d).await.is_err() {
+                    break;
+                }
+            }
+            tally.closed("stdin", "closed by the client (EOF)");
+        });
+        rx
+    });
     let resize = input.resize.map(|mut raw| {
         let (tx, rx) = mpsc::channel(4);
+        let tally = tally.clone();
         tokio::spawn(async move {
             let mut dec = ResizeDecoder::default();
             while let Some(d) = raw.recv().await {
+                tally.add("resize", true, d.len());
                 for size in dec.feed(&d) {
+                    tally.resize(size);
                     if tx.send(size).await.is_err() {
                         return;
                     }
@@ -710,7 +905,7 @@ fn wire_channels(
     });
     (
         ExecIo {
-            stdin: input.stdin,
+            stdin,
             resize,
             stdout,
             stderr,
@@ -718,6 +913,27 @@ fn wire_channels(
         },
         pumps,
     )
+}
+
+/// What a remote command did, for its trace.
+struct RemoteCommandRun {
+    outcome: Outcome,
+    hop: Hop,
+}
+
+/// The exec'd process's namespaces next to its container's and the host's (rkind's own).
+fn compare_namespaces(process: &[(String, u64)], container_pid: u32) -> Vec<NamespaceInodes> {
+    let container = super::linux::namespace_inodes(container_pid);
+    let host = super::linux::namespace_inodes(std::process::id());
+    ["pid", "mnt", "net", "ipc", "uts"]
+        .iter()
+        .map(|t| NamespaceInodes {
+            r#type: t.to_string(),
+            process: process.iter().find(|(n, _)| n == t).map(|(_, i)| *i),
+            container: container.get(*t).copied(),
+            host: host.get(*t).copied(),
+        })
+        .collect()
 }
 
 /// Flushes output, writes the status on the error stream and ends the connection as
@@ -746,15 +962,17 @@ async fn finish(
 }
 
 /// One forwarded connection: dial `port` inside the pod's network namespace and relay
-/// until both sides are done.
+/// until both sides are done; says how it ended (or why it failed).
 async fn forward(
     holder_pid: u32,
     sandbox_id: &str,
     meta: PortStream,
     error: SpdyStream,
     data: SpdyStream,
-) {
+    tally: &Tally,
+) -> Result<String, String> {
     let port = meta.port;
+    let name = format!("port {port} data");
     let span = tracing::debug_span!("runtime_port_forward", port, request = %meta.request_id);
     async move {
         let tcp = match connect_in_netns(holder_pid, port).await {
@@ -763,10 +981,11 @@ async fn forward(
                 let msg = format!(
                     "error forwarding port {port} to pod {sandbox_id}, uid : failed to connect to localhost:{port} inside namespace {sandbox_id:?}, {e}"
                 );
-                let _ = error.writer.write(Bytes::from(msg)).await;
+                tally.add(&format!("port {port} error"), false, msg.len());
+                let _ = error.writer.write(Bytes::from(msg.clone())).await;
                 error.writer.close().await;
                 data.writer.reset().await;
-                return;
+                return Err(msg);
             }
         };
         let (mut rd, mut wr) = tcp.into_split();
@@ -775,8 +994,10 @@ async fn forward(
             writer: data_out,
             ..
         } = data;
+        let (count_tx, mut count_rx) = mpsc::unbounded_channel::<usize>();
         let to_pod = tokio::spawn(async move {
             while let Some(d) = data_in.recv().await {
+                let _ = count_tx.send(d.len());
                 if wr.write_all(&d).await.is_err() {
                     break;
                 }
@@ -785,9 +1006,13 @@ async fn forward(
         });
         let mut buf = vec![0u8; 32 * 1024];
         loop {
+            while let Ok(n) = count_rx.try_recv() {
+                tally.add(&name, true, n);
+            }
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    tally.add(&name, false, n);
                     if data_out
                         .write(Bytes::copy_from_slice(&buf[..n]))
                         .await
@@ -805,7 +1030,12 @@ async fn forward(
         if tokio::time::timeout(Duration::from_secs(1), to_pod).await.is_err() {
             abort.abort();
         }
+        while let Ok(n) = count_rx.try_recv() {
+            tally.add(&name, true, n);
+        }
+        tally.closed(&name, "the pod's side closed; FIN sent on both streams");
         error.writer.close().await;
+        Ok(format!("connection to port {port} closed by the pod"))
     }
     .instrument(span)
     .await

@@ -131,13 +131,19 @@ where
 
 /// The upgrade-aware proxy step shared by the API server and the kubelet: once the
 /// client's side of `req` has switched protocols, splice it with the already-upgraded
-/// `backend`; returns the 101 to send the client, carrying the backend's headers (its
-/// negotiated sub-protocol included).
-pub fn relay_switched<B: Send + 'static>(
+/// `backend`, then call `done` (the hop's trace record); returns the 101 to send the
+/// client, carrying the backend's headers (its negotiated sub-protocol included).
+pub fn relay_switched<B, Io, F>(
     req: &mut Request<B>,
     backend_parts: &response::Parts,
-    backend: UpgradedIo,
-) -> response::Builder {
+    backend: Io,
+    done: F,
+) -> response::Builder
+where
+    B: Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce() + Send + 'static,
+{
     use tracing::Instrument;
     let on_client = hyper::upgrade::on(req);
     tokio::spawn(
@@ -145,6 +151,7 @@ pub fn relay_switched<B: Send + 'static>(
             if let Ok(client) = on_client.await {
                 splice(TokioIo::new(client), backend).await;
             }
+            done();
         }
         .in_current_span(),
     );

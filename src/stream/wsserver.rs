@@ -4,6 +4,7 @@
 //! Shared by the API server's stream translator and the runtime's streaming server
 //! (for clients that come to it with a WebSocket), so both speak the same dialect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::remotecommand::{self, StreamOptions};
 use super::wschannel::{self, ChannelMessage, Framing};
+use crate::trace::Tally;
 
 /// WebSocket channel sub-protocols a remote-command server accepts, in preference order.
 pub const CHANNEL_PROTOCOLS: [&str; 5] = [
@@ -28,6 +30,18 @@ pub const CHANNEL_PROTOCOLS: [&str; 5] = [
     remotecommand::V1,
     remotecommand::V1_BASE64,
 ];
+
+/// A channel's name in traces.
+pub fn channel_name(channel: u8) -> &'static str {
+    match channel {
+        wschannel::STDIN => "stdin",
+        wschannel::STDOUT => "stdout",
+        wschannel::STDERR => "stderr",
+        wschannel::ERROR => "error",
+        wschannel::RESIZE => "resize",
+        _ => "unknown",
+    }
+}
 
 /// Picks the server's preferred protocol among those the client offered.
 pub fn negotiate(offered: &[String]) -> Option<&'static str> {
@@ -58,6 +72,8 @@ pub struct ChannelInput {
 /// The writing half of a session: channel messages out, then the status and Close.
 pub struct ChannelSession {
     framing: Framing,
+    /// Per-channel counts (for the session's trace).
+    pub tally: Arc<Tally>,
     out: mpsc::Sender<Message>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
@@ -105,8 +121,11 @@ impl ChannelSession {
         } else {
             (None, None)
         };
+        let tally = Arc::new(Tally::default());
+        tally.declare_session(opts);
         let reader = {
             let gone = gone.clone();
+            let tally = tally.clone();
             tokio::spawn(async move {
                 let mut stdin_tx = stdin_tx;
                 while let Some(msg) = ws_rx.next().await {
@@ -118,6 +137,7 @@ impl ChannelSession {
                     };
                     match wschannel::decode(framing, &body) {
                         Ok(ChannelMessage::Data(wschannel::STDIN, d)) => {
+                            tally.add("stdin", true, d.len());
                             if let Some(tx) = &stdin_tx
                                 && !d.is_empty()
                                 && tx.send(Bytes::from(d)).await.is_err()
@@ -126,12 +146,16 @@ impl ChannelSession {
                             }
                         }
                         Ok(ChannelMessage::Data(wschannel::RESIZE, d)) => {
+                            tally.add("resize", true, d.len());
                             if let Some(tx) = &resize_tx {
                                 let _ = tx.send(Bytes::from(d)).await;
                             }
                         }
                         // Dropping the sender is stdin EOF.
-                        Ok(ChannelMessage::Close(wschannel::STDIN)) => stdin_tx = None,
+                        Ok(ChannelMessage::Close(wschannel::STDIN)) => {
+                            tally.closed("stdin", "close signal from the client (v5)");
+                            stdin_tx = None;
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             tracing::debug!(error = %e, "bad message from the client");
@@ -140,11 +164,13 @@ impl ChannelSession {
                     }
                 }
                 drop(stdin_tx);
+                tally.closed("stdin", "the client closed the WebSocket");
                 gone.cancel();
             })
         };
         let session = ChannelSession {
             framing,
+            tally,
             out,
             writer,
             reader,
@@ -190,8 +216,11 @@ impl ChannelSession {
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
         let out = self.out.clone();
         let framing = self.framing;
+        let tally = self.tally.clone();
+        let name = channel_name(channel);
         let pump = tokio::spawn(async move {
             while let Some(d) = rx.recv().await {
+                tally.add(name, false, d.len());
                 if out.send(Self::message(framing, channel, &d)).await.is_err() {
                     break;
                 }
@@ -204,8 +233,11 @@ impl ChannelSession {
     /// the writer to finish.
     pub async fn finish(self, status: Option<Vec<u8>>) {
         if let Some(bytes) = status {
+            self.tally.add("error", false, bytes.len());
             self.send(wschannel::ERROR, &bytes).await;
         }
+        self.tally
+            .closed("error", "status sent, then WebSocket Close 1000");
         let _ = self
             .out
             .send(Message::Close(Some(CloseFrame {

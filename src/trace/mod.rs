@@ -6,12 +6,15 @@
 //! cluster that the API server serves on an authenticated debug endpoint and `rkind
 //! trace` renders.
 
+pub mod client;
 pub mod model;
 pub mod recorder;
 pub mod render;
+pub mod tally;
 
 pub use model::{
     Connection, GrpcCall, Hop, HopId, HttpExchange, NamespaceInodes, Outcome, ProcessInfo, Resize,
     StreamStats, Trace,
 };
 pub use recorder::{ByteCounter, Counted, Recorder, TraceContext};
+pub use tally::Tally;

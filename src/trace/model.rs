@@ -299,7 +299,12 @@ pub fn mask_token(url: &str) -> String {
             if url[start..end].contains('/') {
                 return url.to_string();
             }
-            return format!("{}{}{}", &url[..start], "*".repeat(end - start), &url[end..]);
+            return format!(
+                "{}{}{}",
+                &url[..start],
+                "*".repeat(end - start),
+                &url[end..]
+            );
         }
     }
     url.to_string()
@@ -320,7 +325,10 @@ mod tests {
             mask_token("/exec/default/box/c?command=ls"),
             "/exec/default/box/c?command=ls"
         );
-        assert_eq!(rfc3339(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456789Z");
+        assert_eq!(
+            rfc3339(1_500_000_000_123_456_789),
+            "2017-07-14T02:40:00.123456789Z"
+        );
         assert_eq!(ms_between(1_000_000, 3_500_000), 2.5);
     }
 }

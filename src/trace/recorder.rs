@@ -65,7 +65,8 @@ impl TraceContext {
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let hex = |s: &str, n: usize| {
             s.len() == n
-                && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                 && s.bytes().any(|b| b != b'0')
         };
         (version == "00" && hex(trace, 32) && hex(span, 16)).then(|| TraceContext {
@@ -147,7 +148,12 @@ impl Recorder {
         if !self.enabled {
             return;
         }
-        if let Some(t) = self.ring().iter_mut().rev().find(|t| t.trace_id == trace_id) {
+        if let Some(t) = self
+            .ring()
+            .iter_mut()
+            .rev()
+            .find(|t| t.trace_id == trace_id)
+        {
             f(t);
         }
     }
@@ -161,7 +167,12 @@ impl Recorder {
         if hop.duration_ms == 0.0 {
             hop.finish();
         }
-        if let Some(t) = self.ring().iter_mut().rev().find(|t| t.trace_id == trace_id) {
+        if let Some(t) = self
+            .ring()
+            .iter_mut()
+            .rev()
+            .find(|t| t.trace_id == trace_id)
+        {
             hop.offset_ms = ms_between(t.started_unix_ns, hop.started_unix_ns);
             t.hops.push(hop);
             t.hops.sort_by(|a, b| {
@@ -180,7 +191,11 @@ impl Recorder {
         let now = unix_ns();
         self.describe(trace_id, |t| {
             t.duration_ms = ms_between(t.started_unix_ns, now);
-            t.outcome = Some(outcome);
+            t.outcome = Some(if outcome.status.is_empty() {
+                outcome_from_process(t)
+            } else {
+                outcome
+            });
         });
         let me = self.clone();
         let id = trace_id.to_string();
@@ -218,6 +233,46 @@ impl Recorder {
     /// Sessions as they end.
     pub fn follow(&self) -> broadcast::Receiver<Trace> {
         self.done.subscribe()
+    }
+}
+
+/// The outcome a byte-for-byte proxy could not see, from the process hop's record.
+fn outcome_from_process(t: &Trace) -> Outcome {
+    let last = t
+        .hops
+        .iter()
+        .rev()
+        .find(|h| h.id == super::HopId::StreamingServerToProcess);
+    match last {
+        Some(h) if h.error.is_some() => Outcome {
+            status: "Failure".into(),
+            message: h.error.clone(),
+            ..Default::default()
+        },
+        Some(h) => match h.process.as_ref().and_then(|p| p.exit_code) {
+            Some(0) => Outcome {
+                status: "Success".into(),
+                exit_code: Some(0),
+                ..Default::default()
+            },
+            Some(c) => Outcome {
+                status: "Failure".into(),
+                exit_code: Some(c),
+                message: Some(format!(
+                    "command terminated with non-zero exit code: exit status {c}"
+                )),
+                ..Default::default()
+            },
+            None => Outcome {
+                status: "Success".into(),
+                ..Default::default()
+            },
+        },
+        None => Outcome {
+            status: "Unknown".into(),
+            message: Some("no record from the runtime".into()),
+            ..Default::default()
+        },
     }
 }
 

@@ -97,7 +97,11 @@ pub fn why(id: HopId) -> &'static str {
 
 fn hop_lines(h: &Hop, out: &mut String) {
     if let Some(c) = &h.connection {
-        let _ = write!(out, "   connection: {} {} → {}", c.transport, c.caller, c.callee);
+        let _ = write!(
+            out,
+            "   connection: {} {} → {}",
+            c.transport, c.caller, c.callee
+        );
         if let Some(s) = &c.caller_subject {
             let _ = write!(out, "; caller certificate {s}");
         }
@@ -134,7 +138,7 @@ fn hop_lines(h: &Hop, out: &mut String) {
         let pid = p.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "   process: helper pid {pid} entered container {} (main pid {}), {}",
+            "   process: pid {pid} on the host, inside container {} (whose main process is pid {}), {}",
             short(&p.container_id),
             p.container_pid,
             if p.tty {

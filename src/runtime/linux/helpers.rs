@@ -43,6 +43,10 @@ pub struct ExecSpec {
     /// output; `None` prints the reason on stderr (probes, ExecSync).
     #[serde(default)]
     pub error_file: Option<String>,
+    /// Host file that receives what a trace shows of the process: `pid <host pid>` and
+    /// `ns <type> <inode>` lines, as the process sees itself inside the container.
+    #[serde(default)]
+    pub report_file: Option<String>,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -625,6 +629,13 @@ fn run_nsexec(json: &str) -> i32 {
             .open(p)
             .ok()
     });
+    let mut report_file = spec.report_file.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .ok()
+    });
     if let Err(e) = join_namespaces(
         spec.pid,
         &[
@@ -659,6 +670,9 @@ fn run_nsexec(json: &str) -> i32 {
             // goes with it.
             // SAFETY: plain prctl call.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            if let Some(f) = report_file.as_mut() {
+                report_namespaces(f);
+            }
             let adopted = match pty {
                 Some(p) => {
                     drop(p.master);
@@ -691,6 +705,9 @@ fn run_nsexec(json: &str) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(error_file);
+            if let Some(mut f) = report_file.take() {
+                let _ = writeln!(f, "pid {}", child.as_raw());
+            }
             match pty {
                 Some(p) => {
                     drop(p.slave);
@@ -701,6 +718,18 @@ fn run_nsexec(json: &str) -> i32 {
         }
         Err(e) => fail(format!("fork: {e}")),
     }
+}
+
+/// Writes the namespaces this process is in (`ns <type> <inode>` lines) for a trace.
+fn report_namespaces(f: &mut File) {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = String::new();
+    for ns in ["pid", "mnt", "net", "ipc", "uts"] {
+        if let Ok(m) = std::fs::metadata(format!("/proc/self/ns/{ns}")) {
+            out.push_str(&format!("ns {ns} {}\n", m.ino()));
+        }
+    }
+    let _ = f.write_all(out.as_bytes());
 }
 
 /// What a tcpSocket/httpGet probe checks, from inside the pod's network namespace.

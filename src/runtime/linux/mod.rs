@@ -284,6 +284,7 @@ pub fn exec_command(
     cwd: Option<&str>,
     tty: bool,
     error_file: Option<&Path>,
+    report_file: Option<&Path>,
 ) -> Command {
     let spec = helpers::ExecSpec {
         pid: target_pid,
@@ -292,6 +293,7 @@ pub fn exec_command(
         cwd: cwd.unwrap_or("/").to_string(),
         tty,
         error_file: error_file.map(|p| p.display().to_string()),
+        report_file: report_file.map(|p| p.display().to_string()),
     };
     let mut cmd =
         Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
