@@ -4,10 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "kubectl is required on PATH for the end-to-end tests" >&2; exit 1; }
+# Installs Debian packages the tests need (refreshing the package lists once if needed).
+need_pkg() { # need_pkg COMMAND PACKAGE WHY
+  command -v "$1" >/dev/null && return 0
+  apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1; } ||
+    { echo "$2 is required: $3" >&2; exit 1; }
+}
 # The tty tests give kubectl a terminal through util-linux `script`.
-if ! command -v script >/dev/null; then
-  apt-get install -y --no-install-recommends bsdutils >/dev/null || { echo "util-linux 'script' is required for the tty tests" >&2; exit 1; }
-fi
+need_pkg script bsdutils "the tty tests drive kubectl through util-linux script"
+# The trace tests render `rkind trace -o html` in headless Chromium and call the API with curl.
+need_pkg chromium chromium "the trace tests check the HTML page in a real browser"
+need_pkg curl curl "the trace tests call the debug endpoint without credentials"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"

@@ -159,6 +159,12 @@ pub async fn connect(
         _ => "portforward",
     };
     srv.trace.begin(&ctx, kind, &format!("{ns}/{name}"));
+    // What was asked for, even if it is refused below.
+    let asked = StreamOptions::from_query(req.uri().query());
+    srv.trace.describe(&ctx.trace_id, |t| {
+        t.container = asked.container.clone();
+        t.command = asked.command.clone();
+    });
     let websocket = upgrade::is_websocket(req.headers());
     let mut client = Hop::start(HopId::KubectlToApiserver);
     client.connection = req.extensions().get::<Connection>().cloned();

@@ -473,9 +473,15 @@ pre.detail {{ background: #f6f6f6; padding: .6em; white-space: pre-wrap; }}
 <body><h1>rkind trace — {} session(s)</h1>
 {body}
 <script>
+// Click an arrow to pin its hop's details; `#pin=N` in the address pins arrow N of the
+// first session on load. The body's data attributes say what was drawn (for tools).
+var drawn = 0, laidOut = true;
 document.querySelectorAll('section.trace').forEach(function (sec) {{
   var out = sec.querySelector('pre.detail');
   sec.querySelectorAll('g.arrow').forEach(function (g) {{
+    drawn++;
+    var box = g.getBBox();
+    if (!(box.width > 0)) {{ laidOut = false; }}
     g.addEventListener('click', function () {{
       sec.querySelectorAll('g.arrow.pinned').forEach(function (p) {{ p.classList.remove('pinned'); }});
       g.classList.add('pinned');
@@ -483,6 +489,13 @@ document.querySelectorAll('section.trace').forEach(function (sec) {{
     }});
   }});
 }});
+document.body.setAttribute('data-arrows-drawn', String(drawn));
+document.body.setAttribute('data-laid-out', String(laidOut && drawn > 0));
+var pin = /^#pin=([0-9]+)$/.exec(location.hash);
+if (pin) {{
+  var g = document.querySelectorAll('section.trace')[0].querySelectorAll('g.arrow')[Number(pin[1])];
+  if (g) {{ g.dispatchEvent(new MouseEvent('click', {{ bubbles: true }})); }}
+}}
 </script>
 </body></html>
 "#,

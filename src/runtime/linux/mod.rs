@@ -162,17 +162,21 @@ pub struct Started {
     pub pid: u32,
 }
 
-fn self_exe() -> Result<PathBuf, LinuxError> {
-    std::env::current_exe().map_err(|source| LinuxError::Spawn {
-        what: "find own binary",
-        source,
-    })
+/// A command that re-executes this very binary. `/proc/self/exe` rather than the path:
+/// a running cluster keeps working when its binary is rebuilt or upgraded on disk (the
+/// path then names a different file, or none). argv[0] keeps the readable name for `ps`.
+fn own_binary() -> Command {
+    let mut cmd = Command::new("/proc/self/exe");
+    if let Ok(path) = std::env::current_exe() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, path);
+    }
+    cmd
 }
 
 /// Starts a pod's namespace holder and returns once its namespaces exist.
 pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
     let json = serde_json::to_string(spec).unwrap_or_default();
-    let mut child = Command::new(self_exe()?)
+    let mut child = own_binary()
         .arg(helpers::SANDBOX)
         .arg(json)
         .stdin(Stdio::null())
@@ -227,7 +231,7 @@ pub fn start_container(
             source,
         }
     })?;
-    let mut child = Command::new(self_exe()?)
+    let mut child = own_binary()
         .arg(helpers::INIT)
         .arg(&spec_path)
         .stdin(stdin)
@@ -295,8 +299,7 @@ pub fn exec_command(
         error_file: error_file.map(|p| p.display().to_string()),
         report_file: report_file.map(|p| p.display().to_string()),
     };
-    let mut cmd =
-        Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
+    let mut cmd = own_binary();
     cmd.arg(helpers::NSEXEC)
         .arg(serde_json::to_string(&spec).unwrap_or_default());
     cmd
@@ -311,8 +314,7 @@ pub fn netprobe_command(pid: u32, port: u16, http_path: Option<&str>, timeout: u
         http_path: http_path.map(String::from),
         timeout,
     };
-    let mut cmd =
-        Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")));
+    let mut cmd = own_binary();
     cmd.arg(helpers::NETPROBE)
         .arg(serde_json::to_string(&spec).unwrap_or_default());
     cmd
