@@ -140,11 +140,31 @@ pub enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// A guided walk through the exec chain on a demo pod: one real `kubectl exec`,
+    /// narrated hop by hop with live evidence (connections, processes, namespaces).
+    Explain {
+        /// What to explain.
+        #[arg(value_enum)]
+        what: ExplainWhat,
+        /// Cluster name.
+        #[arg(long, default_value = "rkind")]
+        name: String,
+        /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print shell completions.
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `rkind explain` walks through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainWhat {
+    /// `kubectl exec`, from kubectl to the process.
+    Exec,
 }
 
 /// Which sessions `rkind trace` shows.
@@ -391,6 +411,18 @@ fn run(cli: Cli) -> Result<i32, String> {
                 .block_on(crate::trace::client::show(
                     &data, kind, limit, follow, output,
                 ))
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Cmd::Explain {
+            what: ExplainWhat::Exec,
+            name,
+            data_dir,
+        } => {
+            check_name(&name)?;
+            let data = cluster::data_dir(&name, data_dir.as_deref());
+            runtime()?
+                .block_on(crate::trace::explain::explain_exec(&data))
                 .map_err(|e| e.to_string())?;
             Ok(0)
         }

@@ -582,3 +582,76 @@ fn attach_port_forward_html_and_endpoint_security() {
     ];
     assert_eq!(code(&admin), "200");
 }
+
+#[test]
+fn follow_and_explain() {
+    let c = Cluster::start("trace-explain");
+    start_box(&c);
+    let data = c.data_dir().display().to_string();
+
+    // `--follow` prints each session as it ends.
+    let mut follow = Command::new(common::rkind_bin())
+        .args([
+            "trace",
+            "exec",
+            "--follow",
+            "--name",
+            &c.name,
+            "--data-dir",
+            &data,
+        ])
+        .envs(c.envs())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rkind trace --follow");
+    let stdout = follow.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    c.ok(&["exec", "box", "--", "echo", "follow-marker"]);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !seen.iter().any(|l: &String| l.contains("follow-marker")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("--follow printed no session for the exec: {seen:#?}"),
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // The guided walk-through: a real kubectl exec on a demo pod, narrated with live
+    // evidence, and the pod removed afterwards.
+    let out = c.rkind(&["explain", "exec", "--name", &c.name, "--data-dir", &data]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}\n{}", text(&out.stderr));
+    for want in [
+        "hello from rkind-explain-",
+        "── Step 1: kubectl → API server ──",
+        "── Step 5: streaming server → process ──",
+        "kubectl(pid",
+        "← this session",
+        "__rkind-nsexec",
+        "exit code 3",
+        "Removed pod default/rkind-explain-",
+    ] {
+        assert!(o.contains(want), "missing {want:?} in:\n{o}");
+    }
+    c.eventually(30, "the demo pod is gone", || {
+        !c.ok(&["get", "pods", "-o", "name"])
+            .contains("rkind-explain-")
+    });
+}

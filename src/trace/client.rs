@@ -38,7 +38,8 @@ pub enum TraceCliError {
     Usage(String),
 }
 
-fn client(data_dir: &Path) -> Result<crate::client::ApiClient, TraceCliError> {
+/// An API client with the cluster's admin credentials (what its kubeconfig holds).
+pub fn admin_client(data_dir: &Path) -> Result<crate::client::ApiClient, TraceCliError> {
     let st = ClusterState::load(data_dir)
         .map_err(|e| TraceCliError::Cluster(data_dir.display().to_string(), e.to_string()))?;
     let node = crate::cluster::node_name(&st.name);
@@ -91,7 +92,7 @@ pub async fn show(
             "--follow prints sessions as they end: use -o text, json or mermaid".into(),
         ));
     }
-    let api = Arc::new(client(data_dir)?);
+    let api = Arc::new(admin_client(data_dir)?);
     let path = format!(
         "{}?kind={kind}&limit={limit}{}",
         crate::apiserver::debug_traces::PATH,

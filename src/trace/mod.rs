@@ -7,6 +7,8 @@
 //! trace` renders.
 
 pub mod client;
+pub mod evidence;
+pub mod explain;
 pub mod model;
 pub mod recorder;
 pub mod render;

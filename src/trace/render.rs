@@ -95,6 +95,11 @@ pub fn why(id: HopId) -> &'static str {
     }
 }
 
+/// The details of one hop, as the narrative prints them (indented lines).
+pub fn hop_lines_into(h: &Hop, out: &mut String) {
+    hop_lines(h, out)
+}
+
 fn hop_lines(h: &Hop, out: &mut String) {
     if let Some(c) = &h.connection {
         let _ = write!(
