@@ -9,12 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rkind::stream::session::{Role, Session};
-use rkind::stream::spdy::Headers;
-use rkind::stream::upgrade::{ClientUpgrade, client_upgrade};
 
 mod common;
-use common::{median, pki_for, rss_kib, start, stop};
+use common::{headers, median, open_exec, pki_for, rss_kib, rust_exec_true, start, stop};
 
 const GIB: usize = 1 << 30;
 
@@ -73,62 +70,6 @@ fn kubectl_cat(dir: &std::path::Path, total: usize, spdy: bool) -> f64 {
     assert!(child.wait().expect("wait").success());
     assert_eq!(got, total, "bytes back");
     t.elapsed().as_secs_f64()
-}
-
-/// An exec session over SPDY straight to the API server (what kubectl does, minus kubectl).
-async fn open_exec(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, query: &str) -> Arc<Session> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let _ = tcp.set_nodelay(true);
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(
-            rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
-            tcp,
-        )
-        .await
-        .expect("tls");
-    let req = http::Request::post(format!("/api/v1/namespaces/default/pods/box/exec?{query}"))
-        .header("host", addr.to_string())
-        .header("connection", "Upgrade")
-        .header("upgrade", "SPDY/3.1")
-        .header("x-stream-protocol-version", "v4.channel.k8s.io")
-        .body(http_body_util::Empty::<Bytes>::new())
-        .expect("request");
-    match client_upgrade(stream, req).await.expect("upgrade") {
-        ClientUpgrade::Switched { io, .. } => Session::new(io, Role::Client),
-        ClientUpgrade::Refused { parts, body } => {
-            panic!(
-                "exec refused: {} {}",
-                parts.status,
-                String::from_utf8_lossy(&body)
-            )
-        }
-    }
-}
-
-fn headers(t: &str) -> Headers {
-    let mut h = Headers::new();
-    h.insert("streamtype", t);
-    h
-}
-
-/// Runs `true` and waits for the status; returns the wall time in ms.
-async fn rust_exec_true(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> f64 {
-    let t = Instant::now();
-    let s = open_exec(addr, tls, "command=true&stdout=true").await;
-    let mut error = s.open(headers("error")).await.expect("error");
-    let mut out = s.open(headers("stdout")).await.expect("stdout");
-    while out.reader.recv().await.is_some() {}
-    let mut status = Vec::new();
-    while let Some(d) = error.reader.recv().await {
-        status.extend_from_slice(&d);
-    }
-    assert!(
-        String::from_utf8_lossy(&status).contains("Success"),
-        "{}",
-        String::from_utf8_lossy(&status)
-    );
-    s.shutdown().await;
-    t.elapsed().as_secs_f64() * 1000.0
 }
 
 async fn rust_cat(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, total: usize) -> f64 {

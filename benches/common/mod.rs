@@ -3,9 +3,16 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Instant;
+
+use bytes::Bytes;
+use rkind::stream::session::{Role, Session};
+use rkind::stream::spdy::Headers;
+use rkind::stream::upgrade::{ClientUpgrade, client_upgrade};
 
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
@@ -13,8 +20,14 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn start(dir: &Path) -> (Child, f64) {
+    start_with_env(dir, &[])
+}
+
+/// Starts a cluster whose rkind process also gets `env` (e.g. `RKIND_TRACE=off`).
+pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> (Child, f64) {
     let t = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rkind"))
+        .envs(env.iter().copied())
         .args(["up", "--name", "bench", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--kubeconfig")
@@ -77,4 +90,64 @@ pub fn time_cmd(dir: &Path, args: &[&str], n: usize) -> f64 {
 
 pub fn pki_for(data: &Path) -> rkind::pki::ClusterPki {
     rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki")
+}
+
+/// An exec session over SPDY straight to the API server (what kubectl does, minus kubectl).
+pub async fn open_exec(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    query: &str,
+) -> Arc<Session> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp.set_nodelay(true);
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(
+            rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+            tcp,
+        )
+        .await
+        .expect("tls");
+    let req = http::Request::post(format!("/api/v1/namespaces/default/pods/box/exec?{query}"))
+        .header("host", addr.to_string())
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "v4.channel.k8s.io")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
+    match client_upgrade(stream, req).await.expect("upgrade") {
+        ClientUpgrade::Switched { io, .. } => Session::new(io, Role::Client),
+        ClientUpgrade::Refused { parts, body } => {
+            panic!(
+                "exec refused: {} {}",
+                parts.status,
+                String::from_utf8_lossy(&body)
+            )
+        }
+    }
+}
+
+pub fn headers(t: &str) -> Headers {
+    let mut h = Headers::new();
+    h.insert("streamtype", t);
+    h
+}
+
+/// Runs `true` and waits for the status; returns the wall time in ms.
+pub async fn rust_exec_true(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> f64 {
+    let t = Instant::now();
+    let s = open_exec(addr, tls, "command=true&stdout=true").await;
+    let mut error = s.open(headers("error")).await.expect("error");
+    let mut out = s.open(headers("stdout")).await.expect("stdout");
+    while out.reader.recv().await.is_some() {}
+    let mut status = Vec::new();
+    while let Some(d) = error.reader.recv().await {
+        status.extend_from_slice(&d);
+    }
+    assert!(
+        String::from_utf8_lossy(&status).contains("Success"),
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
+    s.shutdown().await;
+    t.elapsed().as_secs_f64() * 1000.0
 }

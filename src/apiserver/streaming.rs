@@ -70,10 +70,12 @@ pub struct SessionTrace {
 impl SessionTrace {
     /// Records both hops and ends the session with `outcome` (`None`: the API server
     /// only proxied bytes, so the process's exit tells).
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         mut self,
         client_bytes: (u64, u64),
         first_byte_ms: Option<f64>,
+        answered: Option<u128>,
         streams: Vec<StreamStats>,
         outcome: Option<TraceOutcome>,
         closed: &str,
@@ -86,7 +88,7 @@ impl SessionTrace {
         self.client.time_to_first_byte_ms = first_byte_ms;
         self.client.streams = streams;
         self.client.closed = closed.to_string();
-        self.client.finish();
+        self.client.finish_at(answered);
         let id = self.ctx.trace_id.clone();
         if let Some(k) = self.kubelet.take() {
             self.recorder.hop(&id, k);
@@ -109,6 +111,7 @@ impl SessionTrace {
         };
         self.finish(
             (0, 0),
+            None,
             None,
             Vec::new(),
             Some(outcome),
@@ -502,12 +505,14 @@ async fn proxy_spdy(
                         k.bytes_to_callee = to_kubelet;
                         k.bytes_to_caller = from_kubelet;
                         k.closed = "both sides closed; splice ended".into();
-                        k.finish();
+                        k.finish_at(counter.last_read());
                     }
                     let first = counter.first_write_after(t.client.started_unix_ns);
+                    // What comes from the kubelet goes straight on to the client.
                     t.finish(
                         (to_kubelet, from_kubelet),
                         first,
+                        counter.last_read(),
                         Vec::new(),
                         None,
                         "proxied byte for byte until both sides closed",
@@ -581,12 +586,13 @@ async fn tunnel_port_forward(
                         k.bytes_to_callee = to_kubelet;
                         k.bytes_to_caller = from_kubelet;
                         k.closed = "the tunnel ended".into();
-                        k.finish();
+                        k.finish_at(counter.last_read());
                     }
                     let first = counter.first_write_after(t.client.started_unix_ns);
                     t.finish(
                         (to_kubelet, from_kubelet),
                         first,
+                        counter.last_read(),
                         Vec::new(),
                         Some(TraceOutcome {
                             status: "Success".into(),
@@ -693,7 +699,7 @@ async fn translate(
             k.bytes_to_callee = kubelet_counter.written.load(Ordering::Relaxed);
             k.bytes_to_caller = kubelet_counter.read.load(Ordering::Relaxed);
             k.closed = "SPDY session shut down after the status".into();
-            k.finish();
+            k.finish_at(kubelet_counter.last_read());
         }
         let first = tally.first_output_after(t.client.started_unix_ns);
         t.finish(
@@ -702,6 +708,7 @@ async fn translate(
                 client_counter.written.load(Ordering::Relaxed),
             ),
             first,
+            client_counter.last_write(),
             tally.streams(),
             Some(trace_outcome(&outcome)),
             "status sent on channel 3, then WebSocket Close 1000",

@@ -417,7 +417,7 @@ async fn proxy_upgrade(
                     hop.bytes_to_callee = counter.written.load(Ordering::Relaxed);
                     hop.bytes_to_caller = counter.read.load(Ordering::Relaxed);
                     hop.closed = "both sides closed; splice ended".into();
-                    hop.finish();
+                    hop.finish_at(counter.last_read());
                     recorder.hop(&trace_id, hop);
                 }
             };

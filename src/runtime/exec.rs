@@ -32,33 +32,44 @@ pub struct ExecRequest {
     pub tty: bool,
     /// A scratch file for the start-failure reason (see `ExecSpec::error_file`).
     pub error_file: PathBuf,
-    /// A scratch file for what a trace shows of the process (see
-    /// `ExecSpec::report_file`); `None` when nothing is traced.
-    pub report_file: Option<PathBuf>,
+    /// Also report what a trace shows of the process (see `ExecSpec::report`).
+    pub report: bool,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
 }
 
-/// Reads (and removes) an exec's trace report: the helper's child's host pid and the
-/// namespace inodes the process saw itself in.
-pub fn read_report(path: &std::path::Path) -> (Option<u32>, Vec<(String, u64)>) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let _ = std::fs::remove_file(path);
-    let mut pid = None;
-    let mut ns = Vec::new();
+/// What a trace shows of an exec'd process: its host pid and the namespace inodes it
+/// saw itself in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecReport {
+    /// The command's pid on the host.
+    pub pid: Option<u32>,
+    /// `(type, inode)` for pid, mnt, net, ipc, uts.
+    pub namespaces: Vec<(String, u64)>,
+}
+
+/// Splits an exec's error file into the start error (if any) and the trace report.
+fn split_error_file(text: &str) -> (String, ExecReport) {
+    let mut report = ExecReport::default();
+    let mut error = String::new();
     for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(r) = line.strip_prefix(linux::REPORT_PREFIX) else {
+            error.push_str(line);
+            error.push('\n');
+            continue;
+        };
+        let f: Vec<&str> = r.split_whitespace().collect();
         match f.as_slice() {
-            ["pid", p] => pid = p.parse().ok(),
+            ["pid", p] => report.pid = p.parse().ok(),
             ["ns", t, ino] => {
                 if let Ok(i) = ino.parse() {
-                    ns.push((t.to_string(), i));
+                    report.namespaces.push((t.to_string(), i));
                 }
             }
             _ => {}
         }
     }
-    (pid, ns)
+    (error, report)
 }
 
 /// The process's streams, as channels. `None` = the client did not ask for it.
@@ -79,16 +90,21 @@ pub struct ExecIo {
 /// without it (a background child holding the pipe open must not hang the session).
 const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
-/// Runs the command and reports how it ended.
-pub async fn run(req: ExecRequest, io: ExecIo) -> Outcome {
+/// Runs the command and reports how it ended (and, if asked, what a trace shows of it).
+pub async fn run(req: ExecRequest, io: ExecIo) -> (Outcome, ExecReport) {
     let _ = std::fs::remove_file(&req.error_file);
     let result = if req.tty {
         run_tty(&req, io).await
     } else {
         run_pipes(&req, io).await
     };
-    let start_error = std::fs::read_to_string(&req.error_file).unwrap_or_default();
+    let text = std::fs::read_to_string(&req.error_file).unwrap_or_default();
     let _ = std::fs::remove_file(&req.error_file);
+    let (start_error, report) = split_error_file(&text);
+    (outcome(&req, result, &start_error), report)
+}
+
+fn outcome(req: &ExecRequest, result: Result<i32, String>, start_error: &str) -> Outcome {
     if !start_error.trim().is_empty() {
         return Outcome::Error(format!(
             "error executing command in container: failed to exec in container: failed to start exec {:?}: exec failed: unable to start container process: {}: unknown",
@@ -115,7 +131,7 @@ fn command(req: &ExecRequest) -> std::process::Command {
         Some(&req.cwd),
         req.tty,
         Some(&req.error_file),
-        req.report_file.as_deref(),
+        req.report,
     )
 }
 

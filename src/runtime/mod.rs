@@ -869,7 +869,7 @@ impl Runtime {
             )));
         }
         let mut command =
-            linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None, None);
+            linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None, false);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -414,8 +414,10 @@ impl StreamingServer {
         };
         let (io, pumps, error_stream) = wire_streams(streams, &session, &tally);
         let run = self.run_remote_command(command, io, &tally).await;
-        finish(session, pumps, error_stream, &run.outcome, version).await;
+        send_status(pumps, error_stream, &run.outcome, version).await;
+        // Recorded as soon as the client has its status, before the hang-up.
         self.record(trace, run, &tally, version);
+        linger(session).await;
     }
 
     /// Exec/attach over a WebSocket channel protocol: the same command, other framing.
@@ -439,8 +441,9 @@ impl StreamingServer {
         for p in pumps {
             let _ = p.await;
         }
-        ws.finish(run.outcome.error_stream_bytes(protocol)).await;
+        let status = run.outcome.error_stream_bytes(protocol);
         self.record(trace, run, &tally, protocol);
+        ws.finish(status).await;
     }
 
     /// Adds the process hop to the session's trace.
@@ -491,26 +494,27 @@ impl StreamingServer {
             Pending::Exec { container_id, opts } => match self.runtime.container(&container_id) {
                 Ok(c) if c.state == super::ContainerStateKind::Running => {
                     let dir = self.runtime.container_dir(&c.id);
-                    let name = new_token();
-                    let report_file = self
-                        .trace
-                        .enabled()
-                        .then(|| dir.join(format!("exec-{name}.trace")));
                     let req = ExecRequest {
                         pid: c.pid,
                         argv: opts.command,
                         env: c.env.clone(),
                         cwd: c.cwd.clone(),
                         tty: opts.tty,
-                        error_file: dir.join(format!("exec-{name}.err")),
-                        report_file: report_file.clone(),
+                        error_file: dir.join(format!("exec-{}.err", new_token())),
+                        report: self.trace.enabled(),
                         exec_id: new_token(),
                     };
-                    let outcome = exec::run(req, io).await;
-                    let mut process = ProcessInfo {
+                    let (outcome, report) = exec::run(req, io).await;
+                    let process = ProcessInfo {
+                        pid: report.pid,
                         container_id: c.id.clone(),
                         container_pid: c.pid,
                         tty: opts.tty,
+                        namespaces: if self.trace.enabled() {
+                            compare_namespaces(&report.namespaces, c.pid)
+                        } else {
+                            Vec::new()
+                        },
                         exit_code: match &outcome {
                             Outcome::Success => Some(0),
                             Outcome::ExitCode(code) => Some(*code),
@@ -518,11 +522,6 @@ impl StreamingServer {
                         },
                         ..Default::default()
                     };
-                    if let Some(path) = report_file {
-                        let (pid, ns) = exec::read_report(&path);
-                        process.pid = pid;
-                        process.namespaces = compare_namespaces(&ns, c.pid);
-                    }
                     hop.process = Some(process);
                     outcome
                 }
@@ -542,7 +541,11 @@ impl StreamingServer {
                         container_id: container_id.clone(),
                         container_pid: pid,
                         tty: opts.tty,
-                        namespaces: compare_namespaces(&[], pid),
+                        namespaces: if self.trace.enabled() {
+                            compare_namespaces(&[], pid)
+                        } else {
+                            Vec::new()
+                        },
                         ..Default::default()
                     });
                     attach_session(hub, io).await
@@ -936,15 +939,8 @@ fn compare_namespaces(process: &[(String, u64)], container_pid: u32) -> Vec<Name
         .collect()
 }
 
-/// Flushes output, writes the status on the error stream and ends the connection as
-/// the kubelet does.
-async fn finish(
-    session: Arc<Session>,
-    pumps: Pumps,
-    error: Option<SpdyStream>,
-    outcome: &Outcome,
-    version: &str,
-) {
+/// Flushes output and writes the status on the error stream, as the kubelet does.
+async fn send_status(pumps: Pumps, error: Option<SpdyStream>, outcome: &Outcome, version: &str) {
     for p in pumps {
         let _ = p.await;
     }
@@ -954,7 +950,11 @@ async fn finish(
         }
         err.writer.close().await;
     }
-    // Give the client a moment to read the status and hang up itself.
+}
+
+/// Gives the client a moment to read the status and hang up itself, then ends the
+/// connection.
+async fn linger(session: Arc<Session>) {
     tokio::select! {
         _ = session.closed() => {}
         _ = tokio::time::sleep(Duration::from_secs(1)) => session.shutdown().await,

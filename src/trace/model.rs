@@ -128,7 +128,8 @@ impl Hop {
             id,
             from: from.into(),
             to: to.into(),
-            started_at: rfc3339(now),
+            // Formatted when recorded (a hop that is never recorded costs no formatting).
+            started_at: String::new(),
             offset_ms: 0.0,
             duration_ms: 0.0,
             time_to_first_byte_ms: None,
@@ -148,6 +149,16 @@ impl Hop {
     /// Sets the duration to "until now".
     pub fn finish(&mut self) {
         self.duration_ms = ms_between(self.started_unix_ns, unix_ns());
+    }
+
+    /// Sets the duration to end when the hop's answer was complete (the last byte from
+    /// the callee), or now if nothing came back. Teardown after that is not the hop's
+    /// work, and timing it would make inner hops outlast the outer ones.
+    pub fn finish_at(&mut self, answered: Option<u128>) {
+        match answered {
+            Some(t) => self.duration_ms = ms_between(self.started_unix_ns, t),
+            None => self.finish(),
+        }
     }
 }
 

@@ -167,6 +167,9 @@ impl Recorder {
         if hop.duration_ms == 0.0 {
             hop.finish();
         }
+        if hop.started_at.is_empty() {
+            hop.started_at = rfc3339(hop.started_unix_ns);
+        }
         if let Some(t) = self
             .ring()
             .iter_mut()
@@ -189,18 +192,22 @@ impl Recorder {
             return;
         }
         let now = unix_ns();
+        // A byte-for-byte proxy does not know the outcome: the process hop tells, once
+        // the runtime has written it (it may still be tearing down): decided at publish.
+        let derive = outcome.status.is_empty();
         self.describe(trace_id, |t| {
             t.duration_ms = ms_between(t.started_unix_ns, now);
-            t.outcome = Some(if outcome.status.is_empty() {
-                outcome_from_process(t)
-            } else {
-                outcome
-            });
+            if !derive {
+                t.outcome = Some(outcome);
+            }
         });
         let me = self.clone();
         let id = trace_id.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(PUBLISH_DELAY).await;
+            if derive {
+                me.describe(&id, |t| t.outcome = Some(outcome_from_process(t)));
+            }
             if let Some(t) = me.get(&id) {
                 let _ = me.done.send(t);
             }
@@ -286,9 +293,30 @@ pub struct ByteCounter {
     pub written: AtomicU64,
     /// Unix ns of the first write (0 = none yet).
     pub first_write_ns: AtomicU64,
+    /// Unix ns of the last read (0 = none).
+    pub last_read_ns: AtomicU64,
+    /// Unix ns of the last write (0 = none).
+    pub last_write_ns: AtomicU64,
 }
 
 impl ByteCounter {
+    /// When the last byte came in from the wrapped side (`None` if none did): a hop's
+    /// answer is complete then, whatever the teardown that follows.
+    pub fn last_read(&self) -> Option<u128> {
+        match self.last_read_ns.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t as u128),
+        }
+    }
+
+    /// When the last byte went out to the wrapped side.
+    pub fn last_write(&self) -> Option<u128> {
+        match self.last_write_ns.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t as u128),
+        }
+    }
+
     /// Milliseconds from `start_ns` to the first write, if there was one.
     pub fn first_write_after(&self, start_ns: u128) -> Option<f64> {
         match self.first_write_ns.load(Ordering::Relaxed) {
@@ -322,6 +350,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         let n = buf.filled().len() - before;
         if n > 0 {
             self.counter.read.fetch_add(n as u64, Ordering::Relaxed);
+            self.counter
+                .last_read_ns
+                .store(unix_ns() as u64, Ordering::Relaxed);
         }
         r
     }
@@ -338,12 +369,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
             && n > 0
         {
             self.counter.written.fetch_add(n as u64, Ordering::Relaxed);
+            let now = unix_ns() as u64;
             let _ = self.counter.first_write_ns.compare_exchange(
                 0,
-                unix_ns() as u64,
+                now,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
+            self.counter.last_write_ns.store(now, Ordering::Relaxed);
         }
         r
     }

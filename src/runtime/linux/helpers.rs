@@ -25,6 +25,9 @@ pub const NSEXEC: &str = "__rkind-nsexec";
 /// argv[1] of the network probe helper.
 pub const NETPROBE: &str = "__rkind-netprobe";
 
+/// Marks the trace-report lines in an exec's error file (start errors never begin so).
+pub const REPORT_PREFIX: &str = "\u{1e}rkind-report ";
+
 /// What the exec helper runs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExecSpec {
@@ -43,10 +46,11 @@ pub struct ExecSpec {
     /// output; `None` prints the reason on stderr (probes, ExecSync).
     #[serde(default)]
     pub error_file: Option<String>,
-    /// Host file that receives what a trace shows of the process: `pid <host pid>` and
-    /// `ns <type> <inode>` lines, as the process sees itself inside the container.
+    /// Also write what a trace shows of the process into `error_file`, as lines that
+    /// start with [`REPORT_PREFIX`]: `pid <host pid>` and `ns <type> <inode>` (the
+    /// namespaces as the process sees itself inside the container).
     #[serde(default)]
-    pub report_file: Option<String>,
+    pub report: bool,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -629,13 +633,6 @@ fn run_nsexec(json: &str) -> i32 {
             .open(p)
             .ok()
     });
-    let mut report_file = spec.report_file.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .ok()
-    });
     if let Err(e) = join_namespaces(
         spec.pid,
         &[
@@ -670,7 +667,9 @@ fn run_nsexec(json: &str) -> i32 {
             // goes with it.
             // SAFETY: plain prctl call.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            if let Some(f) = report_file.as_mut() {
+            if spec.report
+                && let Some(f) = error_file.as_mut()
+            {
                 report_namespaces(f);
             }
             let adopted = match pty {
@@ -704,10 +703,12 @@ fn run_nsexec(json: &str) -> i32 {
             unsafe { libc::_exit(127) }
         }
         Ok(ForkResult::Parent { child }) => {
-            drop(error_file);
-            if let Some(mut f) = report_file.take() {
-                let _ = writeln!(f, "pid {}", child.as_raw());
+            if spec.report
+                && let Some(f) = error_file.as_mut()
+            {
+                let _ = writeln!(f, "{REPORT_PREFIX}pid {}", child.as_raw());
             }
+            drop(error_file);
             match pty {
                 Some(p) => {
                     drop(p.slave);
@@ -726,7 +727,7 @@ fn report_namespaces(f: &mut File) {
     let mut out = String::new();
     for ns in ["pid", "mnt", "net", "ipc", "uts"] {
         if let Ok(m) = std::fs::metadata(format!("/proc/self/ns/{ns}")) {
-            out.push_str(&format!("ns {ns} {}\n", m.ino()));
+            out.push_str(&format!("{REPORT_PREFIX}ns {ns} {}\n", m.ino()));
         }
     }
     let _ = f.write_all(out.as_bytes());

@@ -15,6 +15,7 @@
 //! rkind finds its containers running when it restarts; `rkind down` stops them.
 
 mod helpers;
+pub use helpers::REPORT_PREFIX;
 mod terminal;
 
 use std::collections::BTreeMap;
@@ -288,7 +289,7 @@ pub fn exec_command(
     cwd: Option<&str>,
     tty: bool,
     error_file: Option<&Path>,
-    report_file: Option<&Path>,
+    report: bool,
 ) -> Command {
     let spec = helpers::ExecSpec {
         pid: target_pid,
@@ -297,7 +298,7 @@ pub fn exec_command(
         cwd: cwd.unwrap_or("/").to_string(),
         tty,
         error_file: error_file.map(|p| p.display().to_string()),
-        report_file: report_file.map(|p| p.display().to_string()),
+        report,
     };
     let mut cmd = own_binary();
     cmd.arg(helpers::NSEXEC)
