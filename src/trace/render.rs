@@ -284,78 +284,84 @@ fn participant(name: &str) -> &'static str {
         .unwrap_or("process")
 }
 
-/// The session as the arrows of a sequence diagram, in time order.
+/// The session as the arrows of a sequence diagram, in time order: the upgrade
+/// requests travel inwards (the CRI call answering at once with the URL), the 101s
+/// come back outwards, then the process runs and its status travels back to kubectl.
 pub fn arrows(t: &Trace) -> Vec<Arrow> {
-    let mut calls = Vec::new();
-    let mut replies = Vec::new();
-    for h in &t.hops {
+    let detail = |h: &Hop| {
+        let mut d = String::new();
+        hop_lines(h, &mut d);
+        d
+    };
+    let arrow = |h: &Hop, reply: bool, label: String| {
         let (from, to) = (participant(&h.from), participant(&h.to));
-        let mut detail = String::new();
-        hop_lines(h, &mut detail);
-        let label = if let Some(r) = &h.request {
+        let (from, to) = if reply { (to, from) } else { (from, to) };
+        Arrow {
+            from,
+            to,
+            label,
+            reply,
+            detail: detail(h),
+        }
+    };
+    let mut out = Vec::new();
+    let mut upgrades = Vec::new();
+    for h in &t.hops {
+        if let Some(r) = &h.request {
             let proto = r.negotiated_protocol.as_deref().unwrap_or("");
             let path = r.path.rsplit('/').next().unwrap_or("");
-            format!("{} …/{path} Upgrade: {} {proto}", r.method, r.upgrade)
+            out.push(arrow(
+                h,
+                false,
+                format!("{} …/{path} Upgrade: {} {proto}", r.method, r.upgrade),
+            ));
+            upgrades.push(h);
         } else if let Some(g) = &h.grpc {
-            g.method.clone()
-        } else if let Some(p) = &h.process {
-            if t.kind == "attach" {
-                "attach to the container's stdio".to_string()
-            } else {
+            out.push(arrow(h, false, g.method.clone()));
+            out.push(arrow(
+                h,
+                true,
+                format!("{} url {}", g.code, g.response_url.as_deref().unwrap_or("")),
+            ));
+        }
+    }
+    for h in upgrades.iter().rev() {
+        let status = h.request.as_ref().map(|r| r.status).unwrap_or(0);
+        out.push(arrow(h, true, status_line(status)));
+    }
+    for h in t
+        .hops
+        .iter()
+        .filter(|h| h.id == HopId::StreamingServerToProcess)
+    {
+        let (call, reply) = match &h.process {
+            Some(_) if t.kind == "attach" => (
+                "attach to the container's stdio".to_string(),
+                "detached".to_string(),
+            ),
+            Some(p) => (
                 format!(
                     "start {} {}",
                     t.command.first().map(String::as_str).unwrap_or("process"),
                     if p.tty { "(pty)" } else { "(pipes)" }
-                )
-            }
-        } else {
-            "connect".into()
+                ),
+                match p.exit_code {
+                    Some(c) => format!("exit {c}"),
+                    None => "failed to start".into(),
+                },
+            ),
+            None => (format!("connect to {}", h.to), h.closed.clone()),
         };
-        calls.push(Arrow {
-            from,
-            to,
-            label,
-            reply: false,
-            detail: detail.clone(),
-        });
-        let reply = if let Some(r) = &h.request {
-            status_line(r.status)
-        } else if let Some(g) = &h.grpc {
-            format!("{} url {}", g.code, g.response_url.as_deref().unwrap_or(""))
-        } else if let Some(p) = &h.process {
-            match p.exit_code {
-                Some(c) => format!("exit {c}"),
-                None => "done".into(),
-            }
-        } else {
-            "done".into()
-        };
-        replies.push(Arrow {
-            from: to,
-            to: from,
-            label: reply,
-            reply: true,
-            detail,
-        });
-    }
-    // The CRI call returns before the streaming connection starts; the upgrades answer
-    // from the inside out.
-    let mut out = Vec::new();
-    let cri = t.hops.iter().position(|h| h.id == HopId::KubeletToCri);
-    for (i, c) in calls.into_iter().enumerate() {
-        out.push(c);
-        if Some(i) == cri {
-            out.push(replies[i].clone());
-        }
-    }
-    for (i, r) in replies.into_iter().enumerate().rev() {
-        if Some(i) != cri {
-            out.push(r);
-        }
+        out.push(arrow(h, false, call));
+        out.push(arrow(h, true, reply));
     }
     if let Some(o) = &t.outcome {
         out.push(Arrow {
-            from: "API server",
+            from: if t.hops.len() > 1 {
+                "streaming server"
+            } else {
+                "API server"
+            },
             to: "kubectl",
             label: format!("status: {}", outcome_text(t)),
             reply: true,
