@@ -621,3 +621,97 @@ spec:
         "0"
     );
 }
+
+/// The cgroup file that holds `v1_file` (v1) or `v2_file` (v2) for a container.
+fn cgroup_file(id: &str, controller: &str, v1_file: &str, v2_file: &str) -> std::path::PathBuf {
+    let unified = std::path::Path::new("/sys/fs/cgroup/rkind").join(id);
+    if unified.exists() {
+        unified.join(v2_file)
+    } else {
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("rkind")
+            .join(id)
+            .join(v1_file)
+    }
+}
+
+#[test]
+fn limits_are_enforced_with_cgroups() {
+    let c = Cluster::start("cgroups");
+    // This machine allows cgroups (v1 here, v2 elsewhere): the node says so.
+    let cond = c.ok(&[
+        "get",
+        "node",
+        "cgroups-control-plane",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"CgroupLimits\")].status} {.status.conditions[?(@.type==\"CgroupLimits\")].message}",
+    ]);
+    assert!(cond.starts_with("True cgroup v"), "{cond}");
+
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"limited"},"spec":{"containers":[
+            {"name":"c","image":"rkind/host","command":["sleep","3600"],
+             "resources":{"limits":{"memory":"48Mi","cpu":"250m"},"requests":{"memory":"48Mi","cpu":"250m"}}}]}}"#,
+    );
+    wait_phase(&c, "limited", "Running");
+    let id = c
+        .ok(&[
+            "get",
+            "pod",
+            "limited",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ])
+        .trim_start_matches("rkind://")
+        .to_string();
+    let memory = std::fs::read_to_string(cgroup_file(
+        &id,
+        "memory",
+        "memory.limit_in_bytes",
+        "memory.max",
+    ))
+    .expect("the container's memory cgroup");
+    assert_eq!(memory.trim(), (48u64 << 20).to_string());
+    let cpu = std::fs::read_to_string(cgroup_file(&id, "cpu", "cpu.cfs_quota_us", "cpu.max"))
+        .expect("the container's cpu cgroup");
+    assert!(cpu.trim().starts_with("25000"), "{cpu}");
+    // The container's process and a process exec'd into it are both in its cgroup.
+    let own = c.ok(&["exec", "limited", "--", "cat", "/proc/1/cgroup"]);
+    let exec = c.ok(&["exec", "limited", "--", "cat", "/proc/self/cgroup"]);
+    for text in [&own, &exec] {
+        assert!(text.contains(&format!("/rkind/{id}")), "{text}");
+    }
+
+    // Over the limit, the kernel's OOM killer ends it, and the pod says OOMKilled.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"hog"},"spec":{"restartPolicy":"Never","containers":[
+            {"name":"c","image":"rkind/host","command":["python3","-c","b = bytearray(256 * 1024 * 1024); print(len(b))"],
+             "resources":{"limits":{"memory":"32Mi"}}}]}}"#,
+    );
+    c.eventually(60, "hog is OOMKilled", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "hog",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.reason}",
+        ]) == "OOMKilled"
+    });
+    let code = c.ok(&[
+        "get",
+        "pod",
+        "hog",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}",
+    ]);
+    assert_eq!(code, "137");
+
+    // Deleting the pod removes its cgroup.
+    c.ok(&["delete", "pod", "limited", "--grace-period=0", "--force"]);
+    c.eventually(30, "the container's cgroup is removed", || {
+        !cgroup_file(&id, "memory", "", "").exists()
+    });
+}

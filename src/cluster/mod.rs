@@ -309,7 +309,8 @@ impl RunningCluster {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let rt = self.runtime.clone();
-        let _ = tokio::task::spawn_blocking(move || rt.shutdown(Duration::from_secs(10))).await;
+        // Pods get their own grace period, at most 5 s: `rkind down` stays quick.
+        let _ = tokio::task::spawn_blocking(move || rt.shutdown(Duration::from_secs(5))).await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }

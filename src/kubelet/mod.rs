@@ -50,11 +50,31 @@ pub async fn start(
         .map_err(|e| KubeletError::Cri(format!("CRI Version: {}", e.message())))?
         .into_inner();
     let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
-    node::register(&api, &cfg, &runtime_version).await?;
+    // What the runtime reports beyond readiness (e.g. whether limits are enforced).
+    let runtime_conditions: Vec<node::RuntimeCondition> = runtime
+        .status(crate::runtime::cri::StatusRequest { verbose: false })
+        .await
+        .map(|r| {
+            r.into_inner()
+                .status
+                .map(|s| s.conditions)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.r#type != "RuntimeReady" && c.r#type != "NetworkReady")
+                .map(|c| node::RuntimeCondition {
+                    kind: c.r#type,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    node::register(&api, &cfg, &runtime_version, &runtime_conditions).await?;
     let a = api.clone();
     let name = cfg.node_name.clone();
     let s = shutdown.clone();
-    tokio::spawn(async move { node::heartbeat(a, name, s).await });
+    tokio::spawn(async move { node::heartbeat(a, name, runtime_conditions, s).await });
     let env = pods::PodEnv {
         api: api.clone(),
         runtime,
@@ -110,7 +130,12 @@ async fn pod_watch(
                 ev = stream.next() => ev,
             };
             let Some(Ok(ev)) = ev else { break };
-            if ev["type"] == "DELETED" || ev["type"] == "BOOKMARK" || ev["type"] == "ERROR" {
+            if ev["type"] == "DELETED" {
+                // Gone from the API without the kubelet's final delete (forced): stop it.
+                manager.removed(ev["object"].clone()).await;
+                continue;
+            }
+            if ev["type"] == "BOOKMARK" || ev["type"] == "ERROR" {
                 continue;
             }
             manager.update(ev["object"].clone()).await;

@@ -40,11 +40,41 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-fn conditions(now: &str) -> Value {
+/// A condition the runtime reports beyond being ready (e.g. `CgroupLimits`), shown on
+/// the Node as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeCondition {
+    /// Condition type.
+    pub kind: String,
+    /// True or False.
+    pub status: bool,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+fn conditions(now: &str, extra: &[RuntimeCondition]) -> Value {
     let cond = |t: &str, s: &str, reason: &str, msg: &str| {
         json!({"type": t, "status": s, "reason": reason, "message": msg,
                "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
+    let mut list = conditions_base(&cond);
+    if let Some(a) = list.as_array_mut() {
+        for c in extra {
+            a.push(cond(
+                &c.kind,
+                if c.status { "True" } else { "False" },
+                &c.reason,
+                &c.message,
+            ));
+        }
+    }
+    list
+}
+
+/// The kubelet's own conditions: no pressure, Ready.
+fn conditions_base(cond: &dyn Fn(&str, &str, &str, &str) -> Value) -> Value {
     json!([
         cond(
             "MemoryPressure",
@@ -74,7 +104,11 @@ fn conditions(now: &str) -> Value {
 }
 
 /// The Node object this kubelet registers.
-pub fn node_object(cfg: &KubeletConfig, runtime_version: &str) -> Value {
+pub fn node_object(
+    cfg: &KubeletConfig,
+    runtime_version: &str,
+    runtime_conditions: &[RuntimeCondition],
+) -> Value {
     let now = now_rfc3339();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -107,7 +141,7 @@ pub fn node_object(cfg: &KubeletConfig, runtime_version: &str) -> Value {
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
-            "conditions": conditions(&now),
+            "conditions": conditions(&now, runtime_conditions),
             "addresses": [
                 {"type": "InternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": cfg.node_name},
@@ -134,8 +168,9 @@ pub async fn register(
     api: &ApiClient,
     cfg: &KubeletConfig,
     runtime_version: &str,
+    runtime_conditions: &[RuntimeCondition],
 ) -> Result<(), ClientError> {
-    let node = node_object(cfg, runtime_version);
+    let node = node_object(cfg, runtime_version, runtime_conditions);
     let path = format!("/api/v1/nodes/{}", cfg.node_name);
     match api.post("/api/v1/nodes", &node).await {
         Ok(_) => {
@@ -189,7 +224,12 @@ async fn renew_lease(api: &ApiClient, node: &str) -> Result<(), ClientError> {
 }
 
 /// Renews the Lease every 10 s and the Node's condition heartbeats every minute.
-pub async fn heartbeat(api: Arc<ApiClient>, node: String, shutdown: CancellationToken) {
+pub async fn heartbeat(
+    api: Arc<ApiClient>,
+    node: String,
+    runtime_conditions: Vec<RuntimeCondition>,
+    shutdown: CancellationToken,
+) {
     let mut lease_tick = tokio::time::interval(Duration::from_secs(LEASE_SECONDS / 4));
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
     lease_tick.tick().await;
@@ -206,7 +246,7 @@ pub async fn heartbeat(api: Arc<ApiClient>, node: String, shutdown: Cancellation
                 let now = now_rfc3339();
                 let path = format!("/api/v1/nodes/{node}/status");
                 // A strategic merge patch keyed by condition type refreshes the heartbeats.
-                let patch = json!({"status": {"conditions": conditions(&now)}});
+                let patch = json!({"status": {"conditions": conditions(&now, &runtime_conditions)}});
                 if let Err(e) = api
                     .json(http::Method::PATCH, &path, "application/strategic-merge-patch+json", Some(&patch))
                     .await

@@ -139,6 +139,25 @@ impl PodManager {
     }
 }
 
+impl PodManager {
+    /// A pod that left the API (e.g. `kubectl delete --force`): its worker stops the
+    /// containers and removes the sandbox as for a deletion, with the grace period the
+    /// object last had (none for a forced deletion).
+    pub async fn removed(&mut self, mut pod: Value) {
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let Some(tx) = self.workers.get(&uid) else {
+            return;
+        };
+        if !pod["metadata"]["deletionTimestamp"].is_string() {
+            pod["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+        }
+        if pod["metadata"]["deletionGracePeriodSeconds"].is_null() {
+            pod["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        let _ = tx.send(pod).await;
+    }
+}
+
 fn pod_key(pod: &Value) -> (String, String, String) {
     (
         pod["metadata"]["namespace"]
@@ -880,6 +899,17 @@ impl Worker {
                 ("io.kubernetes.pod.namespace".to_string(), ns.clone()),
                 ("io.kubernetes.pod.uid".to_string(), uid.clone()),
             ]
+            .into_iter()
+            .collect(),
+            // As upstream's kubelet: the runtime may need the pod's grace period when it
+            // stops containers on its own (rkind's shutdown).
+            annotations: [(
+                "io.kubernetes.pod.terminationGracePeriod".to_string(),
+                self.spec()["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30)
+                    .to_string(),
+            )]
             .into_iter()
             .collect(),
             log_path: format!("{cname}/{attempt}.log"),

@@ -34,6 +34,8 @@ pub struct ExecRequest {
     pub error_file: PathBuf,
     /// Also report what a trace shows of the process (see `ExecSpec::report`).
     pub report: bool,
+    /// The container's cgroup (the exec'd process counts against its limits).
+    pub cgroup: Option<super::linux::cgroup::ContainerCgroup>,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
 }
@@ -124,15 +126,16 @@ fn command(req: &ExecRequest) -> std::process::Command {
     if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    linux::exec_command(
-        req.pid,
-        &req.argv,
-        &env,
-        Some(&req.cwd),
-        req.tty,
-        Some(&req.error_file),
-        req.report,
-    )
+    linux::exec_command(&linux::ExecSpec {
+        pid: req.pid,
+        argv: req.argv.clone(),
+        env,
+        cwd: req.cwd.clone(),
+        tty: req.tty,
+        error_file: Some(req.error_file.display().to_string()),
+        report: req.report,
+        cgroup: req.cgroup.clone(),
+    })
 }
 
 async fn run_pipes(req: &ExecRequest, io: ExecIo) -> Result<i32, String> {

@@ -147,6 +147,9 @@ pub struct ContainerRecord {
     pub cpu_quota: i64,
     /// CPU period.
     pub cpu_period: i64,
+    /// The container's cgroup, once started (None where the machine allows none).
+    #[serde(default)]
+    pub cgroup: Option<linux::cgroup::ContainerCgroup>,
 }
 
 #[derive(Default)]
@@ -163,6 +166,13 @@ pub struct Runtime {
     /// The image store.
     pub images: images::ImageStore,
     state: Mutex<State>,
+    /// The cgroup layout this machine allows (found by trying at start-up).
+    cgroups: linux::cgroup::Mode,
+    /// Set by [`Runtime::shutdown`]: no container starts any more.
+    closing: std::sync::atomic::AtomicBool,
+    /// Held (shared) by every container start; shutdown takes it exclusively, so it
+    /// waits for starts under way instead of racing them.
+    starting: std::sync::RwLock<()>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -202,6 +212,12 @@ impl Runtime {
             if let Ok(text) = std::fs::read_to_string(&rec)
                 && let Ok(mut c) = serde_json::from_str::<ContainerRecord>(&text)
             {
+                if c.state != ContainerStateKind::Running
+                    && let Some(cg) = &c.cgroup
+                {
+                    // Left behind by a crash of the previous rkind.
+                    cg.remove();
+                }
                 if c.state == ContainerStateKind::Running && !pid_alive(c.pid) {
                     c.state = ContainerStateKind::Exited;
                     c.finished_at = now_ns();
@@ -220,11 +236,16 @@ impl Runtime {
                 state.containers.insert(c.id.clone(), c);
             }
         }
+        let cgroups = linux::cgroup::detect();
+        tracing::info!(cgroups = %cgroups.describe(), "container limits");
         let rt = Arc::new(Runtime {
             root: root.to_path_buf(),
             hubs: Mutex::new(HashMap::new()),
             images,
             state: Mutex::new(state),
+            cgroups,
+            closing: std::sync::atomic::AtomicBool::new(false),
+            starting: std::sync::RwLock::new(()),
         });
         // Containers that still run from a previous rkind: watch them again.
         let running: Vec<ContainerRecord> = rt
@@ -503,6 +524,7 @@ impl Runtime {
             memory_limit: limits.0,
             cpu_quota: limits.1,
             cpu_period: limits.2,
+            cgroup: None,
         };
         self.save_container(&rec);
         self.lock().containers.insert(id.clone(), rec);
@@ -511,6 +533,12 @@ impl Runtime {
 
     /// Starts a created container; its output goes to its CRI log file.
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        let _starting = self.starting.read().unwrap_or_else(|e| e.into_inner());
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "the container runtime is shutting down",
+            ));
+        }
         let mut rec = self.container(id)?;
         if rec.state != ContainerStateKind::Created {
             return Err(Status::failed_precondition(format!(
@@ -527,6 +555,7 @@ impl Runtime {
                 lower: rec.layers.clone(),
             }
         };
+        rec.cgroup = self.container_cgroup(&rec)?;
         let spec = linux::ContainerSpec {
             sandbox_pid: sb.holder_pid,
             state_dir: dir.clone(),
@@ -557,16 +586,7 @@ impl Runtime {
             } else {
                 None
             },
-            cgroup: if rec.memory_limit > 0 || rec.cpu_quota > 0 {
-                Some(linux::CgroupLimits {
-                    memory_bytes: rec.memory_limit,
-                    cpu_quota: rec.cpu_quota,
-                    cpu_period: rec.cpu_period,
-                    cpu_shares: 0,
-                })
-            } else {
-                None
-            },
+            cgroup: rec.cgroup.clone(),
             tty: rec.tty,
             no_new_privs: true,
             capabilities: None,
@@ -726,6 +746,35 @@ impl Runtime {
         Ok(())
     }
 
+    /// The cgroup layout in use, for node conditions.
+    pub fn cgroup_mode(&self) -> &linux::cgroup::Mode {
+        &self.cgroups
+    }
+
+    /// Creates the container's cgroup with its limits. Without cgroups on this machine
+    /// the container runs unlimited (the node's `CgroupLimits` condition says so); a
+    /// cgroup that cannot be set up where cgroups work fails the start.
+    fn container_cgroup(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<Option<linux::cgroup::ContainerCgroup>, Status> {
+        if matches!(self.cgroups, linux::cgroup::Mode::Unavailable(_)) {
+            return Ok(None);
+        }
+        let limits = linux::CgroupLimits {
+            memory_bytes: rec.memory_limit,
+            cpu_quota: rec.cpu_quota,
+            cpu_period: rec.cpu_period,
+            cpu_shares: 0,
+        };
+        let cg = linux::cgroup::create(&self.cgroups, &rec.id, &limits).map_err(|e| {
+            Status::unknown(format!(
+                "failed to create containerd task: failed to apply cgroup limits: {e}"
+            ))
+        })?;
+        Ok(Some(cg))
+    }
+
     fn mark_exited(&self, id: &str, code: i32) {
         let dir = self.container_dir(id);
         let _ = std::fs::write(dir.join("exitcode"), code.to_string());
@@ -737,7 +786,8 @@ impl Runtime {
                 c.exit_code = code;
                 c.finished_at = now_ns();
                 if c.reason.is_empty() {
-                    c.reason = if oom_killed(&dir) {
+                    let oom = c.cgroup.as_ref().is_some_and(|cg| cg.oom_killed());
+                    c.reason = if oom || oom_killed(&dir) {
                         "OOMKilled".into()
                     } else if code == 0 {
                         "Completed".into()
@@ -749,6 +799,11 @@ impl Runtime {
             let c = c.clone();
             drop(st);
             self.save_container(&c);
+            // Its limits served their purpose (the OOM verdict is taken): no empty
+            // cgroup stays behind, even if rkind stops before the container is removed.
+            if let Some(cg) = &c.cgroup {
+                cg.remove();
+            }
         }
     }
 
@@ -808,22 +863,47 @@ impl Runtime {
     /// holder, as `rkind down` / SIGTERM must leave no process behind. Records stay, so
     /// the kubelet recreates the pods on the next start.
     pub fn shutdown(&self, grace: Duration) {
-        let running: Vec<String> = self
-            .containers()
-            .into_iter()
-            .filter(|c| c.state == ContainerStateKind::Running)
-            .map(|c| c.id)
-            .collect();
-        std::thread::scope(|scope| {
-            for id in &running {
-                scope.spawn(move || {
-                    let _ = self.stop_container_blocking(id, grace.as_secs() as i64);
-                });
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wait for starts under way: what they started is then in the records.
+        drop(self.starting.write().unwrap_or_else(|e| e.into_inner()));
+        // A start that was already under way when the flag was set shows up as running
+        // on the next pass.
+        for _ in 0..3 {
+            // Each container gets its pod's grace period, at most `grace`.
+            let running: Vec<(String, i64)> = self
+                .containers()
+                .into_iter()
+                .filter(|c| c.state == ContainerStateKind::Running)
+                .map(|c| {
+                    let pod_grace = c
+                        .annotations
+                        .get("io.kubernetes.pod.terminationGracePeriod")
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(i64::MAX);
+                    (c.id, pod_grace.min(grace.as_secs() as i64))
+                })
+                .collect();
+            if running.is_empty() {
+                break;
             }
-        });
+            std::thread::scope(|scope| {
+                for (id, secs) in &running {
+                    scope.spawn(move || {
+                        let _ = self.stop_container_blocking(id, *secs);
+                    });
+                }
+            });
+        }
         for sb in self.sandboxes() {
             if sb.ready {
                 let _ = self.stop_sandbox(&sb.id);
+            }
+        }
+        // No cgroup outlives the cluster (they are recreated with the containers).
+        for c in self.containers() {
+            if let Some(cg) = &c.cgroup {
+                cg.remove();
             }
         }
     }
@@ -836,6 +916,9 @@ impl Runtime {
         self.stop_container_blocking(&rec.id, 0)?;
         let dir = self.container_dir(&rec.id);
         linux::cleanup_container(&dir);
+        if let Some(cg) = &rec.cgroup {
+            cg.remove();
+        }
         let _ = std::fs::remove_dir_all(&dir);
         self.lock().containers.remove(&rec.id);
         self.hubs
@@ -868,8 +951,20 @@ impl Runtime {
                 rec.id
             )));
         }
-        let mut command =
-            linux::exec_command(rec.pid, cmd, &rec.env, Some(&rec.cwd), false, None, false);
+        let mut command = linux::exec_command(&linux::ExecSpec {
+            pid: rec.pid,
+            argv: cmd.to_vec(),
+            env: rec.env.clone(),
+            cwd: if rec.cwd.is_empty() {
+                "/".into()
+            } else {
+                rec.cwd.clone()
+            },
+            tty: false,
+            error_file: None,
+            report: false,
+            cgroup: rec.cgroup.clone(),
+        });
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

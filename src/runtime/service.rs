@@ -156,9 +156,23 @@ impl RuntimeService for CriService {
             reason: String::new(),
             message: String::new(),
         };
+        // Whether container limits are enforced on this machine; the kubelet shows it
+        // as a node condition.
+        let mode = self.rt.cgroup_mode();
+        let limits = cri::RuntimeCondition {
+            r#type: "CgroupLimits".into(),
+            status: !matches!(mode, crate::runtime::linux::cgroup::Mode::Unavailable(_)),
+            reason: match mode {
+                crate::runtime::linux::cgroup::Mode::V2 => "CgroupV2",
+                crate::runtime::linux::cgroup::Mode::V1 => "CgroupV1",
+                crate::runtime::linux::cgroup::Mode::Unavailable(_) => "CgroupsUnavailable",
+            }
+            .into(),
+            message: mode.describe(),
+        };
         Ok(Response::new(cri::StatusResponse {
             status: Some(cri::RuntimeStatus {
-                conditions: vec![cond("RuntimeReady"), cond("NetworkReady")],
+                conditions: vec![cond("RuntimeReady"), cond("NetworkReady"), limits],
             }),
             ..Default::default()
         }))

@@ -502,6 +502,7 @@ impl StreamingServer {
                         tty: opts.tty,
                         error_file: dir.join(format!("exec-{}.err", new_token())),
                         report: self.trace.enabled(),
+                        cgroup: c.cgroup.clone(),
                         exec_id: new_token(),
                     };
                     let (outcome, report) = exec::run(req, io).await;

@@ -268,7 +268,7 @@ impl Cluster {
                 nix::sys::signal::Signal::SIGTERM,
             );
             let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
+            while start.elapsed() < Duration::from_secs(15) {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
                 }

@@ -51,6 +51,9 @@ pub struct ExecSpec {
     /// namespaces as the process sees itself inside the container).
     #[serde(default)]
     pub report: bool,
+    /// The container's cgroup: the exec'd process counts against its limits.
+    #[serde(default)]
+    pub cgroup: Option<super::cgroup::ContainerCgroup>,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -544,10 +547,16 @@ fn run_init(spec_path: &Path) -> i32 {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(r);
+            // Into the container's cgroup first (a host path; its limits apply from the
+            // first instruction of the container's process on).
+            let joined = spec.cgroup.as_ref().map_or(Ok(()), |cg| cg.join_self());
             // The container's own mount namespace (the shim stays in the host's, so that
             // pivot_root does not move the shim's root too).
-            let prepared = unshare(CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
+            let prepared = joined
+                .and_then(|_| {
+                    unshare(CloneFlags::CLONE_NEWNS)
+                        .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
+                })
                 .and_then(|_| {
                     mnt(
                         None,
@@ -633,6 +642,11 @@ fn run_nsexec(json: &str) -> i32 {
             .open(p)
             .ok()
     });
+    if let Some(cg) = &spec.cgroup
+        && let Err(e) = cg.join_self()
+    {
+        return fail(e);
+    }
     if let Err(e) = join_namespaces(
         spec.pid,
         &[

@@ -14,8 +14,9 @@
 //! The holder and shims are not tied to rkind's life (no parent-death signal): a crashed
 //! rkind finds its containers running when it restarts; `rkind down` stops them.
 
+pub mod cgroup;
 mod helpers;
-pub use helpers::REPORT_PREFIX;
+pub use helpers::{ExecSpec, REPORT_PREFIX};
 mod terminal;
 
 use std::collections::BTreeMap;
@@ -102,7 +103,7 @@ pub enum Mount {
     },
 }
 
-/// cgroup limits (applied where the machine lets us; not yet wired).
+/// cgroup limits, as the kubelet asks for them (see [`cgroup::create`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CgroupLimits {
     /// Memory limit in bytes (0 = none).
@@ -144,8 +145,9 @@ pub struct ContainerSpec {
     pub host_pid: bool,
     /// Join this process's PID namespace instead of creating one.
     pub join_pid_of: Option<u32>,
-    /// cgroup limits.
-    pub cgroup: Option<CgroupLimits>,
+    /// The container's cgroup, joined by its process before it starts (None: run
+    /// without, on machines that allow no cgroups).
+    pub cgroup: Option<cgroup::ContainerCgroup>,
     /// Allocate a terminal (not yet).
     pub tty: bool,
     /// Set `no_new_privs`.
@@ -279,30 +281,13 @@ pub fn start_container(
     }
 }
 
-/// The command that runs `argv` inside the running container whose main process is
-/// `target_pid` (kubectl exec, ExecSync, exec probes). Exit status is the process's;
-/// a missing binary gives 127 with the reason on stderr.
-pub fn exec_command(
-    target_pid: u32,
-    argv: &[String],
-    env: &[String],
-    cwd: Option<&str>,
-    tty: bool,
-    error_file: Option<&Path>,
-    report: bool,
-) -> Command {
-    let spec = helpers::ExecSpec {
-        pid: target_pid,
-        argv: argv.to_vec(),
-        env: env.to_vec(),
-        cwd: cwd.unwrap_or("/").to_string(),
-        tty,
-        error_file: error_file.map(|p| p.display().to_string()),
-        report,
-    };
+/// The command that runs an exec (kubectl exec, ExecSync, exec probes) inside the
+/// running container whose main process is `spec.pid`. Exit status is the process's; a
+/// missing binary gives 127 with the reason on stderr (or in `spec.error_file`).
+pub fn exec_command(spec: &ExecSpec) -> Command {
     let mut cmd = own_binary();
     cmd.arg(helpers::NSEXEC)
-        .arg(serde_json::to_string(&spec).unwrap_or_default());
+        .arg(serde_json::to_string(spec).unwrap_or_default());
     cmd
 }
 
