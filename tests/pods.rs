@@ -684,6 +684,82 @@ fn limits_are_enforced_with_cgroups() {
         assert!(text.contains(&format!("/rkind/{id}")), "{text}");
     }
 
+    // What the cgroup accounted, through CRI stats (as crictl stats reads it): burn
+    // some CPU inside the container first.
+    c.ok(&[
+        "exec",
+        "limited",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done",
+    ]);
+    let sock = c.data_dir().join("cri.sock");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        use rkind::runtime::cri;
+        let ch = rkind::kubelet::pods::connect_cri(&sock).await.expect("cri");
+        let mut runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch);
+        let stats = runtime
+            .list_container_stats(cri::ListContainerStatsRequest {
+                filter: Some(cri::ContainerStatsFilter {
+                    id: id.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("ListContainerStats")
+            .into_inner()
+            .stats;
+        assert_eq!(stats.len(), 1);
+        let cpu = stats[0]
+            .cpu
+            .as_ref()
+            .and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0);
+        assert!(
+            cpu > 10_000_000,
+            "the exec's CPU time is the container's: {cpu} ns"
+        );
+        let ws = stats[0]
+            .memory
+            .as_ref()
+            .and_then(|m| m.working_set_bytes.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0);
+        assert!(ws > 0 && ws < 48 << 20, "working set {ws}");
+        let pods = runtime
+            .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: None })
+            .await
+            .expect("ListPodSandboxStats")
+            .into_inner()
+            .stats;
+        let pod = pods
+            .iter()
+            .find(|p| {
+                p.attributes
+                    .as_ref()
+                    .and_then(|a| a.metadata.as_ref())
+                    .is_some_and(|m| m.name == "limited")
+            })
+            .expect("the pod's stats");
+        let linux = pod.linux.as_ref().expect("linux stats");
+        assert_eq!(linux.containers.len(), 1);
+        assert!(
+            linux
+                .process
+                .as_ref()
+                .and_then(|p| p.process_count.as_ref())
+                .is_some_and(|n| n.value >= 1),
+            "{linux:?}"
+        );
+        runtime
+            .update_runtime_config(cri::UpdateRuntimeConfigRequest::default())
+            .await
+            .expect("UpdateRuntimeConfig");
+    });
+
     // Over the limit, the kernel's OOM killer ends it, and the pod says OOMKilled.
     c.ok_stdin(
         &["apply", "-f", "-"],

@@ -10,6 +10,7 @@ pub mod images;
 pub mod linux;
 pub mod logs;
 pub mod service;
+pub mod stats;
 pub mod streaming;
 
 use std::collections::HashMap;

@@ -85,6 +85,11 @@ fn container_state(c: &ContainerRecord) -> i32 {
     }
 }
 
+/// A sandbox's CRI metadata.
+pub fn sandbox_metadata(s: &SandboxRecord) -> cri::PodSandboxMetadata {
+    sandbox_meta(s)
+}
+
 fn sandbox_meta(s: &SandboxRecord) -> cri::PodSandboxMetadata {
     cri::PodSandboxMetadata {
         name: s.name.clone(),
@@ -541,6 +546,71 @@ impl RuntimeService for CriService {
             .streaming
             .port_forward_url(&req.pod_sandbox_id, trace)?;
         Ok(Response::new(cri::PortForwardResponse { url }))
+    }
+
+    async fn container_stats(
+        &self,
+        r: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        let c = self.rt.container(&r.into_inner().container_id)?;
+        Ok(Response::new(cri::ContainerStatsResponse {
+            stats: Some(super::stats::container(&c)),
+        }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        r: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        let f = r.into_inner().filter.unwrap_or_default();
+        let stats = self
+            .rt
+            .containers()
+            .into_iter()
+            .filter(|c| c.state == ContainerStateKind::Running)
+            .filter(|c| f.id.is_empty() || c.id == f.id)
+            .filter(|c| f.pod_sandbox_id.is_empty() || c.sandbox_id == f.pod_sandbox_id)
+            .filter(|c| labels_match(&c.labels, &f.label_selector))
+            .map(|c| super::stats::container(&c))
+            .collect();
+        Ok(Response::new(cri::ListContainerStatsResponse { stats }))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        r: Request<cri::PodSandboxStatsRequest>,
+    ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        let s = self.rt.sandbox(&r.into_inner().pod_sandbox_id)?;
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(super::stats::sandbox(&s, &self.rt.containers())),
+        }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        r: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        let f = r.into_inner().filter.unwrap_or_default();
+        let containers = self.rt.containers();
+        let stats = self
+            .rt
+            .sandboxes()
+            .into_iter()
+            .filter(|s| s.ready)
+            .filter(|s| f.id.is_empty() || s.id == f.id)
+            .filter(|s| labels_match(&s.labels, &f.label_selector))
+            .map(|s| super::stats::sandbox(&s, &containers))
+            .collect();
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
+    }
+
+    /// The kubelet's pod CIDR and similar: nothing here depends on them (pods have no
+    /// cluster network yet), so they are accepted as upstream runtimes do.
+    async fn update_runtime_config(
+        &self,
+        _r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
     async fn update_container_resources(

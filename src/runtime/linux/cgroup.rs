@@ -33,7 +33,7 @@ impl Mode {
                 format!("cgroup v2 ({ROOT}/{PARENT}): memory, cpu and pids limits enforced")
             }
             Mode::V1 => format!(
-                "cgroup v1 ({ROOT}/{{memory,cpu,pids}}/{PARENT}): memory, cpu and pids limits enforced"
+                "cgroup v1 ({ROOT}/{{memory,cpu,cpuacct,pids}}/{PARENT}): memory, cpu and pids limits enforced"
             ),
             Mode::Unavailable(why) => format!("no cgroup limits: {why}"),
         }
@@ -141,10 +141,19 @@ pub fn create(
         }
         Mode::V1 => {
             let mut dirs = Vec::new();
-            for c in ["memory", "cpu", "pids"] {
-                let dir = Path::new(ROOT).join(c).join(PARENT).join(container_id);
+            for c in ["memory", "cpu", "pids", "cpuacct"] {
+                let hierarchy = Path::new(ROOT).join(c);
+                // cpuacct (CPU time accounting) is its own hierarchy on some machines,
+                // mounted with cpu on others, absent on a few.
+                if c == "cpuacct" && !hierarchy.join("cgroup.procs").exists() {
+                    continue;
+                }
+                let _ = try_mkdir(&hierarchy.join(PARENT));
+                let dir = hierarchy.join(PARENT).join(container_id);
                 try_mkdir(&dir)?;
-                dirs.push(dir);
+                if !dirs.iter().any(|d: &PathBuf| same_dir(d, &dir)) {
+                    dirs.push(dir);
+                }
             }
             if limits.memory_bytes > 0 {
                 write(
@@ -174,7 +183,79 @@ pub fn create(
     }
 }
 
+/// What a container used, from its cgroup (what `crictl stats` and the kubelet's
+/// summary show).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time used, nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Memory charged, bytes.
+    pub memory_bytes: Option<u64>,
+    /// Memory minus inactive file cache (the kubelet's eviction signal).
+    pub working_set_bytes: Option<u64>,
+    /// Anonymous memory.
+    pub rss_bytes: Option<u64>,
+    /// Processes in the cgroup.
+    pub processes: Option<u64>,
+}
+
+/// Whether two paths name the same directory (co-mounted v1 controllers).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn stat_field(path: &Path, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
 impl ContainerCgroup {
+    /// Current usage; fields the machine does not account are `None`.
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage::default();
+        if self.unified {
+            let Some(d) = self.dirs.first() else {
+                return u;
+            };
+            u.cpu_ns = stat_field(&d.join("cpu.stat"), "usage_usec").map(|us| us * 1000);
+            u.memory_bytes = read_u64(&d.join("memory.current"));
+            let inactive = stat_field(&d.join("memory.stat"), "inactive_file").unwrap_or(0);
+            u.working_set_bytes = u.memory_bytes.map(|m| m.saturating_sub(inactive));
+            u.rss_bytes = stat_field(&d.join("memory.stat"), "anon");
+            u.processes = read_u64(&d.join("pids.current"));
+        } else {
+            let dir = |c: &str| {
+                self.dirs
+                    .iter()
+                    .find(|d| d.starts_with(Path::new(ROOT).join(c)))
+            };
+            if let Some(d) = dir("memory") {
+                u.memory_bytes = read_u64(&d.join("memory.usage_in_bytes"));
+                let inactive =
+                    stat_field(&d.join("memory.stat"), "total_inactive_file").unwrap_or(0);
+                u.working_set_bytes = u.memory_bytes.map(|m| m.saturating_sub(inactive));
+                u.rss_bytes = stat_field(&d.join("memory.stat"), "total_rss");
+            }
+            u.cpu_ns = ["cpuacct", "cpu"]
+                .iter()
+                .filter_map(|c| dir(c))
+                .find_map(|d| read_u64(&d.join("cpuacct.usage")));
+            if let Some(d) = dir("pids") {
+                u.processes = read_u64(&d.join("pids.current"));
+            }
+        }
+        u
+    }
+
     /// Moves the calling process into the cgroup (its children follow).
     pub fn join_self(&self) -> Result<(), String> {
         for d in &self.dirs {
