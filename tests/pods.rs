@@ -785,6 +785,42 @@ fn limits_are_enforced_with_cgroups() {
     ]);
     assert_eq!(code, "137");
 
+    // An emptyDir with medium Memory is a tmpfs of its sizeLimit, gone with the pod.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ram"},"spec":{"terminationGracePeriodSeconds":1,"containers":[
+            {"name":"c","image":"rkind/host","command":["sleep","3600"],
+             "volumeMounts":[{"name":"cache","mountPath":"/cache"}]}],
+            "volumes":[{"name":"cache","emptyDir":{"medium":"Memory","sizeLimit":"8Mi"}}]}}"#,
+    );
+    wait_phase(&c, "ram", "Running");
+    let mounts = c.ok(&["exec", "ram", "--", "grep", " /cache ", "/proc/mounts"]);
+    assert!(
+        mounts.starts_with("tmpfs /cache tmpfs") && mounts.contains("size=8192k"),
+        "{mounts}"
+    );
+    let full = c.kubectl(&[
+        "exec",
+        "ram",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/cache/f",
+        "bs=1M",
+        "count=16",
+    ]);
+    assert!(
+        !full.status.success(),
+        "16 MiB do not fit in 8 MiB of memory"
+    );
+    let uid = c.ok(&["get", "pod", "ram", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok(&["delete", "pod", "ram"]);
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !host_mounts.contains(&uid),
+        "the tmpfs is unmounted with its pod"
+    );
+
     // Deleting the pod removes its cgroup.
     c.ok(&["delete", "pod", "limited", "--grace-period=0", "--force"]);
     c.eventually(30, "the container's cgroup is removed", || {

@@ -4,7 +4,7 @@
 //! accurate pod status written back through the API server.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -589,6 +589,12 @@ impl Worker {
             }
             std::fs::create_dir_all(&dir).map_err(|e| format!("volume {vname}: {e}"))?;
             if v["emptyDir"].is_object() {
+                if v["emptyDir"]["medium"] == "Memory" {
+                    let size = v["emptyDir"]["sizeLimit"].as_str().and_then(parse_bytes);
+                    mount_tmpfs(&dir, size).map_err(|e| {
+                        format!("MountVolume.SetUp failed for volume \"{vname}\" : {e}")
+                    })?;
+                }
                 self.mounts.insert(vname, dir);
                 continue;
             }
@@ -1255,6 +1261,7 @@ impl Worker {
             self.sandbox_id = None;
         }
         let (ns, name, uid) = pod_key(&self.pod);
+        unmount_volumes(&self.env.pods_dir.join(&uid).join("volumes"));
         let _ = std::fs::remove_dir_all(self.env.pods_dir.join(&uid));
         let opts = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
         match self
@@ -1266,6 +1273,49 @@ impl Worker {
             Ok(_) => Ok(()),
             Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
             Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Whether `dir` is a mount point (an emptyDir already backed by memory after a restart).
+fn is_mount_point(dir: &Path) -> bool {
+    let want = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
+}
+
+/// Backs an emptyDir with memory (`medium: Memory`), `size` bytes at most, as the kubelet
+/// does with tmpfs.
+fn mount_tmpfs(dir: &Path, size: Option<i64>) -> Result<(), String> {
+    if is_mount_point(dir) {
+        return Ok(());
+    }
+    let mut opts = String::from("mode=0777");
+    if let Some(n) = size.filter(|n| *n > 0) {
+        opts.push_str(&format!(",size={n}"));
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| format!("mounting tmpfs on {}: {e}", dir.display()))
+}
+
+/// Unmounts the memory-backed volumes under a pod's volume directory (before it is
+/// removed: no mount outlives its pod).
+fn unmount_volumes(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if is_mount_point(&p) {
+            let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
