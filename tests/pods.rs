@@ -827,3 +827,26 @@ fn limits_are_enforced_with_cgroups() {
         !cgroup_file(&id, "memory", "", "").exists()
     });
 }
+
+#[test]
+fn prestop_hook_runs_before_the_container_stops() {
+    let c = Cluster::start("prestop");
+    let host = c.dir.path().join("hook-out");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"hooked"}},"spec":{{"terminationGracePeriodSeconds":5,"containers":[
+            {{"name":"c","image":"rkind/host","command":["sh","-c","trap 'echo term >> /out/log; exit 0' TERM; while true; do sleep 0.1; done"],
+             "lifecycle":{{"preStop":{{"exec":{{"command":["sh","-c","echo prestop >> /out/log"]}}}}}},
+             "volumeMounts":[{{"name":"out","mountPath":"/out"}}]}}],
+            "volumes":[{{"name":"out","hostPath":{{"path":"{}"}}}}]}}}}"#,
+            host.display()
+        ),
+    );
+    wait_phase(&c, "hooked", "Running");
+    c.ok(&["delete", "pod", "hooked"]);
+    // The hook ran first, then the container got SIGTERM.
+    let log = std::fs::read_to_string(host.join("log")).expect("hook output");
+    assert_eq!(log, "prestop\nterm\n");
+}

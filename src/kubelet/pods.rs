@@ -1233,13 +1233,62 @@ impl Worker {
                     .await;
             }
             let mut handles = Vec::new();
-            for (_, id) in ids {
+            for (name, id) in ids {
                 let mut rt = self.env.runtime.clone();
+                // The preStop hook runs first and counts against the grace period, as
+                // upstream's kubelet does it.
+                let hook: Vec<String> = self.spec()["containers"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|c| c["name"] == name.as_str()))
+                    .and_then(|c| {
+                        c["lifecycle"]["preStop"]["exec"]["command"]
+                            .as_array()
+                            .cloned()
+                    })
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|w| w.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let pod = self.pod.clone();
+                let api = self.env.api.clone();
                 handles.push(tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    if !hook.is_empty() {
+                        let r = rt
+                            .exec_sync(cri::ExecSyncRequest {
+                                container_id: id.clone(),
+                                cmd: hook.clone(),
+                                timeout: grace.max(1),
+                            })
+                            .await;
+                        let failed = match r {
+                            Ok(r) if r.get_ref().exit_code == 0 => None,
+                            Ok(r) => Some(format!(
+                                "PreStopHook failed: command {hook:?} exited with {}: {}",
+                                r.get_ref().exit_code,
+                                String::from_utf8_lossy(&r.get_ref().stderr).trim()
+                            )),
+                            Err(e) => Some(format!("PreStopHook failed: {}", e.message())),
+                        };
+                        if let Some(msg) = failed {
+                            record_event(
+                                &api,
+                                &pod,
+                                "Warning",
+                                "FailedPreStopHook",
+                                &msg,
+                                "kubelet",
+                            )
+                            .await;
+                        }
+                    }
+                    let left = grace - started.elapsed().as_secs() as i64;
                     let _ = rt
                         .stop_container(cri::StopContainerRequest {
                             container_id: id,
-                            timeout: grace,
+                            timeout: left.max(0),
                         })
                         .await;
                 }));
