@@ -850,3 +850,29 @@ fn prestop_hook_runs_before_the_container_stops() {
     let log = std::fs::read_to_string(host.join("log")).expect("hook output");
     assert_eq!(log, "prestop\nterm\n");
 }
+
+#[test]
+fn exec_runs_as_the_containers_user() {
+    let c = Cluster::start("runas");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"user"},"spec":{"terminationGracePeriodSeconds":1,
+            "securityContext":{"runAsUser":1234,"runAsGroup":2345},
+            "containers":[{"name":"c","image":"rkind/host","command":["sleep","3600"],
+             "readinessProbe":{"exec":{"command":["sh","-c","test $(id -u) = 1234"]},"periodSeconds":1}}]}}"#,
+    );
+    wait_phase(&c, "user", "Running");
+    // kubectl exec (through the streaming server) and exec probes (ExecSync) both run
+    // as the container's user, as runc exec does.
+    assert_eq!(c.ok(&["exec", "user", "--", "id", "-u"]).trim(), "1234");
+    assert_eq!(c.ok(&["exec", "user", "--", "id", "-g"]).trim(), "2345");
+    c.eventually(20, "the probe ran as the container's user", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "user",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].ready}",
+        ]) == "true"
+    });
+}

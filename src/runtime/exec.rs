@@ -36,6 +36,10 @@ pub struct ExecRequest {
     pub report: bool,
     /// The container's cgroup (the exec'd process counts against its limits).
     pub cgroup: Option<super::linux::cgroup::ContainerCgroup>,
+    /// The container's user and group (the exec'd process runs as them).
+    pub uid: u32,
+    /// See `uid`.
+    pub gid: u32,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
 }
@@ -135,6 +139,8 @@ fn command(req: &ExecRequest) -> std::process::Command {
         error_file: Some(req.error_file.display().to_string()),
         report: req.report,
         cgroup: req.cgroup.clone(),
+        uid: req.uid,
+        gid: req.gid,
     })
 }
 

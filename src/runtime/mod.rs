@@ -965,6 +965,8 @@ impl Runtime {
             error_file: None,
             report: false,
             cgroup: rec.cgroup.clone(),
+            uid: rec.uid,
+            gid: rec.gid,
         });
         command
             .stdin(Stdio::null())

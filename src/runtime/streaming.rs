@@ -503,6 +503,8 @@ impl StreamingServer {
                         error_file: dir.join(format!("exec-{}.err", new_token())),
                         report: self.trace.enabled(),
                         cgroup: c.cgroup.clone(),
+                        uid: c.uid,
+                        gid: c.gid,
                         exec_id: new_token(),
                     };
                     let (outcome, report) = exec::run(req, io).await;

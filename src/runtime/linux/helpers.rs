@@ -54,6 +54,13 @@ pub struct ExecSpec {
     /// The container's cgroup: the exec'd process counts against its limits.
     #[serde(default)]
     pub cgroup: Option<super::cgroup::ContainerCgroup>,
+    /// The container's user and group: an exec'd process runs as the container's
+    /// process does (runAsUser/runAsGroup), as with runc exec.
+    #[serde(default)]
+    pub uid: u32,
+    /// See `uid`.
+    #[serde(default)]
+    pub gid: u32,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -699,8 +706,8 @@ fn run_nsexec(json: &str) -> i32 {
                     &spec.env,
                     &spec.cwd,
                     &Identity {
-                        uid: 0,
-                        gid: 0,
+                        uid: spec.uid,
+                        gid: spec.gid,
                         groups: &[],
                         caps: None,
                         no_new_privs: true,
