@@ -220,7 +220,15 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
             }
         }));
     }
-    step(&format!("Runtime (CRI on {})", cri_socket.display()), t, ());
+    step(
+        &format!(
+            "Runtime (CRI on {}; {})",
+            cri_socket.display(),
+            runtime.cgroup_mode().describe()
+        ),
+        t,
+        (),
+    );
 
     let t = Instant::now();
     let kubelet_listener = bind(0).await?;

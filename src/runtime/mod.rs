@@ -238,7 +238,7 @@ impl Runtime {
             }
         }
         let cgroups = linux::cgroup::detect();
-        tracing::info!(cgroups = %cgroups.describe(), "container limits");
+        tracing::debug!(cgroups = %cgroups.describe(), "container limits");
         let rt = Arc::new(Runtime {
             root: root.to_path_buf(),
             hubs: Mutex::new(HashMap::new()),
