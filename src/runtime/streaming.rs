@@ -502,7 +502,7 @@ impl StreamingServer {
                         tty: opts.tty,
                         error_file: dir.join(format!("exec-{}.err", new_token())),
                         report: self.trace.enabled(),
-                        cgroup: c.cgroup.clone(),
+                        cgroup: c.exec_cgroup(),
                         uid: c.uid,
                         gid: c.gid,
                         exec_id: new_token(),

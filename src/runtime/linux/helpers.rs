@@ -727,7 +727,9 @@ fn run_nsexec(json: &str) -> i32 {
             if spec.report
                 && let Some(f) = error_file.as_mut()
             {
-                let _ = writeln!(f, "{REPORT_PREFIX}pid {}", child.as_raw());
+                // One write: the child may be writing its lines to the same file.
+                let line = format!("{REPORT_PREFIX}pid {}\n", child.as_raw());
+                let _ = f.write_all(line.as_bytes());
             }
             drop(error_file);
             match pty {
