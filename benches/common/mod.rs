@@ -23,8 +23,32 @@ pub fn start(dir: &Path) -> (Child, f64) {
     start_with_env(dir, &[])
 }
 
+/// Clusters started by this benchmark, stopped by the panic hook if a benchmark fails
+/// (before its temp dir goes away under a running cluster).
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn stop_on_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let pids: Vec<u32> = RUNNING.lock().map(|v| v.clone()).unwrap_or_default();
+            for pid in pids {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let deadline = Instant::now() + std::time::Duration::from_secs(15);
+                while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        }));
+    });
+}
+
 /// Starts a cluster whose rkind process also gets `env` (e.g. `RKIND_TRACE=off`).
 pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> (Child, f64) {
+    stop_on_panic();
     let t = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rkind"))
         .envs(env.iter().copied())
@@ -47,10 +71,16 @@ pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> (Child, f64) {
     }
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     std::thread::spawn(move || for _ in lines {});
+    if let Ok(mut v) = RUNNING.lock() {
+        v.push(child.id());
+    }
     (child, ms)
 }
 
 pub fn stop(mut child: Child) {
+    if let Ok(mut v) = RUNNING.lock() {
+        v.retain(|p| *p != child.id());
+    }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
