@@ -575,6 +575,15 @@ fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Resul
                 println!("No cluster {name:?} found (looked in {}).", dir.display());
             } else {
                 println!("Cluster {name:?} is not running.");
+                // A crash leaves pods running: clean up after it.
+                let c =
+                    crate::runtime::leftovers::clean(&dir.join("runtime"), &dir.join("cri.sock"));
+                if c.processes > 0 || c.cgroups > 0 {
+                    println!(
+                        "Cleaned up after a crash: stopped {} leftover process(es), removed {} container cgroup(s).",
+                        c.processes, c.cgroups
+                    );
+                }
             }
         }
     }

@@ -225,3 +225,99 @@ fn run_is_a_hermetic_harness() {
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
+
+#[test]
+fn down_cleans_up_after_a_crashed_cluster() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _cleanup = Cleanup(h, vec!["crash"]);
+    let up = rkind(h, &["up", "--name", "crash", "-d"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let run = kubectl(
+        h,
+        &[
+            "run",
+            "victim",
+            "--image=rkind/host",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "4242",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let wait = kubectl(
+        h,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/victim",
+            "--timeout=60s",
+        ],
+    );
+    assert!(wait.status.success(), "{}", text(&wait));
+    let id = text(&kubectl(
+        h,
+        &[
+            "get",
+            "pod",
+            "victim",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ],
+    ))
+    .trim_start_matches("rkind://")
+    .to_string();
+    let cgroup_dirs = [
+        std::path::PathBuf::from("/sys/fs/cgroup/memory/rkind").join(&id),
+        std::path::PathBuf::from("/sys/fs/cgroup/rkind").join(&id),
+    ];
+    assert!(
+        cgroup_dirs.iter().any(|d| d.exists()),
+        "the container has a cgroup: {cgroup_dirs:?}"
+    );
+    let data = h.join("xdg/rkind/crash");
+    let pid: i32 = std::fs::read_to_string(data.join("rkind.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // A crash: the cluster dies, its pod does not.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let marker = data.display().to_string();
+    let leftovers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("sleep 4242") || (c.contains("__rkind-") && c.contains(&marker)))
+            .count()
+    };
+    assert!(
+        leftovers() >= 2,
+        "the pod outlives the crash (shim, holder, sleep)"
+    );
+    let down = rkind(h, &["down", "--name", "crash"]);
+    let out = text(&down);
+    assert!(down.status.success(), "{out}");
+    assert!(out.contains("is not running"), "{out}");
+    assert!(out.contains("Cleaned up after a crash"), "{out}");
+    let start = std::time::Instant::now();
+    while leftovers() > 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "processes left after rkind down"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        cgroup_dirs.iter().all(|d| !d.exists()),
+        "the container's cgroup is removed: {cgroup_dirs:?}"
+    );
+}

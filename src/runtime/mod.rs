@@ -7,6 +7,7 @@ pub mod attach;
 pub mod cri;
 pub mod exec;
 pub mod images;
+pub mod leftovers;
 pub mod linux;
 pub mod logs;
 pub mod service;

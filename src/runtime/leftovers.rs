@@ -1,0 +1,101 @@
+//! After a crash (rkind killed with SIGKILL, the machine's OOM killer…) the containers,
+//! their shims and the pod namespace holders keep running and their cgroups stay.
+//! `rkind down` on a cluster that is not running removes them, as `kind delete` leaves
+//! nothing behind: processes are recognised by the data directory in their command line
+//! (shims and holders) or by sitting in a container's cgroup, never by pid alone.
+
+use std::path::Path;
+
+use super::ContainerRecord;
+
+/// What was cleaned.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Processes killed.
+    pub processes: usize,
+    /// Container cgroups removed.
+    pub cgroups: usize,
+}
+
+fn records(runtime_dir: &Path) -> Vec<ContainerRecord> {
+    std::fs::read_dir(runtime_dir.join("containers"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("record.json")).ok())
+                .filter_map(|t| serde_json::from_str(&t).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn kill(pid: u32) -> bool {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .is_ok()
+}
+
+/// Kills what a crashed cluster whose runtime state is in `runtime_dir` left running
+/// and removes its containers' cgroups and CRI socket. Blocking; idempotent.
+pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
+    let mut cleaned = Cleaned::default();
+    let marker = runtime_dir.display().to_string();
+    // Shims and namespace holders name their state under the data directory.
+    for p in crate::trace::evidence::processes() {
+        if p.pid != std::process::id()
+            && (p.args.contains("__rkind-init") || p.args.contains("__rkind-sandbox"))
+            && p.args.contains(&marker)
+            && kill(p.pid)
+        {
+            cleaned.processes += 1;
+        }
+    }
+    // Container processes (and anything exec'd into them) are in the containers' cgroups;
+    // without cgroups, the recorded main pid is checked against its container first.
+    for rec in records(runtime_dir) {
+        match &rec.cgroup {
+            Some(cg) => {
+                for d in &cg.dirs {
+                    for pid in std::fs::read_to_string(d.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| l.trim().parse::<u32>().ok())
+                    {
+                        if kill(pid) {
+                            cleaned.processes += 1;
+                        }
+                    }
+                }
+                let existed = cg.dirs.iter().any(|d| d.exists());
+                cg.remove();
+                if existed && cg.dirs.iter().all(|d| !d.exists()) {
+                    cleaned.cgroups += 1;
+                }
+            }
+            None => {
+                // Only a process in other pid and mount namespaces than ours (a
+                // container's, not a host process that reused the pid) that has the
+                // container's environment.
+                let ns = |pid: u32, kind: &str| {
+                    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
+                };
+                let me = std::process::id();
+                let env = std::fs::read(format!("/proc/{}/environ", rec.pid)).unwrap_or_default();
+                let ours = rec.pid != 0
+                    && ns(rec.pid, "pid").is_some()
+                    && ns(rec.pid, "pid") != ns(me, "pid")
+                    && ns(rec.pid, "mnt") != ns(me, "mnt")
+                    && rec
+                        .env
+                        .iter()
+                        .all(|e| env.split(|b| *b == 0).any(|v| v == e.as_bytes()));
+                if ours && kill(rec.pid) {
+                    cleaned.processes += 1;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(cri_socket);
+    cleaned
+}
