@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::stream::portforward::{Pairer, PortStream, parse_headers};
 use crate::stream::remotecommand::{
     self, Outcome, PORT_FORWARD_PROTOCOL, ResizeDecoder, SPDY_SERVER_PROTOCOLS, StreamOptions,
-    StreamType,
+    StreamType, TerminalSize,
 };
 use crate::stream::session::{Role, Session, SpdyStream};
 use crate::stream::upgrade;
@@ -785,38 +785,12 @@ fn wire_streams(
             cancel.cancel();
         });
     }
-    let stdin = s.stdin.map(|mut st| {
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            while let Some(d) = st.reader.recv().await {
-                tally.add("stdin", true, d.len());
-                if tx.send(d).await.is_err() {
-                    break;
-                }
-            }
-            tally.closed("stdin", "closed by the client (EOF)");
-            // Dropping `tx` is stdin EOF for the process.
-        });
-        rx
-    });
-    let resize = s.resize.map(|mut st| {
-        let (tx, rx) = mpsc::channel(4);
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            let mut dec = ResizeDecoder::default();
-            while let Some(d) = st.reader.recv().await {
-                tally.add("resize", true, d.len());
-                for size in dec.feed(&d) {
-                    tally.resize(size);
-                    if tx.send(size).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        rx
-    });
+    let stdin = s
+        .stdin
+        .map(|st| counted_stdin(st.reader.into_receiver(), tally));
+    let resize = s
+        .resize
+        .map(|st| decoded_resizes(st.reader.into_receiver(), tally));
     let mut pumps = Vec::new();
     let mut out_channel = |st: Option<SpdyStream>, name: &'static str| {
         st.map(|st| {
@@ -850,6 +824,44 @@ fn wire_streams(
     )
 }
 
+/// Passes the client's stdin on, counting it; the end of `raw` is stdin EOF.
+fn counted_stdin(mut raw: mpsc::Receiver<Bytes>, tally: &Arc<Tally>) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let tally = tally.clone();
+    tokio::spawn(async move {
+        while let Some(d) = raw.recv().await {
+            tally.add("stdin", true, d.len());
+            if tx.send(d).await.is_err() {
+                break;
+            }
+        }
+        tally.closed("stdin", "closed by the client (EOF)");
+    });
+    rx
+}
+
+/// Decodes the client's resize messages into terminal sizes, noting each.
+fn decoded_resizes(
+    mut raw: mpsc::Receiver<Bytes>,
+    tally: &Arc<Tally>,
+) -> mpsc::Receiver<TerminalSize> {
+    let (tx, rx) = mpsc::channel(4);
+    let tally = tally.clone();
+    tokio::spawn(async move {
+        let mut dec = ResizeDecoder::default();
+        while let Some(d) = raw.recv().await {
+            tally.add("resize", true, d.len());
+            for size in dec.feed(&d) {
+                tally.resize(size);
+                if tx.send(size).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// Connects WebSocket channels to exec channels (resize messages decoded on the way).
 fn wire_channels(
     ws: &ChannelSession,
@@ -878,37 +890,8 @@ fn wire_channels(
     };
     let stdout = output(opts.stdout, wschannel::STDOUT, "stdout");
     let stderr = output(opts.stderr && !opts.tty, wschannel::STDERR, "stderr");
-    let stdin = input.stdin.map(|mut raw| {
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            while let Some(d) = raw.recv().await {
-                tally.add("stdin", true, d.len());
-                if tx.send(d).await.is_err() {
-                    break;
-                }
-            }
-            tally.closed("stdin", "closed by the client (EOF)");
-        });
-        rx
-    });
-    let resize = input.resize.map(|mut raw| {
-        let (tx, rx) = mpsc::channel(4);
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            let mut dec = ResizeDecoder::default();
-            while let Some(d) = raw.recv().await {
-                tally.add("resize", true, d.len());
-                for size in dec.feed(&d) {
-                    tally.resize(size);
-                    if tx.send(size).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        rx
-    });
+    let stdin = input.stdin.map(|rx| counted_stdin(rx, tally));
+    let resize = input.resize.map(|rx| decoded_resizes(rx, tally));
     (
         ExecIo {
             stdin,

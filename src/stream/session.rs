@@ -61,6 +61,12 @@ impl StreamReader {
     pub async fn recv(&mut self) -> Option<Bytes> {
         self.rx.recv().await
     }
+
+    /// The stream's data as a plain channel (for code that also takes channels from
+    /// other transports).
+    pub fn into_receiver(self) -> mpsc::Receiver<Bytes> {
+        self.rx
+    }
 }
 
 /// The writing half of one stream. Cheap to clone.
