@@ -97,6 +97,41 @@ impl SessionTrace {
         self.recorder.end(&id, outcome.unwrap_or_default());
     }
 
+    /// Fills in the kubelet hop from the counts on its connection: its answer was
+    /// complete with the last byte read from the kubelet.
+    fn kubelet_counted(&mut self, counter: &ByteCounter, closed: &str) {
+        if let Some(k) = self.kubelet.as_mut() {
+            k.bytes_to_callee = counter.written.load(Ordering::Relaxed);
+            k.bytes_to_caller = counter.read.load(Ordering::Relaxed);
+            k.closed = closed.to_string();
+            k.finish_at(counter.last_read());
+        }
+    }
+
+    /// Ends a session whose bytes went between the client and the kubelet unchanged
+    /// (SPDY proxy, port-forward tunnel): one counter serves both hops.
+    fn finish_relayed(
+        mut self,
+        counter: &ByteCounter,
+        kubelet_closed: &str,
+        outcome: Option<TraceOutcome>,
+        closed: &str,
+    ) {
+        self.kubelet_counted(counter, kubelet_closed);
+        let first = counter.first_write_after(self.client.started_unix_ns);
+        self.finish(
+            (
+                counter.written.load(Ordering::Relaxed),
+                counter.read.load(Ordering::Relaxed),
+            ),
+            first,
+            counter.last_read(),
+            Vec::new(),
+            outcome,
+            closed,
+        );
+    }
+
     /// Ends a session refused before the upgrade.
     fn refused(mut self, e: &ApiError) {
         if let Some(r) = self.client.request.as_mut() {
@@ -498,22 +533,10 @@ async fn proxy_spdy(
                     .map(String::from);
             }
             let done = move || {
-                if let Some(mut t) = trace {
-                    let to_kubelet = counter.written.load(Ordering::Relaxed);
-                    let from_kubelet = counter.read.load(Ordering::Relaxed);
-                    if let Some(k) = t.kubelet.as_mut() {
-                        k.bytes_to_callee = to_kubelet;
-                        k.bytes_to_caller = from_kubelet;
-                        k.closed = "both sides closed; splice ended".into();
-                        k.finish_at(counter.last_read());
-                    }
-                    let first = counter.first_write_after(t.client.started_unix_ns);
-                    // What comes from the kubelet goes straight on to the client.
-                    t.finish(
-                        (to_kubelet, from_kubelet),
-                        first,
-                        counter.last_read(),
-                        Vec::new(),
+                if let Some(t) = trace {
+                    t.finish_relayed(
+                        &counter,
+                        "both sides closed; splice ended",
                         None,
                         "proxied byte for byte until both sides closed",
                     );
@@ -579,21 +602,10 @@ async fn tunnel_port_forward(
                 .await;
                 let counter = Arc::new(ByteCounter::default());
                 shovel_tunnel(ws, Counted::new(backend, counter.clone())).await;
-                if let Some(mut t) = trace {
-                    let to_kubelet = counter.written.load(Ordering::Relaxed);
-                    let from_kubelet = counter.read.load(Ordering::Relaxed);
-                    if let Some(k) = t.kubelet.as_mut() {
-                        k.bytes_to_callee = to_kubelet;
-                        k.bytes_to_caller = from_kubelet;
-                        k.closed = "the tunnel ended".into();
-                        k.finish_at(counter.last_read());
-                    }
-                    let first = counter.first_write_after(t.client.started_unix_ns);
-                    t.finish(
-                        (to_kubelet, from_kubelet),
-                        first,
-                        counter.last_read(),
-                        Vec::new(),
+                if let Some(t) = trace {
+                    t.finish_relayed(
+                        &counter,
+                        "the tunnel ended",
                         Some(TraceOutcome {
                             status: "Success".into(),
                             message: Some("port-forward tunnel closed".into()),
@@ -695,12 +707,7 @@ async fn translate(
     let tally = ws.tally.clone();
     ws.finish(outcome.error_stream_bytes(protocol)).await;
     if let Some(mut t) = trace {
-        if let Some(k) = t.kubelet.as_mut() {
-            k.bytes_to_callee = kubelet_counter.written.load(Ordering::Relaxed);
-            k.bytes_to_caller = kubelet_counter.read.load(Ordering::Relaxed);
-            k.closed = "SPDY session shut down after the status".into();
-            k.finish_at(kubelet_counter.last_read());
-        }
+        t.kubelet_counted(&kubelet_counter, "SPDY session shut down after the status");
         let first = tally.first_output_after(t.client.started_unix_ns);
         t.finish(
             (
