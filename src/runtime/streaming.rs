@@ -912,8 +912,11 @@ struct RemoteCommandRun {
 
 /// The exec'd process's namespaces next to its container's and the host's (rkind's own).
 fn compare_namespaces(process: &[(String, u64)], container_pid: u32) -> Vec<NamespaceInodes> {
+    // rkind's own namespaces never change: read once, not on every traced exec.
+    static HOST: std::sync::OnceLock<std::collections::BTreeMap<String, u64>> =
+        std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| super::linux::namespace_inodes(std::process::id()));
     let container = super::linux::namespace_inodes(container_pid);
-    let host = super::linux::namespace_inodes(std::process::id());
     ["pid", "mnt", "net", "ipc", "uts"]
         .iter()
         .map(|t| NamespaceInodes {
