@@ -401,18 +401,7 @@ fn port_forward_over_websocket_and_spdy() {
         ],
     );
     wait_ready(&c, "web");
-    c.eventually(30, "http server in the pod", || {
-        c.kubectl(&[
-            "exec",
-            "web",
-            "--",
-            "python3",
-            "-c",
-            "import socket; socket.create_connection(('127.0.0.1', 8080))",
-        ])
-        .status
-        .success()
-    });
+    c.wait_listening("web", 8080);
     for (bin, ws) in [
         ("kubectl.1.32", true),
         ("kubectl.1.32", false),

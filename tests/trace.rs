@@ -367,18 +367,7 @@ fn attach_port_forward_html_and_endpoint_security() {
              "command":["sh","-c","cd /tmp && echo hi > index.html && exec python3 -m http.server 8080 --bind 127.0.0.1"]}]}}"#,
     );
     c.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
-    c.eventually(30, "the pod's HTTP server listens", || {
-        c.kubectl(&[
-            "exec",
-            "web",
-            "--",
-            "python3",
-            "-c",
-            "import socket; socket.create_connection(('127.0.0.1', 8080))",
-        ])
-        .status
-        .success()
-    });
+    c.wait_listening("web", 8080);
 
     // attach: the container's stdio, traced under kind "attach".
     let mut attach = Command::new("kubectl")

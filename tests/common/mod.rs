@@ -234,6 +234,17 @@ impl Cluster {
             .expect("run rkind")
     }
 
+    /// Waits until something in pod `pod` accepts TCP connections on `port` (its
+    /// loopback), checked from inside with `kubectl exec`.
+    pub fn wait_listening(&self, pod: &str, port: u16) {
+        let probe = format!("import socket; socket.create_connection(('127.0.0.1', {port}))");
+        self.eventually(30, &format!("{pod} listens on {port}"), || {
+            self.kubectl(&["exec", pod, "--", "python3", "-c", &probe])
+                .status
+                .success()
+        });
+    }
+
     /// Polls `f` until it returns true (or panics after `secs`).
     pub fn eventually(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         let start = Instant::now();
