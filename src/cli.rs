@@ -646,7 +646,7 @@ fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
             "context": crate::kubeconfig::context_name(&st.name),
             "kubeconfig": st.kubeconfig,
             "dataDir": d,
-            "isolation": "namespaces",
+            "isolation": st.isolation,
         }));
     }
     match output {

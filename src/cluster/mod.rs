@@ -222,13 +222,17 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     }
     step(
         &format!(
-            "Runtime (CRI on {}; {})",
+            "Runtime (CRI on {}; {}; {})",
             cri_socket.display(),
+            runtime.isolation().summary(),
             runtime.cgroup_mode().describe()
         ),
         t,
         (),
     );
+    for warning in runtime.isolation().warnings() {
+        say(&format!("   ! {warning}"));
+    }
 
     let t = Instant::now();
     let kubelet_listener = bind(0).await?;
@@ -284,6 +288,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         pid: std::process::id() as i32,
         kubeconfig: Some(kubeconfig.clone()),
         ready: true,
+        isolation: runtime.isolation().level.name().into(),
     }
     .save(&opts.data_dir)?;
     let ctx = crate::kubeconfig::context_name(&opts.name);

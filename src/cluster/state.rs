@@ -42,6 +42,9 @@ pub struct ClusterState {
     pub kubeconfig: Option<PathBuf>,
     /// Whether it finished starting (and has not stopped since).
     pub ready: bool,
+    /// The isolation level its runtime found (namespaces, rootless, unprivileged).
+    #[serde(default)]
+    pub isolation: String,
 }
 
 /// `$XDG_DATA_HOME`, or `~/.local/share`.

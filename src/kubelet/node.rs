@@ -134,7 +134,10 @@ pub fn node_object(
             },
             "annotations": {
                 "node.alpha.kubernetes.io/ttl": "0",
-                "rkind.dev/isolation": "namespaces",
+                "rkind.dev/isolation": runtime_conditions
+                    .iter()
+                    .find(|c| c.kind == "Isolation")
+                    .map_or("unknown".to_string(), |c| c.reason.to_lowercase()),
             },
         },
         "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"], "providerID": format!("rkind://{}", cfg.node_name)},
@@ -184,7 +187,7 @@ pub async fn register(
         Err(e) if e.code() == 409 => {
             api.merge_patch(
                 &path,
-                &json!({"metadata": {"labels": node["metadata"]["labels"]}, "spec": node["spec"]}),
+                &json!({"metadata": {"labels": node["metadata"]["labels"], "annotations": node["metadata"]["annotations"]}, "spec": node["spec"]}),
             )
             .await?;
             api.merge_patch(

@@ -40,6 +40,8 @@ pub struct ExecRequest {
     pub uid: u32,
     /// See `uid`.
     pub gid: u32,
+    /// The isolation level the container runs at.
+    pub level: super::linux::Level,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
 }
@@ -141,6 +143,7 @@ fn command(req: &ExecRequest) -> std::process::Command {
         cgroup: req.cgroup.clone(),
         uid: req.uid,
         gid: req.gid,
+        level: req.level,
     })
 }
 

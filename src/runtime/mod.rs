@@ -183,6 +183,8 @@ pub struct Runtime {
     state: Mutex<State>,
     /// The cgroup layout this machine allows (found by trying at start-up).
     cgroups: linux::cgroup::Mode,
+    /// The isolation level this machine allows (found by trying at start-up).
+    isolation: linux::Isolation,
     /// Set by [`Runtime::shutdown`]: no container starts any more.
     closing: std::sync::atomic::AtomicBool,
     /// Held (shared) by every container start; shutdown takes it exclusively, so it
@@ -253,12 +255,15 @@ impl Runtime {
         }
         let cgroups = linux::cgroup::detect();
         tracing::debug!(cgroups = %cgroups.describe(), "container limits");
+        let isolation = linux::Isolation::detect(&root.join("isolation-probe"))?;
+        tracing::debug!(tried = ?isolation.tried, "{}", isolation.summary());
         let rt = Arc::new(Runtime {
             root: root.to_path_buf(),
             hubs: Mutex::new(HashMap::new()),
             images,
             state: Mutex::new(state),
             cgroups,
+            isolation,
             closing: std::sync::atomic::AtomicBool::new(false),
             starting: std::sync::RwLock::new(()),
         });
@@ -355,6 +360,7 @@ impl Runtime {
             share_pid: rec.share_pid,
             host_pid: rec.host_pid,
             state_dir: dir,
+            isolation: self.isolation.level,
         };
         let handle = linux::start_sandbox(&spec)
             .map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
@@ -605,6 +611,7 @@ impl Runtime {
             tty: rec.tty,
             no_new_privs: true,
             capabilities: None,
+            isolation: self.isolation.clone(),
         };
         let log = if rec.log_path.is_empty() {
             None
@@ -761,7 +768,12 @@ impl Runtime {
         Ok(())
     }
 
-    /// The cgroup layout in use, for node conditions.
+    /// The isolation level in use (for `rkind up`, `rkind status` and the Node).
+    pub fn isolation(&self) -> &linux::Isolation {
+        &self.isolation
+    }
+
+    /// The cgroup layout in use (for the node's `CgroupLimits` condition).
     pub fn cgroup_mode(&self) -> &linux::cgroup::Mode {
         &self.cgroups
     }
@@ -981,6 +993,7 @@ impl Runtime {
             cgroup: rec.exec_cgroup(),
             uid: rec.uid,
             gid: rec.gid,
+            level: self.isolation.level,
         });
         command
             .stdin(Stdio::null())

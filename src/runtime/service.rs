@@ -177,7 +177,12 @@ impl RuntimeService for CriService {
         };
         Ok(Response::new(cri::StatusResponse {
             status: Some(cri::RuntimeStatus {
-                conditions: vec![cond("RuntimeReady"), cond("NetworkReady"), limits],
+                conditions: vec![
+                    cond("RuntimeReady"),
+                    cond("NetworkReady"),
+                    limits,
+                    isolation_condition(self.rt.isolation()),
+                ],
             }),
             ..Default::default()
         }))
@@ -715,5 +720,26 @@ impl ImageService for CriService {
             image_filesystems: vec![usage],
             container_filesystems: vec![],
         }))
+    }
+}
+
+/// The `Isolation` condition: always true (pods run); the reason names the level (the
+/// kubelet copies it into the Node's `rkind.dev/isolation` annotation), the message
+/// says how roots are made and what was tried.
+fn isolation_condition(i: &crate::runtime::linux::Isolation) -> cri::RuntimeCondition {
+    let mut message = i.summary();
+    if !i.tried.is_empty() {
+        message.push_str(&format!(" (tried: {})", i.tried.join("; ")));
+    }
+    cri::RuntimeCondition {
+        r#type: "Isolation".into(),
+        status: true,
+        reason: match i.level {
+            crate::runtime::linux::Level::Namespaces => "Namespaces",
+            crate::runtime::linux::Level::Rootless => "Rootless",
+            crate::runtime::linux::Level::Unprivileged => "Unprivileged",
+        }
+        .into(),
+        message,
     }
 }

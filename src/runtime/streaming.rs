@@ -505,6 +505,7 @@ impl StreamingServer {
                         cgroup: c.exec_cgroup(),
                         uid: c.uid,
                         gid: c.gid,
+                        level: self.runtime.isolation().level,
                         exec_id: new_token(),
                     };
                     let (outcome, report) = exec::run(req, io).await;
@@ -1031,36 +1032,15 @@ async fn forward(
 }
 
 /// Connects to `port` on the loopback of the network namespace of `pid`: a dedicated
-/// thread joins that namespace (setns on a thread affects only that thread), dials, and
-/// hands the socket back; the socket stays in the pod's namespace.
+/// thread joins that namespace (setns on a thread affects only that thread, or a helper
+/// does it for pods in a user namespace), dials, and hands the socket back; the socket
+/// stays in the pod's namespace.
 async fn connect_in_netns(pid: u32, port: u16) -> Result<tokio::net::TcpStream, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("portforward-dial".into())
         .spawn(move || {
-            let r = (|| -> Result<std::net::TcpStream, String> {
-                let path = format!("/proc/{pid}/ns/net");
-                let f = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("setns {path}: {e}"))?;
-                let v4 = SocketAddr::from(([127, 0, 0, 1], port));
-                match std::net::TcpStream::connect_timeout(&v4, Duration::from_secs(5)) {
-                    Ok(s) => Ok(s),
-                    Err(e4) => {
-                        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
-                        std::net::TcpStream::connect_timeout(&v6, Duration::from_secs(5)).map_err(
-                            |e6| {
-                                format!(
-                                    "IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {}",
-                                    errno_text(&e4),
-                                    errno_text(&e6)
-                                )
-                            },
-                        )
-                    }
-                }
-            })();
-            let _ = tx.send(r);
+            let _ = tx.send(crate::runtime::linux::dial_pod_loopback(pid, port));
         })
         .map_err(|e| e.to_string())?;
     let std_stream = rx.await.map_err(|_| "dial thread failed".to_string())??;
@@ -1069,13 +1049,4 @@ async fn connect_in_netns(pid: u32, port: u16) -> Result<tokio::net::TcpStream, 
         .map_err(|e| e.to_string())?;
     let _ = std_stream.set_nodelay(true);
     tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())
-}
-
-/// Go's wording for the common connect errors.
-fn errno_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
-        _ => e.to_string(),
-    }
 }

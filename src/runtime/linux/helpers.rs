@@ -13,6 +13,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Uid, chdir, fork, pivot_root};
 use serde::{Deserialize, Serialize};
 
+use super::isolation::{self, Level};
 use super::terminal;
 use super::{ContainerSpec, Mount, Rootfs, SandboxSpec};
 
@@ -24,6 +25,8 @@ pub const INIT: &str = "__rkind-init";
 pub const NSEXEC: &str = "__rkind-nsexec";
 /// argv[1] of the network probe helper.
 pub const NETPROBE: &str = "__rkind-netprobe";
+/// argv[1] of the port-forward dialer (for pods in a user namespace).
+pub const DIAL: &str = "__rkind-dial";
 
 /// Marks the trace-report lines in an exec's error file (start errors never begin so).
 pub const REPORT_PREFIX: &str = "\u{1e}rkind-report ";
@@ -61,6 +64,9 @@ pub struct ExecSpec {
     /// See `uid`.
     #[serde(default)]
     pub gid: u32,
+    /// The isolation level the container runs at.
+    #[serde(default)]
+    pub level: Level,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -77,6 +83,11 @@ pub fn maybe_run_helper() -> Option<i32> {
         INIT => Some(run_init(Path::new(&arg))),
         NSEXEC => Some(run_nsexec(&arg)),
         NETPROBE => Some(run_netprobe(&arg)),
+        DIAL => Some(run_dial(&arg)),
+        isolation::PROBE => Some(isolation::run_probe(
+            &arg,
+            Path::new(&args.next().unwrap_or_default()),
+        )),
         _ => None,
     }
 }
@@ -119,6 +130,15 @@ fn run_sandbox(json: &str) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(format!("bad sandbox spec: {e}")),
     };
+    match spec.isolation {
+        Level::Namespaces => {}
+        Level::Rootless => {
+            if let Err(e) = isolation::enter_user_namespace() {
+                return fail(e);
+            }
+        }
+        Level::Unprivileged => return hold(),
+    }
     let mut flags = CloneFlags::CLONE_NEWUTS;
     if !spec.host_ipc {
         flags |= CloneFlags::CLONE_NEWIPC;
@@ -141,6 +161,11 @@ fn run_sandbox(json: &str) -> i32 {
             return fail(format!("bringing lo up: {e}"));
         }
     }
+    hold()
+}
+
+/// Says "ready" and sleeps until killed: the holder's namespaces live as long as it does.
+fn hold() -> i32 {
     println!("ready");
     let _ = std::io::stdout().flush();
     // SAFETY: closing our copies of stdout/stderr; the holder writes nothing more.
@@ -203,7 +228,7 @@ fn cap_number(name: &str) -> Option<u32> {
     all.iter().position(|c| *c == n).map(|p| p as u32)
 }
 
-fn mnt(
+pub(super) fn mnt(
     src: Option<&str>,
     target: &Path,
     fstype: Option<&str>,
@@ -253,26 +278,35 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     for d in ["upper", "work"] {
         std::fs::create_dir_all(rw.join(d)).map_err(|e| format!("mkdir: {e}"))?;
     }
-    let lower = match &spec.rootfs {
-        Rootfs::Host => "/".to_string(),
-        Rootfs::Layers { lower } => lower
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":"),
-    };
-    let opts = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
-        rw.join("upper").display(),
-        rw.join("work").display()
-    );
-    mnt(
-        Some("overlay"),
-        &root,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&opts),
-    )?;
+    if spec.isolation.overlay
+        && matches!(spec.rootfs, Rootfs::Host)
+        && spec.isolation.level == Level::Rootless
+    {
+        host_root_per_directory(&root, &rw)?;
+    } else if spec.isolation.overlay {
+        let lower = match &spec.rootfs {
+            Rootfs::Host => "/".to_string(),
+            Rootfs::Layers { lower } => lower
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+        };
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            rw.join("upper").display(),
+            rw.join("work").display()
+        );
+        mnt(
+            Some("overlay"),
+            &root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&opts),
+        )?;
+    } else {
+        copied_root(&spec.rootfs, &root)?;
+    }
     for m in &spec.mounts {
         let Mount::Bind {
             source,
@@ -380,6 +414,260 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// The host image in a user namespace: the host's `/` cannot be an overlay lower layer
+/// there (its submounts are locked to it), so the root is a tmpfs with one overlay per
+/// top-level directory (writes go to the container's upper layer), a read-only bind
+/// where a directory has submounts of its own, and the host's top-level symlinks.
+fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
+    mnt(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )?;
+    let entries = std::fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if ["proc", "sys", "dev"].iter().any(|n| name == *n) {
+            continue;
+        }
+        let src = entry.path();
+        let dst = root.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            if let Ok(target) = std::fs::read_link(&src) {
+                let _ = std::os::unix::fs::symlink(target, &dst);
+            }
+            continue;
+        }
+        if !meta.is_dir() {
+            continue;
+        }
+        std::fs::create_dir(&dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
+        let (upper, work) = (rw.join("upper").join(&name), rw.join("work").join(&name));
+        for d in [&upper, &work] {
+            std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            src.display(),
+            upper.display(),
+            work.display()
+        );
+        let src_text = src.display().to_string();
+        if mnt(
+            Some("overlay"),
+            &dst,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&opts),
+        )
+        .is_err()
+        {
+            mnt(
+                Some(&src_text),
+                &dst,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            let _ = mnt(
+                None,
+                &dst,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A container root without overlayfs: a private tmpfs holding a copy of the image's
+/// layers, or (for the host image, which is too big to copy) the host's root bound
+/// read-only with a private `/tmp`.
+fn copied_root(rootfs: &Rootfs, root: &Path) -> Result<(), String> {
+    match rootfs {
+        Rootfs::Layers { lower } => {
+            mnt(
+                Some("tmpfs"),
+                root,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("mode=0755"),
+            )?;
+            copy_layers(lower, root)
+        }
+        Rootfs::Host => {
+            mnt(
+                Some("/"),
+                root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            let _ = mnt(
+                None,
+                root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+            );
+            mnt(
+                Some("tmpfs"),
+                &root.join("tmp"),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=1777"),
+            )
+        }
+    }
+}
+
+/// Copies image layers (top-most first, as overlay takes them) into `dst`, bottom-most
+/// first, applying whiteouts (0/0 character devices) as deletions.
+pub(super) fn copy_layers(lower: &[PathBuf], dst: &Path) -> Result<(), String> {
+    for layer in lower.iter().rev() {
+        copy_tree(layer, dst)?;
+    }
+    Ok(())
+}
+
+/// Copies the tree at `src` over `dst` (files, directories, symlinks; modes kept,
+/// owners where allowed).
+pub(super) fn copy_tree(src: &Path, dst: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let err = |p: &Path, e: std::io::Error| format!("copying {}: {e}", p.display());
+    let meta = std::fs::symlink_metadata(src).map_err(|e| err(src, e))?;
+    let ft = meta.file_type();
+    let remove = |p: &Path| match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(_) => Ok(()),
+    };
+    if ft.is_char_device() && meta.rdev() == 0 {
+        return remove(dst).map_err(|e| err(dst, e));
+    }
+    if ft.is_dir() {
+        if !std::fs::symlink_metadata(dst).is_ok_and(|m| m.is_dir()) {
+            remove(dst).map_err(|e| err(dst, e))?;
+            std::fs::create_dir(dst).map_err(|e| err(dst, e))?;
+        }
+        for entry in std::fs::read_dir(src).map_err(|e| err(src, e))? {
+            let entry = entry.map_err(|e| err(src, e))?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(|e| err(src, e))?;
+        remove(dst).map_err(|e| err(dst, e))?;
+        std::os::unix::fs::symlink(target, dst).map_err(|e| err(dst, e))?;
+        let _ = std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()));
+        return Ok(());
+    } else if ft.is_file() {
+        remove(dst).map_err(|e| err(dst, e))?;
+        std::fs::copy(src, dst).map_err(|e| err(dst, e))?;
+    } else {
+        // Devices, fifos and sockets have no place in a copied root.
+        return Ok(());
+    }
+    let _ = std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()));
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| err(dst, e))
+}
+
+/// The unprivileged level's root (no mount namespace, no mounts): a container with an
+/// image gets a fresh copy of it with its volumes copied in and is chrooted there (when
+/// allowed); the host image runs in the shared root, where each volume appears as a
+/// symlink at its mount path (recorded in `host-links` so cleanup removes them).
+fn unprivileged_root(spec: &ContainerSpec) -> Result<(), String> {
+    match &spec.rootfs {
+        Rootfs::Layers { lower } if spec.isolation.chroot => {
+            let root = spec.state_dir.join("rootfs");
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+            copy_layers(lower, &root)?;
+            for m in &spec.mounts {
+                let Mount::Bind {
+                    source,
+                    destination,
+                    ..
+                } = m;
+                let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
+                if let Some(p) = target.parent() {
+                    std::fs::create_dir_all(p)
+                        .map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+                }
+                copy_tree(source, &target)?;
+            }
+            for d in ["dev", "proc", "sys", "tmp"] {
+                let _ = std::fs::create_dir_all(root.join(d));
+            }
+            nix::unistd::chroot(&root).map_err(|e| format!("chroot {}: {e}", root.display()))?;
+            chdir("/").map_err(|e| format!("chdir /: {e}"))
+        }
+        _ => {
+            let mut links = String::new();
+            for m in &spec.mounts {
+                let Mount::Bind {
+                    source,
+                    destination,
+                    ..
+                } = m;
+                // The pod files every container gets: the shared root's own serve.
+                let pod_file = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+                    .iter()
+                    .any(|f| destination == Path::new(f));
+                match std::fs::read_link(destination) {
+                    Ok(t) if t == *source => continue,
+                    _ if pod_file && std::fs::symlink_metadata(destination).is_ok() => continue,
+                    _ if std::fs::symlink_metadata(destination).is_ok() => {
+                        return Err(format!(
+                            "cannot mount volume at {}: the unprivileged isolation level cannot mount, \
+                             and that path already exists in the shared root filesystem",
+                            destination.display()
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(p) = destination.parent() {
+                    std::fs::create_dir_all(p)
+                        .map_err(|e| format!("mkdir {}: {e}", p.display()))?;
+                }
+                std::os::unix::fs::symlink(source, destination)
+                    .map_err(|e| format!("linking volume at {}: {e}", destination.display()))?;
+                links.push_str(&format!(
+                    "{}\t{}\n",
+                    destination.display(),
+                    source.display()
+                ));
+            }
+            if !links.is_empty() {
+                std::fs::write(spec.state_dir.join("host-links"), links)
+                    .map_err(|e| format!("recording volume links: {e}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Removes the volume symlinks an unprivileged host-image container made (only those
+/// that still point where it made them) and a copied root.
+pub(super) fn unprivileged_cleanup(state_dir: &Path) {
+    if let Ok(text) = std::fs::read_to_string(state_dir.join("host-links")) {
+        for line in text.lines() {
+            if let Some((dest, source)) = line.split_once('\t')
+                && std::fs::read_link(dest).is_ok_and(|t| t == Path::new(source))
+            {
+                let _ = std::fs::remove_file(dest);
+            }
+        }
+        let _ = std::fs::remove_file(state_dir.join("host-links"));
+    }
+}
+
 fn find_in_path(cmd: &str, env: &[String]) -> Option<PathBuf> {
     if cmd.contains('/') {
         return Some(PathBuf::from(cmd));
@@ -403,6 +691,9 @@ struct Identity<'a> {
     groups: &'a [u32],
     caps: Option<&'a [String]>,
     no_new_privs: bool,
+    /// Where switching users is refused (unprivileged, not root), a request for root
+    /// keeps the current user instead of failing.
+    root_may_be_self: bool,
 }
 
 /// Drops privileges and execs; returns only on failure, with the reason.
@@ -429,14 +720,24 @@ fn exec_as(argv: &[String], env: &[String], cwd: &str, id: &Identity<'_>) -> Str
         }
     }
     let gids: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    if let Err(e) = nix::unistd::setgroups(&gids) {
+    let refused = |e: nix::errno::Errno| e == nix::errno::Errno::EPERM;
+    // In a user namespace that maps one id, setgroups is denied by design.
+    if let Err(e) = nix::unistd::setgroups(&gids)
+        && !(refused(e) && gids.is_empty())
+    {
         return format!("setgroups: {e}");
     }
-    if let Err(e) = nix::unistd::setgid(Gid::from_raw(id.gid)) {
-        return format!("setgid {}: {e}", id.gid);
+    let keep_self =
+        |wanted: u32, e: nix::errno::Errno| id.root_may_be_self && wanted == 0 && refused(e);
+    if let Err(e) = nix::unistd::setgid(Gid::from_raw(id.gid))
+        && !keep_self(id.gid, e)
+    {
+        return format!("setgid {}: {e}{}", id.gid, unmapped_hint(e));
     }
-    if let Err(e) = nix::unistd::setuid(Uid::from_raw(id.uid)) {
-        return format!("setuid {}: {e}", id.uid);
+    if let Err(e) = nix::unistd::setuid(Uid::from_raw(id.uid))
+        && !keep_self(id.uid, e)
+    {
+        return format!("setuid {}: {e}{}", id.uid, unmapped_hint(e));
     }
     if id.no_new_privs {
         // SAFETY: prctl with integer arguments.
@@ -462,6 +763,15 @@ fn exec_as(argv: &[String], env: &[String], cwd: &str, id: &Identity<'_>) -> Str
     }
 }
 
+/// Why an id switch fails in a user namespace that maps only the user's own id.
+fn unmapped_hint(e: nix::errno::Errno) -> &'static str {
+    if e == nix::errno::Errno::EINVAL {
+        " (rootless isolation maps only your own user, as root: other ids do not exist here)"
+    } else {
+        ""
+    }
+}
+
 fn exit_code(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(_, code) => code,
@@ -470,7 +780,7 @@ fn exit_code(status: WaitStatus) -> i32 {
     }
 }
 
-fn wait_child(pid: nix::unistd::Pid) -> i32 {
+pub(super) fn wait_child(pid: nix::unistd::Pid) -> i32 {
     loop {
         match waitpid(pid, None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return exit_code(s),
@@ -481,9 +791,28 @@ fn wait_child(pid: nix::unistd::Pid) -> i32 {
     }
 }
 
+/// Whether process `pid` is in the same namespace `name` as this one.
+pub(super) fn same_namespace(pid: u32, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(format!("/proc/self/ns/{name}")),
+        std::fs::metadata(format!("/proc/{pid}/ns/{name}")),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Joins the namespaces `kinds` of process `pid`: its user namespace first when it
+/// differs (the others belong to it), and only those that differ from ours (setns into
+/// one's own namespace needs privileges an unprivileged level does not have).
 fn join_namespaces(pid: u32, kinds: &[(&str, CloneFlags)]) -> Result<(), String> {
     let mut fds = Vec::new();
-    for (name, flag) in kinds {
+    let user = [("user", CloneFlags::CLONE_NEWUSER)];
+    for (name, flag) in user.iter().chain(kinds) {
+        if same_namespace(pid, name) {
+            continue;
+        }
         let path = format!("/proc/{pid}/ns/{name}");
         let f = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
         fds.push((f, *flag, path));
@@ -526,7 +855,9 @@ fn run_init(spec_path: &Path) -> i32 {
     {
         return report_error(&e);
     }
+    let unprivileged = spec.isolation.level == Level::Unprivileged;
     if !spec.host_pid
+        && !unprivileged
         && spec.join_pid_of.is_none()
         && let Err(e) = unshare(CloneFlags::CLONE_NEWPID)
     {
@@ -559,28 +890,41 @@ fn run_init(spec_path: &Path) -> i32 {
             let joined = spec.cgroup.as_ref().map_or(Ok(()), |cg| cg.join_self());
             // The container's own mount namespace (the shim stays in the host's, so that
             // pivot_root does not move the shim's root too).
-            let prepared = joined
-                .and_then(|_| {
-                    unshare(CloneFlags::CLONE_NEWNS)
-                        .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
-                })
-                .and_then(|_| {
-                    mnt(
-                        None,
-                        Path::new("/"),
-                        None,
-                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                        None,
-                    )
-                })
-                .and_then(|_| setup_root(&spec))
-                .and_then(|_| match console {
-                    Some((_, ref sender)) => terminal::open_container_pty().and_then(|pty| {
-                        sender.send(pty.master)?;
-                        terminal::adopt_as_controlling_terminal(pty.slave)
-                    }),
-                    None => Ok(()),
-                });
+            let prepared = if unprivileged {
+                // No mounts: the terminal comes from the shared /dev/ptmx, before chroot.
+                joined
+                    .and_then(|_| match console {
+                        Some((_, ref sender)) => terminal::open_container_pty().and_then(|pty| {
+                            sender.send(pty.master)?;
+                            terminal::adopt_as_controlling_terminal(pty.slave)
+                        }),
+                        None => Ok(()),
+                    })
+                    .and_then(|_| unprivileged_root(&spec))
+            } else {
+                joined
+                    .and_then(|_| {
+                        unshare(CloneFlags::CLONE_NEWNS)
+                            .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
+                    })
+                    .and_then(|_| {
+                        mnt(
+                            None,
+                            Path::new("/"),
+                            None,
+                            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                            None,
+                        )
+                    })
+                    .and_then(|_| setup_root(&spec))
+                    .and_then(|_| match console {
+                        Some((_, ref sender)) => terminal::open_container_pty().and_then(|pty| {
+                            sender.send(pty.master)?;
+                            terminal::adopt_as_controlling_terminal(pty.slave)
+                        }),
+                        None => Ok(()),
+                    })
+            };
             let msg = match prepared {
                 Ok(()) => exec_as(
                     &spec.args,
@@ -592,6 +936,7 @@ fn run_init(spec_path: &Path) -> i32 {
                         groups: &spec.additional_gids,
                         caps: spec.capabilities.as_deref(),
                         no_new_privs: spec.no_new_privs,
+                        root_may_be_self: unprivileged,
                     },
                 ),
                 Err(e) => e,
@@ -666,14 +1011,30 @@ fn run_nsexec(json: &str) -> i32 {
     ) {
         return fail(e);
     }
-    if let Err(e) = nix::unistd::fchdir(&root) {
-        return fail(format!("fchdir to the container root: {e}"));
-    }
-    if let Err(e) = nix::unistd::chroot(".") {
-        return fail(format!("chroot: {e}"));
+    let unprivileged = spec.level == Level::Unprivileged;
+    // Unprivileged containers have no devpts of their own: the shared one, opened
+    // before entering their root.
+    let early_pty = if spec.tty && unprivileged {
+        match terminal::open_container_pty() {
+            Ok(p) => Some(p),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    let shared_root = unprivileged && same_file(&format!("/proc/{}/root", spec.pid), "/");
+    if !shared_root {
+        if let Err(e) = nix::unistd::fchdir(&root) {
+            return fail(format!("fchdir to the container root: {e}"));
+        }
+        if let Err(e) = nix::unistd::chroot(".") {
+            return fail(format!("chroot: {e}"));
+        }
     }
     // A terminal from the container's own devpts, so the command can name it.
-    let pty = if spec.tty {
+    let pty = if early_pty.is_some() {
+        early_pty
+    } else if spec.tty {
         match terminal::open_container_pty() {
             Ok(p) => Some(p),
             Err(e) => return fail(e),
@@ -711,6 +1072,7 @@ fn run_nsexec(json: &str) -> i32 {
                         groups: &[],
                         caps: None,
                         no_new_privs: true,
+                        root_may_be_self: unprivileged,
                     },
                 )
             });
@@ -744,6 +1106,15 @@ fn run_nsexec(json: &str) -> i32 {
     }
 }
 
+/// Whether two paths name the same file (after following links).
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// Writes the namespaces this process is in (`ns <type> <inode>` lines) for a trace.
 fn report_namespaces(f: &mut File) {
     use std::os::unix::fs::MetadataExt;
@@ -754,6 +1125,36 @@ fn report_namespaces(f: &mut File) {
         }
     }
     let _ = f.write_all(out.as_bytes());
+}
+
+/// What the port-forward dialer connects to.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Dial {
+    /// A process in the pod (its namespaces are entered).
+    pub pid: u32,
+    /// Port on the pod's loopback.
+    pub port: u16,
+}
+
+/// Joins the pod's user and network namespaces, dials, and sends the socket back over
+/// fd 3; the reason for a failure goes to stderr.
+fn run_dial(json: &str) -> i32 {
+    let spec: Dial = match serde_json::from_str(json) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("bad dial spec: {e}")),
+    };
+    // SAFETY: fd 3 is the socket the runtime handed us (see `dial_via_helper`).
+    let back = unsafe { terminal::ConsoleSocket::from_inherited(3) };
+    if let Err(e) = join_namespaces(spec.pid, &[("net", CloneFlags::CLONE_NEWNET)]) {
+        return fail(e);
+    }
+    match super::dial_loopback(spec.port) {
+        Ok(stream) => match back.send(std::os::fd::OwnedFd::from(stream)) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
+        Err(e) => fail(e),
+    }
 }
 
 /// What a tcpSocket/httpGet probe checks, from inside the pod's network namespace.

@@ -17,7 +17,9 @@
 pub mod cgroup;
 mod helpers;
 pub use helpers::{ExecSpec, REPORT_PREFIX};
+pub mod isolation;
 mod terminal;
+pub use isolation::{Isolation, Level};
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -68,6 +70,9 @@ pub struct SandboxSpec {
     pub host_pid: bool,
     /// Directory for the sandbox's state files.
     pub state_dir: PathBuf,
+    /// The isolation level (which namespaces the holder creates, if any).
+    #[serde(default)]
+    pub isolation: Level,
 }
 
 /// A started sandbox holder.
@@ -154,6 +159,9 @@ pub struct ContainerSpec {
     pub no_new_privs: bool,
     /// Capabilities to keep (None = Docker's default set).
     pub capabilities: Option<Vec<String>>,
+    /// How the container is isolated and its root made.
+    #[serde(default)]
+    pub isolation: Isolation,
 }
 
 /// A started container.
@@ -168,7 +176,7 @@ pub struct Started {
 /// A command that re-executes this very binary. `/proc/self/exe` rather than the path:
 /// a running cluster keeps working when its binary is rebuilt or upgraded on disk (the
 /// path then names a different file, or none). argv[0] keeps the readable name for `ps`.
-fn own_binary() -> Command {
+pub(crate) fn own_binary() -> Command {
     let mut cmd = Command::new("/proc/self/exe");
     if let Ok(path) = std::env::current_exe() {
         std::os::unix::process::CommandExt::arg0(&mut cmd, path);
@@ -324,6 +332,94 @@ pub fn namespace_inodes(pid: u32) -> BTreeMap<String, u64> {
     out
 }
 
-/// Cleans up after a container (its mounts live in its own mount namespace and vanish
-/// with it; nothing to do on the host side today). Idempotent.
-pub fn cleanup_container(_state_dir: &Path) {}
+/// Cleans up after a container: its mounts live in its own mount namespace and vanish
+/// with it; at the unprivileged level its volume links in the shared root go. Idempotent.
+pub fn cleanup_container(state_dir: &Path) {
+    helpers::unprivileged_cleanup(state_dir);
+}
+
+/// Connects to `port` on the loopback of the network namespace of process `pid`. Joins
+/// that namespace on the calling thread (a thread of its own: it stays there), or has a
+/// helper process do it when the namespace belongs to a user namespace this process has
+/// no rights in (rootless pods); the socket comes back either way.
+pub fn dial_pod_loopback(pid: u32, port: u16) -> Result<std::net::TcpStream, String> {
+    if !helpers::same_namespace(pid, "net") {
+        let path = format!("/proc/{pid}/ns/net");
+        let f = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+        match nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => return dial_via_helper(pid, port),
+            Err(e) => return Err(format!("setns {path}: {e}")),
+        }
+    }
+    dial_loopback(port)
+}
+
+/// Dials 127.0.0.1, then ::1, with Go's wording when both fail (as kubectl shows it).
+pub(crate) fn dial_loopback(port: u16) -> Result<std::net::TcpStream, String> {
+    use std::net::{SocketAddr, TcpStream};
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    match TcpStream::connect_timeout(&v4, Duration::from_secs(5)) {
+        Ok(s) => Ok(s),
+        Err(e4) => {
+            let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+            TcpStream::connect_timeout(&v6, Duration::from_secs(5)).map_err(|e6| {
+                format!(
+                    "IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {}",
+                    errno_text(&e4),
+                    errno_text(&e6)
+                )
+            })
+        }
+    }
+}
+
+/// Go's wording for the common connect errors.
+fn errno_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Has the dial helper join the pod's namespaces and dial; it hands the connected
+/// socket back over a socket pair (fd 3 in the helper).
+fn dial_via_helper(pid: u32, port: u16) -> Result<std::net::TcpStream, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (receiver, sender) = terminal::ConsoleSocket::pair()?;
+    let theirs = sender.into_fd();
+    let raw = theirs.as_raw_fd();
+    let mut cmd = own_binary();
+    cmd.arg(helpers::DIAL)
+        .arg(serde_json::to_string(&helpers::Dial { pid, port }).unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("port-forward dialer: {e}"))?;
+    drop(theirs);
+    let fd = receiver.receive();
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("port-forward dialer: {e}"))?;
+    match fd {
+        Some(fd) => Ok(std::net::TcpStream::from(fd)),
+        None => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}

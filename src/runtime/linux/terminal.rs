@@ -331,6 +331,21 @@ impl ConsoleSocket {
         Ok((ConsoleSocket(a), ConsoleSocket(b)))
     }
 
+    /// The socket itself, to hand to a helper process.
+    pub fn into_fd(self) -> OwnedFd {
+        self.0
+    }
+
+    /// Adopts a socket this process inherited (a helper's end of a pair).
+    ///
+    /// # Safety
+    /// `fd` must be an open socket that nothing else owns.
+    pub unsafe fn from_inherited(fd: RawFd) -> ConsoleSocket {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the caller guarantees ownership.
+        ConsoleSocket(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     /// Sends `fd` to the other end.
     pub fn send(&self, fd: OwnedFd) -> Result<(), String> {
         use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
