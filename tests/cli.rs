@@ -4,8 +4,15 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The rkind binary under test (see `tests/common`: `RKIND_TEST_BIN` overrides it).
+fn rkind_bin() -> std::path::PathBuf {
+    std::env::var_os("RKIND_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_rkind").into())
+}
+
 fn rkind(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rkind"))
+    Command::new(rkind_bin())
         .args(args)
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("xdg"))
@@ -178,7 +185,7 @@ fn run_is_a_hermetic_harness() {
         let name = name.to_string();
         let script = script.to_string();
         std::thread::spawn(move || {
-            Command::new(env!("CARGO_BIN_EXE_rkind"))
+            Command::new(rkind_bin())
                 .args(["run", "--name", &name, "--", "sh", "-c", &script])
                 .current_dir(&h)
                 .env("HOME", &h)

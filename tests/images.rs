@@ -9,10 +9,7 @@ use common::Cluster;
 fn load_busybox_image_and_run_it() {
     let c = Cluster::start("images");
     let archive = c.dir.path().join("busybox-oci.tar");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/build-busybox-image.sh"
-    );
+    let script = common::source_file("scripts/build-busybox-image.sh");
     let out = std::process::Command::new("bash")
         .arg(script)
         .arg(&archive)

@@ -46,10 +46,7 @@ fn traces(c: &Cluster, kind: &str) -> Vec<Value> {
     assert!(out.status.success(), "rkind trace: {}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("trace JSON");
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/trace-schema.json"
-        ))
+        &std::fs::read_to_string(common::source_file("docs/trace-schema.json"))
         .expect("docs/trace-schema.json"),
     )
     .expect("schema JSON");
@@ -495,8 +492,11 @@ fn attach_port_forward_html_and_endpoint_security() {
                 .is_ok_and(|o| o.status.success())
         })
         .expect("headless Chromium is needed (scripts/test.sh installs it)");
+    // Its own network namespace (loopback only), in a user namespace so that this works
+    // as any user and inside an unprivileged container.
     let dom = Command::new("unshare")
         .args([
+            "--map-root-user",
             "--net",
             chromium,
             "--headless",

@@ -361,6 +361,7 @@ impl Runtime {
             host_pid: rec.host_pid,
             state_dir: dir,
             isolation: self.isolation.level,
+            subids: self.isolation.subids,
         };
         let handle = linux::start_sandbox(&spec)
             .map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
@@ -856,7 +857,7 @@ impl Runtime {
             return Ok(());
         }
         if timeout > 0 {
-            kill(rec.pid, nix::sys::signal::Signal::SIGTERM);
+            signal_container(rec.pid, nix::sys::signal::Signal::SIGTERM);
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout as u64);
             while std::time::Instant::now() < deadline {
                 if self
@@ -869,7 +870,7 @@ impl Runtime {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        kill(rec.pid, nix::sys::signal::Signal::SIGKILL);
+        signal_container(rec.pid, nix::sys::signal::Signal::SIGKILL);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if self
@@ -1077,6 +1078,34 @@ pub fn pid_alive(pid: u32) -> bool {
 
 fn kill(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// Signals a container's process; when that is refused (a rootless pod's process under a
+/// subordinate uid) its shim, root in the pod's user namespace, forwards the signal
+/// (SIGTERM as is, SIGKILL as SIGUSR2; see the shim's `forward_stop_signals`).
+fn signal_container(pid: u32, sig: nix::sys::signal::Signal) {
+    use nix::sys::signal::Signal;
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    if let Err(nix::errno::Errno::EPERM) = nix::sys::signal::kill(target, sig) {
+        let shim = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<u32>().ok())
+            });
+        if let Some(shim) = shim {
+            kill(
+                shim,
+                if sig == Signal::SIGKILL {
+                    Signal::SIGUSR2
+                } else {
+                    sig
+                },
+            );
+        }
+    }
 }
 
 fn wait_gone(pid: u32, max: Duration) {

@@ -20,9 +20,21 @@ pub struct Cluster {
     rkind_env: Vec<(String, String)>,
 }
 
-/// The rkind binary under test.
+/// The rkind binary under test (`RKIND_TEST_BIN` overrides it when the suite runs from a
+/// copy, as `scripts/test-isolation-levels.sh` does for a non-root user).
 pub fn rkind_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rkind"))
+    std::env::var_os("RKIND_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rkind")))
+}
+
+/// The source tree's files the tests use (`scripts/`, `docs/`, `testdata/`);
+/// `RKIND_TEST_SOURCE_DIR` overrides it like `RKIND_TEST_BIN`.
+pub fn source_file(rel: &str) -> PathBuf {
+    std::env::var_os("RKIND_TEST_SOURCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join(rel)
 }
 
 /// The directory with the versioned kubectl binaries (`kubectl.1.27` ...).
@@ -187,6 +199,15 @@ impl Cluster {
             s.write_all(input.as_bytes()).expect("write stdin");
         }
         child.wait_with_output().expect("kubectl output")
+    }
+
+    /// The isolation level the cluster's runtime found (`namespaces`, `rootless` or
+    /// `unprivileged`), as `rkind status` reports it (from the cluster's state file).
+    pub fn isolation(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir().join("cluster.json"))
+            .expect("the cluster's state file");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+        v["isolation"].as_str().expect("isolation in cluster.json").to_string()
     }
 
     /// Runs kubectl and asserts success; returns stdout.

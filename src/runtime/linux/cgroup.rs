@@ -40,12 +40,18 @@ impl Mode {
     }
 }
 
+/// Creates `dir` if needed, then proves that containers' cgroups can go under it by
+/// creating and removing one (rkind's parent may exist, made by another user).
 fn try_mkdir(dir: &Path) -> Result<(), String> {
     match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("mkdir {}: {e}", dir.display())),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("mkdir {}: {e}", dir.display())),
     }
+    let probe = dir.join(format!("probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).map_err(|e| format!("mkdir {}: {e}", probe.display()))?;
+    let _ = std::fs::remove_dir(&probe);
+    Ok(())
 }
 
 /// Finds out what works here by creating rkind's parent cgroups.

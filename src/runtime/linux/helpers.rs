@@ -133,7 +133,7 @@ fn run_sandbox(json: &str) -> i32 {
     match spec.isolation {
         Level::Namespaces => {}
         Level::Rootless => {
-            if let Err(e) = isolation::enter_user_namespace() {
+            if let Err(e) = isolation::enter_user_namespace(spec.subids.is_some()) {
                 return fail(e);
             }
         }
@@ -152,6 +152,27 @@ fn run_sandbox(json: &str) -> i32 {
     }
     if let Err(e) = unshare(flags) {
         return fail(format!("unshare({flags:?}): {e}"));
+    }
+    if spec.share_pid && !spec.host_pid {
+        // The pod's shared PID namespace: its PID 1 is a child of the holder that sleeps
+        // and reaps; containers join it (the holder's `pid_for_children`).
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+            return fail(format!("unshare(CLONE_NEWPID): {e}"));
+        }
+        // SAFETY: single-threaded helper.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                // SAFETY: plain prctl call; the pod's PID 1 goes with its holder.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                loop {
+                    if let Err(nix::errno::Errno::ECHILD) = waitpid(None, None) {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+            Ok(ForkResult::Parent { .. }) => {}
+            Err(e) => return fail(format!("fork: {e}")),
+        }
     }
     if !spec.host_network {
         if let Err(e) = nix::unistd::sethostname(&spec.hostname) {
@@ -850,8 +871,9 @@ fn run_init(spec_path: &Path) -> i32 {
     ) {
         return report_error(&format!("joining the pod's namespaces: {e}"));
     }
+    // A pod-wide PID namespace is the one the holder made for its children.
     if let Some(p) = spec.join_pid_of
-        && let Err(e) = join_namespaces(p, &[("pid", CloneFlags::CLONE_NEWPID)])
+        && let Err(e) = join_namespaces(p, &[("pid_for_children", CloneFlags::CLONE_NEWPID)])
     {
         return report_error(&e);
     }
@@ -949,6 +971,7 @@ fn run_init(spec_path: &Path) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(w);
+            forward_stop_signals(child);
             let master = console.and_then(|(receiver, sender)| {
                 drop(sender);
                 receiver.receive()
@@ -972,6 +995,38 @@ fn run_init(spec_path: &Path) -> i32 {
             code
         }
         Err(e) => report_error(&format!("fork: {e}")),
+    }
+}
+
+/// The container process the shim forwards stop signals to.
+static CONTAINER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let to = if sig == libc::SIGUSR2 {
+        libc::SIGKILL
+    } else {
+        sig
+    };
+    // SAFETY: kill is async-signal-safe.
+    unsafe { libc::kill(CONTAINER_PID.load(std::sync::atomic::Ordering::Relaxed), to) };
+}
+
+/// SIGTERM to the shim reaches the container process as SIGTERM, SIGUSR2 as SIGKILL: the
+/// runtime's way to stop a process it may not signal itself (a rootless pod's process
+/// running as a subordinate uid), since the shim is root in the pod's user namespace.
+fn forward_stop_signals(child: nix::unistd::Pid) {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    CONTAINER_PID.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGUSR2] {
+        // SAFETY: the handler only calls kill.
+        unsafe {
+            let _ = sigaction(sig, &action);
+        }
     }
 }
 

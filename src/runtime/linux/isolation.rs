@@ -24,6 +24,9 @@ pub const PROBE: &str = "__rkind-probe";
 /// Environment variable that caps the level (tests, benchmarks, users who want less).
 pub const ENV_LEVEL: &str = "RKIND_ISOLATION";
 
+/// Set (to 1) for a probe helper whose user namespace gets subordinate id maps.
+const ENV_PROBE_SUBIDS: &str = "RKIND_PROBE_SUBIDS";
+
 /// Environment variable that turns overlay roots off (copies instead), as on kernels that
 /// refuse overlayfs in a user namespace.
 pub const ENV_NO_OVERLAY: &str = "RKIND_NO_OVERLAY";
@@ -76,6 +79,105 @@ pub struct Isolation {
     pub chroot: bool,
     /// Each attempt and its outcome, strongest level first.
     pub tried: Vec<String>,
+    /// Rootless: the user's subordinate ids, mapped into each pod's user namespace
+    /// (1..=count inside) by `newuidmap`/`newgidmap`; None maps the user alone.
+    pub subids: Option<SubIds>,
+}
+
+/// A user's subordinate uid and gid ranges (`/etc/subuid`, `/etc/subgid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubIds {
+    /// First subordinate uid.
+    pub uid_start: u32,
+    /// How many.
+    pub uid_count: u32,
+    /// First subordinate gid.
+    pub gid_start: u32,
+    /// How many.
+    pub gid_count: u32,
+}
+
+impl SubIds {
+    /// The current user's ranges, when both files list them and both setuid helpers
+    /// exist; None otherwise.
+    pub fn of_current_user() -> Option<SubIds> {
+        let uid = nix::unistd::geteuid();
+        let name = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        let find = |file: &str| -> Option<(u32, u32)> {
+            let text = std::fs::read_to_string(file).ok()?;
+            text.lines().find_map(|l| {
+                let mut f = l.trim().split(':');
+                let who = f.next()?;
+                if who != name && who != uid.to_string() {
+                    return None;
+                }
+                Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+            })
+        };
+        let helpers = ["newuidmap", "newgidmap"]
+            .iter()
+            .all(|h| Path::new("/usr/bin").join(h).exists());
+        let (uid_start, uid_count) = find("/etc/subuid")?;
+        let (gid_start, gid_count) = find("/etc/subgid")?;
+        (helpers && uid_count > 0 && gid_count > 0).then_some(SubIds {
+            uid_start,
+            uid_count,
+            gid_start,
+            gid_count,
+        })
+    }
+
+    /// Writes the maps of process `pid` (which has just entered a new user namespace):
+    /// root inside is the user, 1..=count are the subordinate ids.
+    pub fn map(&self, pid: u32) -> Result<(), String> {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        for (tool, own, start, count) in [
+            ("newuidmap", uid, self.uid_start, self.uid_count),
+            ("newgidmap", gid, self.gid_start, self.gid_count),
+        ] {
+            let out = std::process::Command::new(Path::new("/usr/bin").join(tool))
+                .args([pid, 0, own, 1, 1, start, count].map(|n| n.to_string()))
+                .output()
+                .map_err(|e| format!("{tool}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{tool} {pid} 0 {own} 1 1 {start} {count}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The line a helper prints once it is in its new user namespace and waits for its
+/// maps (followed by one line on its stdin when they are written).
+pub const AWAITING_MAPS: &str = "userns";
+
+/// The parent's side of [`enter_user_namespace`] with subordinate ids: reads the
+/// helper's announcement from `out`, maps it, and lets it go on through `input`.
+pub fn map_child(
+    subids: &SubIds,
+    pid: u32,
+    out: &mut impl std::io::BufRead,
+    input: &mut impl std::io::Write,
+) -> Result<(), String> {
+    let mut line = String::new();
+    let _ = out.read_line(&mut line);
+    if line.trim() != AWAITING_MAPS {
+        return Err(format!("expected the helper to wait for its id maps, it said {line:?}"));
+    }
+    let mapped = subids.map(pid);
+    input
+        .write_all(if mapped.is_ok() { b"go\n" } else { b"stop\n" })
+        .map_err(|e| format!("releasing the helper: {e}"))?;
+    input.flush().map_err(|e| format!("releasing the helper: {e}"))?;
+    mapped
 }
 
 impl Default for Isolation {
@@ -85,6 +187,7 @@ impl Default for Isolation {
             overlay: true,
             chroot: true,
             tried: Vec::new(),
+            subids: None,
         }
     }
 }
@@ -101,7 +204,9 @@ impl Isolation {
         };
         let no_overlay = std::env::var_os(ENV_NO_OVERLAY).is_some_and(|v| v != "0");
         let mut tried = Vec::new();
+        let subids = SubIds::of_current_user();
         let mut found = None;
+        let mut found_subids = None;
         for level in [Level::Namespaces, Level::Rootless] {
             if level < start {
                 tried.push(format!("{level}: not tried ({ENV_LEVEL}={start})"));
@@ -110,8 +215,18 @@ impl Isolation {
             if start == Level::Unprivileged {
                 break;
             }
-            match probe(scratch, level, no_overlay) {
+            let mut result = probe(scratch, level, no_overlay, subids.as_ref());
+            let mut level_subids = subids.filter(|_| level == Level::Rootless);
+            if level == Level::Rootless
+                && let (Err(e), Some(_)) = (&result, &subids)
+            {
+                tried.push(format!("rootless with subordinate ids: {e}"));
+                result = probe(scratch, level, no_overlay, None);
+                level_subids = None;
+            }
+            match result {
                 Ok(overlay) => {
+                    found_subids = level_subids;
                     tried.push(format!(
                         "{level}: ok{}",
                         if overlay {
@@ -132,9 +247,10 @@ impl Isolation {
                 overlay,
                 chroot: true,
                 tried,
+                subids: found_subids,
             },
             None => {
-                let chroot = match probe(scratch, Level::Unprivileged, true) {
+                let chroot = match probe(scratch, Level::Unprivileged, true, None) {
                     Ok(_) => {
                         tried.push("unprivileged: ok (chroot works)".into());
                         true
@@ -149,6 +265,7 @@ impl Isolation {
                     overlay: false,
                     chroot,
                     tried,
+                    subids: None,
                 }
             }
         };
@@ -164,7 +281,11 @@ impl Isolation {
                 if self.overlay { "overlay" } else { "copied" }
             ),
             Level::Rootless => format!(
-                "isolation: rootless (a user namespace per pod), {} roots",
+                "isolation: rootless (a user namespace per pod, {}), {} roots",
+                match &self.subids {
+                    Some(s) => format!("your user and {} subordinate ids", s.uid_count),
+                    None => "your user only".into(),
+                },
                 if self.overlay { "overlay" } else { "copied" }
             ),
             Level::Unprivileged => format!(
@@ -183,12 +304,19 @@ impl Isolation {
         let mut out = Vec::new();
         match self.level {
             Level::Namespaces => {}
-            Level::Rootless => out.push(
-                "rootless: each pod runs in its own user namespace where only your user \
-                 is mapped (to root); other uids (runAsUser) cannot be used, and limits \
-                 apply only where cgroups are delegated to you"
+            Level::Rootless => out.push(match &self.subids {
+                Some(s) => format!(
+                    "rootless: each pod runs in its own user namespace: your user is root \
+                     there, uids 1-{} are your subordinate ids; limits apply only where \
+                     cgroups are delegated to you",
+                    s.uid_count
+                ),
+                None => "rootless: each pod runs in its own user namespace where only your \
+                         user is mapped (to root), as /etc/subuid or newuidmap are missing: \
+                         other uids (runAsUser, files owned by others in kubectl cp) cannot \
+                         be used, and limits apply only where cgroups are delegated to you"
                     .into(),
-            ),
+            }),
             Level::Unprivileged => {
                 out.push(
                     "unprivileged: this environment allows no new namespaces, so pods are NOT \
@@ -216,18 +344,38 @@ impl Isolation {
 }
 
 /// Runs the probe helper for `level`; Ok(overlay works) or what failed.
-fn probe(scratch: &Path, level: Level, no_overlay: bool) -> Result<bool, String> {
+fn probe(
+    scratch: &Path,
+    level: Level,
+    no_overlay: bool,
+    subids: Option<&SubIds>,
+) -> Result<bool, String> {
     let dir = scratch.join(level.name());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-    let out = super::own_binary()
+    let mut child = super::own_binary()
         .arg(PROBE)
         .arg(level.name())
         .arg(&dir)
         .env(ENV_NO_OVERLAY, if no_overlay { "1" } else { "0" })
-        .stdin(Stdio::null())
-        .output()
+        .env(ENV_PROBE_SUBIDS, if subids.is_some() { "1" } else { "0" })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run the probe helper: {e}"))?;
+    let mut mapped = Ok(());
+    let pid = child.id();
+    if let (Some(ids), Some(out), Some(input)) = (subids, child.stdout.as_mut(), child.stdin.as_mut())
+        && level == Level::Rootless
+    {
+        mapped = map_child(ids, pid, &mut std::io::BufReader::new(out), input);
+    }
+    drop(child.stdin.take());
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("the probe helper: {e}"))?;
+    mapped?;
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.success() {
@@ -242,12 +390,24 @@ fn probe(scratch: &Path, level: Level, no_overlay: bool) -> Result<bool, String>
     }
 }
 
-/// Enters a new user namespace that maps the current user (and group) to root; the
-/// single mapping a process may write for itself without privileges.
-pub fn enter_user_namespace() -> Result<(), String> {
+/// Enters a new user namespace. With `subids`, announces [`AWAITING_MAPS`] on stdout and
+/// waits for the parent to write the maps (see [`map_child`]); without, maps the current
+/// user (and group) to root, the single mapping a process may write for itself.
+pub fn enter_user_namespace(subids: bool) -> Result<(), String> {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    if subids {
+        use std::io::{BufRead, Write};
+        println!("{AWAITING_MAPS}");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if line.trim() != "go" {
+            return Err("the subordinate id maps could not be written".into());
+        }
+        return Ok(());
+    }
     let write = |file: &str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), &text)
             .map_err(|e| format!("writing /proc/self/{file} ({}): {e}", text.trim()))
@@ -286,8 +446,9 @@ pub fn run_probe(level: &str, dir: &Path) -> i32 {
             Err(e) => fail(format!("fork: {e}")),
         };
     }
+    let subids = std::env::var_os(ENV_PROBE_SUBIDS).is_some_and(|v| v == "1");
     if level == Level::Rootless
-        && let Err(e) = enter_user_namespace()
+        && let Err(e) = enter_user_namespace(subids)
     {
         return fail(e);
     }

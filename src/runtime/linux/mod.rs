@@ -73,6 +73,9 @@ pub struct SandboxSpec {
     /// The isolation level (which namespaces the holder creates, if any).
     #[serde(default)]
     pub isolation: Level,
+    /// Rootless: subordinate ids to map into the pod's user namespace.
+    #[serde(default)]
+    pub subids: Option<isolation::SubIds>,
 }
 
 /// A started sandbox holder.
@@ -190,7 +193,7 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
     let mut child = own_binary()
         .arg(helpers::SANDBOX)
         .arg(json)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -200,8 +203,21 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
         })?;
     let pid = child.id();
     let mut line = String::new();
+    let mut mapped = Ok(());
     if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
+        let mut out = BufReader::new(out);
+        if let (Some(ids), Some(input), Level::Rootless) =
+            (&spec.subids, child.stdin.as_mut(), spec.isolation)
+        {
+            mapped = isolation::map_child(ids, pid, &mut out, input);
+        }
+        let _ = out.read_line(&mut line);
+    }
+    drop(child.stdin.take());
+    if let Err(e) = mapped {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(LinuxError::Helper(format!("pod sandbox: {e}")));
     }
     if line.trim() != "ready" {
         let mut err = String::new();
