@@ -47,7 +47,7 @@ fn traces(c: &Cluster, kind: &str) -> Vec<Value> {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("trace JSON");
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(common::source_file("docs/trace-schema.json"))
-        .expect("docs/trace-schema.json"),
+            .expect("docs/trace-schema.json"),
     )
     .expect("schema JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");

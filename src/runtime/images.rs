@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// File system trouble.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", cause(source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -129,6 +129,13 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
     Ok(dir.join(p))
 }
 
+/// The underlying reason of a wrapped I/O error (the tar crate names the entry on top).
+fn cause(e: &std::io::Error) -> String {
+    std::error::Error::source(e)
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default()
+}
+
 fn file_digest(path: &Path) -> Result<String, ImageError> {
     let mut f = std::fs::File::open(path).map_err(|source| ImageError::Io {
         path: path.to_path_buf(),
@@ -182,7 +189,9 @@ fn unpack_layer(blob: &Path, dst: &Path) -> Result<(), ImageError> {
     };
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
+    // Only root can give files away; a rootless runtime owns them all (and its user is
+    // root inside the pods' user namespaces, which is what images mostly ask for).
+    ar.set_preserve_ownerships(nix::unistd::geteuid().is_root());
     ar.set_overwrite(true);
     for entry in ar.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;

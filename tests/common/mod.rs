@@ -207,7 +207,10 @@ impl Cluster {
         let text = std::fs::read_to_string(self.data_dir().join("cluster.json"))
             .expect("the cluster's state file");
         let v: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
-        v["isolation"].as_str().expect("isolation in cluster.json").to_string()
+        v["isolation"]
+            .as_str()
+            .expect("isolation in cluster.json")
+            .to_string()
     }
 
     /// Runs kubectl and asserts success; returns stdout.

@@ -170,13 +170,17 @@ pub fn map_child(
     let mut line = String::new();
     let _ = out.read_line(&mut line);
     if line.trim() != AWAITING_MAPS {
-        return Err(format!("expected the helper to wait for its id maps, it said {line:?}"));
+        return Err(format!(
+            "expected the helper to wait for its id maps, it said {line:?}"
+        ));
     }
     let mapped = subids.map(pid);
     input
         .write_all(if mapped.is_ok() { b"go\n" } else { b"stop\n" })
         .map_err(|e| format!("releasing the helper: {e}"))?;
-    input.flush().map_err(|e| format!("releasing the helper: {e}"))?;
+    input
+        .flush()
+        .map_err(|e| format!("releasing the helper: {e}"))?;
     mapped
 }
 
@@ -366,7 +370,8 @@ fn probe(
         .map_err(|e| format!("cannot run the probe helper: {e}"))?;
     let mut mapped = Ok(());
     let pid = child.id();
-    if let (Some(ids), Some(out), Some(input)) = (subids, child.stdout.as_mut(), child.stdin.as_mut())
+    if let (Some(ids), Some(out), Some(input)) =
+        (subids, child.stdout.as_mut(), child.stdin.as_mut())
         && level == Level::Rootless
     {
         mapped = map_child(ids, pid, &mut std::io::BufReader::new(out), input);
