@@ -6,7 +6,7 @@
 #   unprivileged  inside `podman run` with podman's default seccomp profile and capabilities
 #                 (no --privileged), whose root is an overlay of this machine's root
 #                 filesystem (no image registry involved).
-# Each run checks afterwards that no rkind process is left over.
+# Each run checks afterwards that no rkind process, cgroup or mount is left over.
 # Usage: scripts/test-isolation-levels.sh [rootless] [unprivileged]   (both by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,16 +19,8 @@ mapfile -t bins < <(cargo test --locked --no-run 2>&1 | sed -n 's/^ *Executable 
 rkind_bin="$PWD/target/debug/rkind"
 failed=()
 
-# No rkind helper or cluster process may outlive a level's run.
-leftovers() { # leftovers LEVEL
-  local left
-  left=$(pgrep -a -f '__rkind-|rkind up' | grep -v pgrep || true)
-  if [ -n "$left" ]; then
-    echo "leftover processes after the $1 run:" >&2
-    echo "$left" >&2
-    return 1
-  fi
-}
+# Nothing of rkind's may outlive a level's run.
+leftovers() { scripts/check-leftovers.sh "the $1 run"; }
 
 run_rootless() {
   local user=rkind-ci stage
@@ -56,9 +48,9 @@ run_unprivileged() {
   for b in "${bins[@]}"; do
     echo "== unprivileged (podman): $(basename "$b")"
     CONTAINERS_CONF="$PWD/testdata/podman/containers.conf" \
-      podman run --rm --rootfs /:O --workdir "$PWD" \
+      podman run --rm --workdir "$PWD" \
       -e RUST_BACKTRACE=1 -e HOME=/tmp -e PATH=/usr/local/bin:/usr/bin:/bin \
-      "$b" || failed+=("unprivileged: $(basename "$b")")
+      --rootfs /:O "$b" || failed+=("unprivileged: $(basename "$b")")
   done
   leftovers unprivileged || failed+=("unprivileged: leftover processes")
 }

@@ -18,4 +18,13 @@ need_pkg chromium chromium "the trace tests check the HTML page in a real browse
 need_pkg curl curl "the trace tests call the debug endpoint without credentials"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The suite at rkind's first isolation level (namespaces, as root) ...
 cargo test --locked "$@"
+scripts/check-leftovers.sh "the suite as root"
+# ... then at the two others: as a non-root user (rootless: user namespaces, subordinate
+# ids from uidmap's newuidmap) and inside an unprivileged podman container.
+if [ $# -eq 0 ]; then
+  need_pkg newuidmap uidmap "rootless pods map the test user's subordinate ids"
+  need_pkg podman podman "the suite also runs inside an unprivileged container"
+  scripts/test-isolation-levels.sh rootless unprivileged
+fi

@@ -140,21 +140,21 @@ spec:
   initContainers:
   - name: first
     image: rkind/host
-    command: ["sh", "-c", "echo first >> /work/order"]
-    volumeMounts: [{name: work, mountPath: /work}]
+    command: ["sh", "-c", "echo first >> /init-work/order"]
+    volumeMounts: [{name: work, mountPath: /init-work}]
   - name: second
     image: rkind/host
-    command: ["sh", "-c", "echo second >> /work/order"]
-    volumeMounts: [{name: work, mountPath: /work}]
+    command: ["sh", "-c", "echo second >> /init-work/order"]
+    volumeMounts: [{name: work, mountPath: /init-work}]
   containers:
   - name: main
     image: rkind/host
     command: ["sh", "-c"]
-    args: ["echo cwd=$(pwd); echo env=$MY_VAR; echo host=$(hostname); cat /work/order; cat /cfg/greeting; echo; cat /sec/password; echo; cat /etc/podinfo/name; echo; sleep 2; cat /shared/from-side"]
+    args: ["echo cwd=$(pwd); echo env=$MY_VAR; echo host=$(hostname); cat /init-work/order; cat /cfg/greeting; echo; cat /sec/password; echo; cat /etc/podinfo/name; echo; sleep 2; cat /shared/from-side"]
     workingDir: /tmp
     env: [{name: MY_VAR, value: "hello $(POD)"}, {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
     volumeMounts:
-    - {name: work, mountPath: /work}
+    - {name: work, mountPath: /init-work}
     - {name: cfg, mountPath: /cfg}
     - {name: sec, mountPath: /sec}
     - {name: info, mountPath: /etc/podinfo}
@@ -176,10 +176,21 @@ spec:
     c.ok(&["apply", "-f", f.to_str().unwrap()]);
     wait_phase(&c, "spec", "Succeeded");
     let out = c.ok(&["logs", "spec", "-c", "main"]);
+    // The unprivileged level cannot give pods a hostname of their own.
+    let host = if c.isolation() == "unprivileged" {
+        format!(
+            "host={}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim()
+        )
+    } else {
+        "host=spec".to_string()
+    };
     for want in [
         "cwd=/tmp",
         "env=hello $(POD)",
-        "host=spec",
+        host.as_str(),
         "first\nsecond",
         "hi from cm",
         "s3cret",
@@ -196,17 +207,31 @@ fn pods_are_isolated_in_their_own_namespaces() {
     c.ok(&["run", "ns", "--image=rkind/host", "--restart=Never", "--", "sh", "-c", "for n in mnt pid uts ipc net; do echo $n $(readlink /proc/self/ns/$n); done; ls /proc | grep -c '^[0-9]'; cat /sys/class/net/lo/operstate"]);
     wait_phase(&c, "ns", "Succeeded");
     let out = c.ok(&["logs", "ns"]);
+    // The unprivileged level (inside an unprivileged container) creates no namespaces,
+    // and says so; the test checks that it really shares them.
+    let shared = c.isolation() == "unprivileged";
     for n in ["mnt", "pid", "uts", "ipc", "net"] {
         let host = std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
         let line = out
             .lines()
             .find(|l| l.starts_with(&format!("{n} ")))
             .unwrap_or_else(|| panic!("no {n} line in {out}"));
+        if shared {
+            assert_eq!(
+                line.split_whitespace().nth(1).unwrap(),
+                host.to_str().unwrap(),
+                "{n} namespace at the unprivileged level"
+            );
+            continue;
+        }
         assert_ne!(
             line.split_whitespace().nth(1).unwrap(),
             host.to_str().unwrap(),
             "{n} namespace is the host's"
         );
+    }
+    if shared {
+        return;
     }
     let pids: usize = out
         .lines()
@@ -489,7 +514,13 @@ fn cri_socket_answers_a_grpc_client() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "crictl");
+        // The unprivileged level cannot give pods a hostname of their own.
+        let hostname = if level == "unprivileged" {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+        } else {
+            "crictl".to_string()
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hostname.trim());
         let t = std::time::Instant::now();
         let err = runtime
             .exec_sync(cri::ExecSyncRequest {

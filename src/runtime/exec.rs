@@ -42,6 +42,8 @@ pub struct ExecRequest {
     pub gid: u32,
     /// The isolation level the container runs at.
     pub level: super::linux::Level,
+    /// The container's root directory at the unprivileged level (see `ExecSpec::root`).
+    pub root: Option<String>,
     /// Names the exec in error messages, as upstream names the exec id.
     pub exec_id: String,
 }
@@ -144,6 +146,7 @@ fn command(req: &ExecRequest) -> std::process::Command {
         uid: req.uid,
         gid: req.gid,
         level: req.level,
+        root: req.root.clone(),
     })
 }
 

@@ -74,18 +74,22 @@ pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
                 }
             }
             None => {
-                // Only a process in other pid and mount namespaces than ours (a
-                // container's, not a host process that reused the pid) that has the
-                // container's environment.
+                // Only a process that has the container's environment and is either in
+                // other pid and mount namespaces than ours (a container's) or, at the
+                // unprivileged level where namespaces are shared, started when the
+                // container did: not a host process that reused the pid.
                 let ns = |pid: u32, kind: &str| {
                     std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
                 };
                 let me = std::process::id();
                 let env = std::fs::read(format!("/proc/{}/environ", rec.pid)).unwrap_or_default();
-                let ours = rec.pid != 0
-                    && ns(rec.pid, "pid").is_some()
+                let own_namespaces = ns(rec.pid, "pid").is_some()
                     && ns(rec.pid, "pid") != ns(me, "pid")
-                    && ns(rec.pid, "mnt") != ns(me, "mnt")
+                    && ns(rec.pid, "mnt") != ns(me, "mnt");
+                let started_then = start_time_ns(rec.pid)
+                    .is_some_and(|t| (t as i64 - rec.started_at).abs() < 2_000_000_000);
+                let ours = rec.pid != 0
+                    && (own_namespaces || started_then)
                     && rec
                         .env
                         .iter()
@@ -98,4 +102,28 @@ pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
     }
     let _ = std::fs::remove_file(cri_socket);
     cleaned
+}
+
+/// When process `pid` started, in nanoseconds since the epoch (its `/proc` stat start
+/// time in clock ticks after boot, plus the boot time).
+fn start_time_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22; the fields after the command's closing parenthesis start at field 3.
+    let ticks: u64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(boot * 1_000_000_000 + ticks * (1_000_000_000 / hz))
 }

@@ -769,6 +769,21 @@ impl Runtime {
         Ok(())
     }
 
+    /// At the unprivileged level, the directory a container runs in: its copied image, or
+    /// the shared root for the host image (see `linux::helpers::unprivileged_root`).
+    pub(crate) fn unprivileged_root(&self, rec: &ContainerRecord) -> Option<String> {
+        (self.isolation.level == linux::Level::Unprivileged).then(|| {
+            if self.isolation.chroot && !rec.layers.is_empty() {
+                self.container_dir(&rec.id)
+                    .join("rootfs")
+                    .display()
+                    .to_string()
+            } else {
+                "/".to_string()
+            }
+        })
+    }
+
     /// The isolation level in use (for `rkind up`, `rkind status` and the Node).
     pub fn isolation(&self) -> &linux::Isolation {
         &self.isolation
@@ -995,6 +1010,7 @@ impl Runtime {
             uid: rec.uid,
             gid: rec.gid,
             level: self.isolation.level,
+            root: self.unprivileged_root(&rec),
         });
         command
             .stdin(Stdio::null())

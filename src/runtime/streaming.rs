@@ -506,6 +506,7 @@ impl StreamingServer {
                         uid: c.uid,
                         gid: c.gid,
                         level: self.runtime.isolation().level,
+                        root: self.runtime.unprivileged_root(&c),
                         exec_id: new_token(),
                     };
                     let (outcome, report) = exec::run(req, io).await;

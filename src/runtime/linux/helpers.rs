@@ -67,6 +67,10 @@ pub struct ExecSpec {
     /// The isolation level the container runs at.
     #[serde(default)]
     pub level: Level,
+    /// The container's root directory, for when `/proc/<pid>/root` may not be opened
+    /// (unprivileged level, the container running as another user, no CAP_SYS_PTRACE).
+    #[serde(default)]
+    pub root: Option<String>,
 }
 
 /// Runs a helper if this process was started as one; returns its exit code.
@@ -1037,6 +1041,12 @@ fn run_nsexec(json: &str) -> i32 {
     };
     let root = match File::open(format!("/proc/{}/root", spec.pid)) {
         Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && spec.root.is_some() => {
+            match File::open(spec.root.as_deref().unwrap_or("/")) {
+                Ok(f) => f,
+                Err(e) => return fail(format!("the container's root: {e}")),
+            }
+        }
         Err(e) => return fail(format!("container process {} is gone: {e}", spec.pid)),
     };
     // Opened before entering the container (it is a host path); close-on-exec, so it stays empty
@@ -1054,16 +1064,20 @@ fn run_nsexec(json: &str) -> i32 {
     {
         return fail(e);
     }
-    if let Err(e) = join_namespaces(
-        spec.pid,
-        &[
-            ("ipc", CloneFlags::CLONE_NEWIPC),
-            ("uts", CloneFlags::CLONE_NEWUTS),
-            ("net", CloneFlags::CLONE_NEWNET),
-            ("pid", CloneFlags::CLONE_NEWPID),
-            ("mnt", CloneFlags::CLONE_NEWNS),
-        ],
-    ) {
+    // Nothing to join at the unprivileged level (and the namespaces of a container
+    // running as another user may not even be looked at).
+    if spec.level != Level::Unprivileged
+        && let Err(e) = join_namespaces(
+            spec.pid,
+            &[
+                ("ipc", CloneFlags::CLONE_NEWIPC),
+                ("uts", CloneFlags::CLONE_NEWUTS),
+                ("net", CloneFlags::CLONE_NEWNET),
+                ("pid", CloneFlags::CLONE_NEWPID),
+                ("mnt", CloneFlags::CLONE_NEWNS),
+            ],
+        )
+    {
         return fail(e);
     }
     let unprivileged = spec.level == Level::Unprivileged;
@@ -1077,7 +1091,13 @@ fn run_nsexec(json: &str) -> i32 {
     } else {
         None
     };
-    let shared_root = unprivileged && same_file(&format!("/proc/{}/root", spec.pid), "/");
+    let shared_root = unprivileged && {
+        use std::os::unix::fs::MetadataExt;
+        match (root.metadata(), std::fs::metadata("/")) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    };
     if !shared_root {
         if let Err(e) = nix::unistd::fchdir(&root) {
             return fail(format!("fchdir to the container root: {e}"));
@@ -1158,15 +1178,6 @@ fn run_nsexec(json: &str) -> i32 {
             }
         }
         Err(e) => fail(format!("fork: {e}")),
-    }
-}
-
-/// Whether two paths name the same file (after following links).
-fn same_file(a: &str, b: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
     }
 }
 
