@@ -660,8 +660,8 @@ fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
                 return Ok(if only.is_some() { 1 } else { 0 });
             }
             println!(
-                "{:<16} {:<10} {:<28} {:<20} DATA DIR",
-                "NAME", "STATUS", "SERVER", "CONTEXT"
+                "{:<16} {:<10} {:<28} {:<20} {:<13} DATA DIR",
+                "NAME", "STATUS", "SERVER", "CONTEXT", "ISOLATION"
             );
             for r in &rows {
                 let st = if r["ready"] == true {
@@ -672,11 +672,12 @@ fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
                     "Stopped"
                 };
                 println!(
-                    "{:<16} {:<10} {:<28} {:<20} {}",
+                    "{:<16} {:<10} {:<28} {:<20} {:<13} {}",
                     r["name"].as_str().unwrap_or(""),
                     st,
                     r["server"].as_str().unwrap_or(""),
                     r["context"].as_str().unwrap_or(""),
+                    r["isolation"].as_str().unwrap_or(""),
                     r["dataDir"].as_str().unwrap_or("")
                 );
             }

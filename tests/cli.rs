@@ -94,6 +94,16 @@ fn detached_clusters_side_by_side() {
     let clusters = v["clusters"].as_array().unwrap();
     assert_eq!(clusters.len(), 2, "{v}");
     assert!(clusters.iter().all(|c| c["ready"] == true), "{v}");
+    // The isolation level found by trying: which one depends on who runs the suite.
+    assert!(
+        clusters
+            .iter()
+            .all(|c| ["namespaces", "rootless", "unprivileged"]
+                .contains(&c["isolation"].as_str().unwrap_or(""))),
+        "{v}"
+    );
+    let table = text(&rkind(h, &["status"]));
+    assert!(table.contains("ISOLATION"), "{table}");
     assert_ne!(clusters[0]["server"], clusters[1]["server"]);
 
     let kc = rkind(h, &["kubeconfig", "--name", "one"]);
@@ -231,6 +241,78 @@ fn run_is_a_hermetic_harness() {
         })
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+/// Ctrl-C on `rkind run` (SIGINT to its whole process group, as a terminal sends it)
+/// stops the command and the cluster with its pod, and leaves nothing behind.
+#[test]
+fn run_cleans_up_on_sigint() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let mut cmd = Command::new(rkind_bin());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // As in a terminal's foreground job, SIGINT has its default action (the suite may
+    // run under a runner that ignores it, and ignoring is inherited).
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .args(["run", "--name", "run-int", "--", "sh", "-c"])
+        .arg(
+            "kubectl run p --image=rkind/host -- sleep 4343 >/dev/null && \
+             kubectl wait --for=condition=Ready pod/p --timeout=60s >/dev/null && \
+             echo ready && sleep 120",
+        )
+        .current_dir(h)
+        .env("HOME", h)
+        .env("XDG_DATA_HOME", h.join("xdg"))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rkind run");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "ready", "the pod runs");
+    let pod_running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains("sleep\u{0}4343"))
+    };
+    assert!(pod_running(), "the pod's process is there before Ctrl-C");
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let out = child.wait_with_output().expect("rkind run exits");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "128 + SIGINT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!pod_running(), "the pod's process is gone");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("rkind-run-run-int-")
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

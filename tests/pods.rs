@@ -934,3 +934,61 @@ fn exec_runs_as_the_containers_user() {
         ]) == "true"
     });
 }
+
+/// `shareProcessNamespace: true`: the pod's containers see each other's processes in one
+/// PID namespace of the pod's own (not the host's), as on a real cluster.
+#[test]
+fn share_process_namespace() {
+    let c = Cluster::start("sharepid");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"shared"},"spec":{
+            "shareProcessNamespace":true,"terminationGracePeriodSeconds":1,
+            "containers":[{"name":"a","image":"rkind/host","command":["sleep","3601"]},
+                          {"name":"b","image":"rkind/host","command":["sleep","3602"]}]}}"#,
+    );
+    wait_phase(&c, "shared", "Running");
+    c.eventually(20, "both containers ready", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "shared",
+            "-o",
+            "jsonpath={.status.containerStatuses[*].ready}",
+        ]) == "true true"
+    });
+    let seen = c.ok(&[
+        "exec",
+        "shared",
+        "-c",
+        "b",
+        "--",
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done",
+    ]);
+    assert!(seen.contains("sleep 3601"), "b sees a's process:\n{seen}");
+    if c.isolation() == "unprivileged" {
+        // No PID namespaces at this level: the whole machine's processes are visible.
+        return;
+    }
+    let count = seen.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(
+        count <= 6,
+        "only the pod's processes, not the host's:\n{seen}"
+    );
+    let pid1 = c.ok(&[
+        "exec",
+        "shared",
+        "-c",
+        "a",
+        "--",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline",
+    ]);
+    assert!(
+        !pid1.contains("sleep"),
+        "PID 1 is the pod's own init, not a container: {pid1}"
+    );
+}

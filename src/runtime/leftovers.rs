@@ -36,68 +36,96 @@ fn kill(pid: u32) -> bool {
     .is_ok()
 }
 
-/// Kills what a crashed cluster whose runtime state is in `runtime_dir` left running
-/// and removes its containers' cgroups and CRI socket. Blocking; idempotent.
-pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
-    let mut cleaned = Cleaned::default();
+/// What a cluster whose runtime state is in `runtime_dir` has running or allocated.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Shims, namespace holders and container processes (host pids).
+    pub processes: Vec<u32>,
+    /// Container cgroups that still exist.
+    pub cgroups: Vec<super::linux::cgroup::ContainerCgroup>,
+}
+
+impl Found {
+    /// Nothing left.
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty() && self.cgroups.is_empty()
+    }
+}
+
+/// Finds what the cluster whose runtime state is in `runtime_dir` has running: shims and
+/// holders by the data directory in their command line, container processes by their
+/// cgroup or (without cgroups) by their record, never by pid alone.
+pub fn find(runtime_dir: &Path) -> Found {
+    let mut found = Found::default();
     let marker = runtime_dir.display().to_string();
     // Shims and namespace holders name their state under the data directory.
     for p in crate::trace::evidence::processes() {
         if p.pid != std::process::id()
             && (p.args.contains("__rkind-init") || p.args.contains("__rkind-sandbox"))
             && p.args.contains(&marker)
-            && kill(p.pid)
         {
-            cleaned.processes += 1;
+            found.processes.push(p.pid);
         }
     }
-    // Container processes (and anything exec'd into them) are in the containers' cgroups;
-    // without cgroups, the recorded main pid is checked against its container first.
     for rec in records(runtime_dir) {
         match &rec.cgroup {
             Some(cg) => {
                 for d in &cg.dirs {
-                    for pid in std::fs::read_to_string(d.join("cgroup.procs"))
-                        .unwrap_or_default()
-                        .lines()
-                        .filter_map(|l| l.trim().parse::<u32>().ok())
-                    {
-                        if kill(pid) {
-                            cleaned.processes += 1;
-                        }
-                    }
+                    found.processes.extend(
+                        std::fs::read_to_string(d.join("cgroup.procs"))
+                            .unwrap_or_default()
+                            .lines()
+                            .filter_map(|l| l.trim().parse::<u32>().ok()),
+                    );
                 }
-                let existed = cg.dirs.iter().any(|d| d.exists());
-                cg.remove();
-                if existed && cg.dirs.iter().all(|d| !d.exists()) {
-                    cleaned.cgroups += 1;
+                if cg.dirs.iter().any(|d| d.exists()) {
+                    found.cgroups.push(cg.clone());
                 }
             }
-            None => {
-                // Only a process that has the container's environment and is either in
-                // other pid and mount namespaces than ours (a container's) or, at the
-                // unprivileged level where namespaces are shared, started when the
-                // container did: not a host process that reused the pid.
-                let ns = |pid: u32, kind: &str| {
-                    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
-                };
-                let me = std::process::id();
-                let env = std::fs::read(format!("/proc/{}/environ", rec.pid)).unwrap_or_default();
-                let own_namespaces = ns(rec.pid, "pid").is_some()
-                    && ns(rec.pid, "pid") != ns(me, "pid")
-                    && ns(rec.pid, "mnt") != ns(me, "mnt");
-                let started_then = start_time_ns(rec.pid)
-                    .is_some_and(|t| (t as i64 - rec.started_at).abs() < 2_000_000_000);
-                let ours = rec.pid != 0
-                    && (own_namespaces || started_then)
-                    && rec
-                        .env
-                        .iter()
-                        .all(|e| env.split(|b| *b == 0).any(|v| v == e.as_bytes()));
-                if ours && kill(rec.pid) {
-                    cleaned.processes += 1;
-                }
-            }
+            None if is_container_process(&rec) => found.processes.push(rec.pid),
+            None => {}
+        }
+    }
+    found.processes.sort_unstable();
+    found.processes.dedup();
+    found
+}
+
+/// Whether the recorded main pid of a container without a cgroup is still that
+/// container's process: it has the container's environment and is either in other pid
+/// and mount namespaces than ours (a container's) or, at the unprivileged level where
+/// namespaces are shared, started when the container did. Not a process that reused it.
+fn is_container_process(rec: &ContainerRecord) -> bool {
+    let ns = |pid: u32, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
+    let me = std::process::id();
+    let env = std::fs::read(format!("/proc/{}/environ", rec.pid)).unwrap_or_default();
+    let own_namespaces = ns(rec.pid, "pid").is_some()
+        && ns(rec.pid, "pid") != ns(me, "pid")
+        && ns(rec.pid, "mnt") != ns(me, "mnt");
+    let started_then =
+        start_time_ns(rec.pid).is_some_and(|t| (t as i64 - rec.started_at).abs() < 2_000_000_000);
+    rec.pid != 0
+        && (own_namespaces || started_then)
+        && rec
+            .env
+            .iter()
+            .all(|e| env.split(|b| *b == 0).any(|v| v == e.as_bytes()))
+}
+
+/// Kills what a crashed cluster whose runtime state is in `runtime_dir` left running
+/// and removes its containers' cgroups and CRI socket. Blocking; idempotent.
+pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
+    let found = find(runtime_dir);
+    let mut cleaned = Cleaned::default();
+    for pid in &found.processes {
+        if *pid != std::process::id() && kill(*pid) {
+            cleaned.processes += 1;
+        }
+    }
+    for cg in &found.cgroups {
+        cg.remove();
+        if cg.dirs.iter().all(|d| !d.exists()) {
+            cleaned.cgroups += 1;
         }
     }
     let _ = std::fs::remove_file(cri_socket);

@@ -868,11 +868,12 @@ impl Runtime {
     /// Stops a container: SIGTERM, then SIGKILL after `timeout` seconds (blocking).
     pub fn stop_container_blocking(&self, id: &str, timeout: i64) -> Result<(), Status> {
         let rec = self.container(id)?;
+        let unprivileged = self.isolation.level == linux::Level::Unprivileged;
         if rec.state != ContainerStateKind::Running || rec.pid == 0 {
             return Ok(());
         }
         if timeout > 0 {
-            signal_container(rec.pid, nix::sys::signal::Signal::SIGTERM);
+            signal_container(rec.pid, nix::sys::signal::Signal::SIGTERM, unprivileged);
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout as u64);
             while std::time::Instant::now() < deadline {
                 if self
@@ -885,7 +886,7 @@ impl Runtime {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        signal_container(rec.pid, nix::sys::signal::Signal::SIGKILL);
+        signal_container(rec.pid, nix::sys::signal::Signal::SIGKILL, unprivileged);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if self
@@ -1099,9 +1100,14 @@ fn kill(pid: u32, sig: nix::sys::signal::Signal) {
 /// Signals a container's process; when that is refused (a rootless pod's process under a
 /// subordinate uid) its shim, root in the pod's user namespace, forwards the signal
 /// (SIGTERM as is, SIGKILL as SIGUSR2; see the shim's `forward_stop_signals`).
-fn signal_container(pid: u32, sig: nix::sys::signal::Signal) {
+/// At the unprivileged level the container's process group is signalled (it has no PID
+/// namespace whose end would take the rest along).
+fn signal_container(pid: u32, sig: nix::sys::signal::Signal, group: bool) {
     use nix::sys::signal::Signal;
     let target = nix::unistd::Pid::from_raw(pid as i32);
+    if group {
+        let _ = nix::sys::signal::killpg(target, sig);
+    }
     if let Err(nix::errno::Errno::EPERM) = nix::sys::signal::kill(target, sig) {
         let shim = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()

@@ -285,18 +285,69 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let pgid = self.child.as_ref().map(|c| c.id() as i32);
-        self.shutdown_child();
+        let stopped = self.shutdown_child();
         if let Some(pgid) = pgid {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // After every test: a cluster that stopped left nothing behind (checked, not
+        // assumed). A test that already fails only gets the cleanup.
+        let left = self.leftovers();
+        if !left.is_empty() {
+            rkind::runtime::leftovers::clean(&self.data_dir().join("runtime"), Path::new(""));
+        }
+        if !std::thread::panicking() {
+            assert!(stopped, "rkind did not stop within 15 s of SIGTERM");
+            assert!(
+                left.is_empty(),
+                "left behind by cluster {}: {left:?}",
+                self.name
+            );
+        }
     }
 }
 
 impl Cluster {
-    fn shutdown_child(&mut self) {
+    /// What the cluster left: processes and cgroups (its runtime's records), and mounts
+    /// under its directory; polled for a moment, as the last holders exit asynchronously.
+    fn leftovers(&self) -> Vec<String> {
+        let runtime = self.data_dir().join("runtime");
+        let dir = self.dir.path().display().to_string();
+        let start = Instant::now();
+        loop {
+            let found = rkind::runtime::leftovers::find(&runtime);
+            let mut left: Vec<String> = found
+                .processes
+                .iter()
+                .map(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    format!(
+                        "process {p}: {}",
+                        String::from_utf8_lossy(&cmd).replace('\0', " ")
+                    )
+                })
+                .collect();
+            left.extend(found.cgroups.iter().map(|c| format!("cgroup {:?}", c.dirs)));
+            left.extend(
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains(&dir))
+                    .map(|l| format!("mount {l}")),
+            );
+            if left.is_empty() || start.elapsed() > Duration::from_secs(5) {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Cluster {
+    /// SIGTERM, then SIGKILL after 15 s; false if it had to be killed.
+    fn shutdown_child(&mut self) -> bool {
         if let Some(mut child) = self.child.take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
@@ -305,13 +356,15 @@ impl Cluster {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(15) {
                 if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                    return true;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
+            return false;
         }
+        true
     }
 }
 

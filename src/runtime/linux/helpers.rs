@@ -917,6 +917,11 @@ fn run_init(spec_path: &Path) -> i32 {
             // The container's own mount namespace (the shim stays in the host's, so that
             // pivot_root does not move the shim's root too).
             let prepared = if unprivileged {
+                // No PID namespace to end with the container: its own process group
+                // (session) is what the runtime signals and the shim sweeps at exit.
+                if !spec.tty {
+                    let _ = nix::unistd::setsid();
+                }
                 // No mounts: the terminal comes from the shared /dev/ptmx, before chroot.
                 joined
                     .and_then(|_| match console {
@@ -992,6 +997,11 @@ fn run_init(spec_path: &Path) -> i32 {
                 Some(m) => terminal::relay(m, child),
                 None => wait_child(child),
             };
+            if unprivileged {
+                // What ending a PID namespace does: the container's other processes go
+                // with its main one.
+                let _ = nix::sys::signal::killpg(child, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = std::fs::write(spec.state_dir.join("exitcode"), code.to_string());
             if !msg.is_empty() {
                 return 128;

@@ -323,9 +323,10 @@ impl Isolation {
             }),
             Level::Unprivileged => {
                 out.push(
-                    "unprivileged: this environment allows no new namespaces, so pods are NOT \
-                     isolated from each other or from rkind: they share processes, network \
-                     (pod ports are ports on this loopback) and hostname"
+                    "unprivileged: pod namespaces cannot be made here (see what was tried \
+                     below), so pods are NOT isolated from each other or from rkind: they \
+                     share processes, network (pod ports are ports on this loopback), \
+                     hostname and, for rkind/host containers, the root filesystem"
                         .into(),
                 );
                 out.push(if self.chroot {
