@@ -545,7 +545,12 @@ fn echo_progress(path: &Path, offset: u64) -> u64 {
         None => return offset,
     };
     for line in complete.lines() {
-        if line.starts_with(" ✓") || line.starts_with("Creating") || line.starts_with("ERROR") {
+        // Progress, the isolation warnings ("   ! ..."), errors.
+        if line.starts_with(" ✓")
+            || line.starts_with("   !")
+            || line.starts_with("Creating")
+            || line.starts_with("ERROR")
+        {
             println!("{line}");
         }
     }

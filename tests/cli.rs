@@ -104,6 +104,18 @@ fn detached_clusters_side_by_side() {
     );
     let table = text(&rkind(h, &["status"]));
     assert!(table.contains("ISOLATION"), "{table}");
+    // `up` names the level; a weaker one is explained (with what was tried).
+    let up_text = text(&up1);
+    let level = clusters[0]["isolation"].as_str().unwrap_or("");
+    assert!(
+        up_text.contains(&format!("isolation: {level}")),
+        "{up_text}"
+    );
+    assert_eq!(
+        up_text.contains("   ! tried: "),
+        level != "namespaces",
+        "{up_text}"
+    );
     assert_ne!(clusters[0]["server"], clusters[1]["server"]);
 
     let kc = rkind(h, &["kubeconfig", "--name", "one"]);
