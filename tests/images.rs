@@ -5,13 +5,11 @@ mod common;
 
 use common::Cluster;
 
-#[test]
-fn load_busybox_image_and_run_it() {
-    let c = Cluster::start("images");
+/// Builds the busybox OCI archive (the project's script) in the cluster's directory.
+fn build_busybox_archive(c: &Cluster) -> std::path::PathBuf {
     let archive = c.dir.path().join("busybox-oci.tar");
-    let script = common::source_file("scripts/build-busybox-image.sh");
     let out = std::process::Command::new("bash")
-        .arg(script)
+        .arg(common::source_file("scripts/build-busybox-image.sh"))
         .arg(&archive)
         .output()
         .unwrap();
@@ -20,6 +18,13 @@ fn load_busybox_image_and_run_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    archive
+}
+
+#[test]
+fn load_busybox_image_and_run_it() {
+    let c = Cluster::start("images");
+    let archive = build_busybox_archive(&c);
     let data = c.data_dir();
     let data = data.to_str().unwrap();
     let load = c.rkind(&[
@@ -92,17 +97,7 @@ fn copied_roots_where_overlayfs_is_refused() {
     if level != "unprivileged" {
         assert!(cond.contains("copied roots"), "{cond}");
     }
-    let archive = c.dir.path().join("busybox-oci.tar");
-    let out = std::process::Command::new("bash")
-        .arg(common::source_file("scripts/build-busybox-image.sh"))
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let archive = build_busybox_archive(&c);
     let data = c.data_dir().display().to_string();
     let load = c.rkind(&[
         "load",

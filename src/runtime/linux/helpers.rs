@@ -270,6 +270,67 @@ pub(super) fn mnt(
     })
 }
 
+/// A fresh `/proc` at `dir` (created), for a process in a new PID namespace.
+pub(super) fn mount_proc(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    mnt(
+        Some("proc"),
+        dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// A private devpts instance at `dir` (created): the container's own terminals.
+pub(super) fn mount_devpts(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    mnt(
+        Some("devpts"),
+        dir,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+}
+
+/// How read-only a bind mount must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadOnly {
+    /// Writable.
+    No,
+    /// Read-only or fail (a read-only volume).
+    Required,
+    /// Read-only where the kernel allows it (a view of the host, whose locked mounts a
+    /// user namespace may not remount).
+    BestEffort,
+}
+
+/// Binds `source` (recursively) on `target`, read-only as asked.
+fn bind(source: &Path, target: &Path, read_only: ReadOnly) -> Result<(), String> {
+    mnt(
+        Some(&source.display().to_string()),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    if read_only == ReadOnly::No {
+        return Ok(());
+    }
+    let remounted = mnt(
+        None,
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None,
+    );
+    match read_only {
+        ReadOnly::Required => remounted,
+        _ => Ok(()),
+    }
+}
+
 fn ensure_target(source: &Path, target: &Path) -> Result<(), String> {
     if source.is_dir() {
         std::fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))
@@ -340,32 +401,17 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
         } = m;
         let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
         ensure_target(source, &target)?;
-        mnt(
-            Some(&source.display().to_string()),
+        bind(
+            source,
             &target,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
+            if *read_only {
+                ReadOnly::Required
+            } else {
+                ReadOnly::No
+            },
         )?;
-        if *read_only {
-            mnt(
-                None,
-                &target,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-            )?;
-        }
     }
-    let proc_dir = root.join("proc");
-    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir proc: {e}"))?;
-    mnt(
-        Some("proc"),
-        &proc_dir,
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-    )?;
+    mount_proc(&root.join("proc"))?;
     let dev = root.join("dev");
     std::fs::create_dir_all(&dev).map_err(|e| format!("mkdir dev: {e}"))?;
     mnt(
@@ -386,15 +432,7 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
             None,
         )?;
     }
-    let pts = dev.join("pts");
-    std::fs::create_dir_all(&pts).map_err(|e| format!("mkdir pts: {e}"))?;
-    mnt(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
+    mount_devpts(&dev.join("pts"))?;
     let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).map_err(|e| format!("mkdir shm: {e}"))?;
@@ -417,20 +455,7 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     std::fs::create_dir_all(&sys).map_err(|e| format!("mkdir sys: {e}"))?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if mnt(Some("sysfs"), &sys, Some("sysfs"), ro, None).is_err() {
-        mnt(
-            Some("/sys"),
-            &sys,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
-        let _ = mnt(
-            None,
-            &sys,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None,
-        );
+        bind(Path::new("/sys"), &sys, ReadOnly::BestEffort)?;
     }
     chdir(&root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
     pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
@@ -444,13 +469,7 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
 /// top-level directory (writes go to the container's upper layer), a read-only bind
 /// where a directory has submounts of its own, and the host's top-level symlinks.
 fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
-    mnt(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::empty(),
-        Some("mode=0755"),
-    )?;
+    tmpfs_root(root)?;
     let entries = std::fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -482,7 +501,6 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
             upper.display(),
             work.display()
         );
-        let src_text = src.display().to_string();
         if mnt(
             Some("overlay"),
             &dst,
@@ -492,23 +510,33 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
         )
         .is_err()
         {
-            mnt(
-                Some(&src_text),
-                &dst,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            let _ = mnt(
-                None,
-                &dst,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-            );
+            bind(&src, &dst, ReadOnly::BestEffort)?;
         }
     }
     Ok(())
+}
+
+/// A mount namespace of this process's own, whose mounts never propagate back.
+pub(super) fn private_mount_namespace() -> Result<(), String> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    mnt(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+}
+
+/// An empty in-memory root directory for a container (gone with its mount namespace).
+fn tmpfs_root(root: &Path) -> Result<(), String> {
+    mnt(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
 }
 
 /// A container root without overlayfs: a private tmpfs holding a copy of the image's
@@ -517,30 +545,11 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
 fn copied_root(rootfs: &Rootfs, root: &Path) -> Result<(), String> {
     match rootfs {
         Rootfs::Layers { lower } => {
-            mnt(
-                Some("tmpfs"),
-                root,
-                Some("tmpfs"),
-                MsFlags::empty(),
-                Some("mode=0755"),
-            )?;
+            tmpfs_root(root)?;
             copy_layers(lower, root)
         }
         Rootfs::Host => {
-            mnt(
-                Some("/"),
-                root,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            let _ = mnt(
-                None,
-                root,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-            );
+            bind(Path::new("/"), root, ReadOnly::BestEffort)?;
             mnt(
                 Some("tmpfs"),
                 &root.join("tmp"),
@@ -934,19 +943,7 @@ fn run_init(spec_path: &Path) -> i32 {
                     .and_then(|_| unprivileged_root(&spec))
             } else {
                 joined
-                    .and_then(|_| {
-                        unshare(CloneFlags::CLONE_NEWNS)
-                            .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))
-                    })
-                    .and_then(|_| {
-                        mnt(
-                            None,
-                            Path::new("/"),
-                            None,
-                            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                            None,
-                        )
-                    })
+                    .and_then(|_| private_mount_namespace())
                     .and_then(|_| setup_root(&spec))
                     .and_then(|_| match console {
                         Some((_, ref sender)) => terminal::open_container_pty().and_then(|pty| {

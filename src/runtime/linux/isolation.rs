@@ -507,14 +507,7 @@ pub fn run_probe(level: &str, dir: &Path) -> i32 {
 /// what a container root needs. Ok(overlay works).
 fn mounts_in_new_namespace(dir: &Path, try_overlay: bool) -> Result<bool, String> {
     use super::helpers::mnt;
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
-    mnt(
-        None,
-        Path::new("/"),
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-    )?;
+    super::helpers::private_mount_namespace()?;
     let rw = dir.join("rw");
     let lower = dir.join("lower");
     let root = dir.join("root");
@@ -548,23 +541,7 @@ fn mounts_in_new_namespace(dir: &Path, try_overlay: bool) -> Result<bool, String
             None,
         )?;
     }
-    let proc_dir = root.join("proc");
-    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir proc: {e}"))?;
-    mnt(
-        Some("proc"),
-        &proc_dir,
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-    )?;
-    let pts = root.join("pts");
-    std::fs::create_dir_all(&pts).map_err(|e| format!("mkdir pts: {e}"))?;
-    mnt(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
+    super::helpers::mount_proc(&root.join("proc"))?;
+    super::helpers::mount_devpts(&root.join("pts"))?;
     Ok(overlay)
 }
