@@ -25,6 +25,10 @@ leftovers() { scripts/check-leftovers.sh "the $1 run"; }
 run_rootless() {
   local user=rkind-ci stage
   id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+  # Subordinate ids for its pods' user namespaces (useradd adds them where /etc/subuid
+  # exists; make sure either way).
+  grep -q "^$user:" /etc/subuid 2>/dev/null || usermod --add-subuids 200000-265535 "$user"
+  grep -q "^$user:" /etc/subgid 2>/dev/null || usermod --add-subgids 200000-265535 "$user"
   stage=$(mktemp -d /tmp/rkind-levels-XXXXXX)
   trap 'rm -rf "$stage"' RETURN
   mkdir -p "$stage/bin" "$stage/src"
