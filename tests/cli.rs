@@ -186,6 +186,23 @@ fn bad_input_gets_clear_messages() {
         "{}",
         text(&out)
     );
+    // A bad isolation level is refused by name, before any pod could run.
+    let out = Command::new(rkind_bin())
+        .args(["up", "--name", "badlevel"])
+        .env("HOME", h)
+        .env("XDG_DATA_HOME", h.join("xdg"))
+        .env("KUBECONFIG", h.join("kubeconfig"))
+        .env("RKIND_ISOLATION", "bogus")
+        .stdin(Stdio::null())
+        .output()
+        .expect("rkind up");
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .contains("RKIND_ISOLATION=\"bogus\": expected namespaces, rootless or unprivileged"),
+        "{}",
+        text(&out)
+    );
     let out = rkind(h, &["--version"]);
     assert!(text(&out).starts_with("rkind "), "{}", text(&out));
     let out = rkind(h, &["completion", "bash"]);
