@@ -361,9 +361,6 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
         MsFlags::empty(),
         Some("mode=0755"),
     )?;
-    for d in ["upper", "work"] {
-        std::fs::create_dir_all(rw.join(d)).map_err(|e| format!("mkdir: {e}"))?;
-    }
     if spec.isolation.overlay
         && matches!(spec.rootfs, Rootfs::Host)
         && spec.isolation.level == Level::Rootless
@@ -378,18 +375,7 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join(":"),
         };
-        let opts = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
-            rw.join("upper").display(),
-            rw.join("work").display()
-        );
-        mnt(
-            Some("overlay"),
-            &root,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(&opts),
-        )?;
+        overlay(&lower, &rw, &root)?;
     } else {
         copied_root(&spec.rootfs, &root)?;
     }
@@ -491,29 +477,31 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
             continue;
         }
         std::fs::create_dir(&dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
-        let (upper, work) = (rw.join("upper").join(&name), rw.join("work").join(&name));
-        for d in [&upper, &work] {
-            std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
-        }
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            src.display(),
-            upper.display(),
-            work.display()
-        );
-        if mnt(
-            Some("overlay"),
-            &dst,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(&opts),
-        )
-        .is_err()
-        {
+        if overlay(&src.display().to_string(), &rw.join(&name), &dst).is_err() {
             bind(&src, &dst, ReadOnly::BestEffort)?;
         }
     }
     Ok(())
+}
+
+/// An overlay of `lower` (overlayfs's colon-separated list) on `target`, whose writes go
+/// to `layer/upper` (with `layer/work`, both created here).
+pub(super) fn overlay(lower: &str, layer: &Path, target: &Path) -> Result<(), String> {
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+    }
+    mnt(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        )),
+    )
 }
 
 /// A mount namespace of this process's own, whose mounts never propagate back.

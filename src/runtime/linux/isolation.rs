@@ -515,23 +515,8 @@ fn mounts_in_new_namespace(dir: &Path, try_overlay: bool) -> Result<bool, String
         std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
     }
     mnt(Some("tmpfs"), &rw, Some("tmpfs"), MsFlags::empty(), None)?;
-    for d in ["upper", "work"] {
-        std::fs::create_dir_all(rw.join(d)).map_err(|e| format!("mkdir: {e}"))?;
-    }
-    let overlay = try_overlay
-        && mnt(
-            Some("overlay"),
-            &root,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(&format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                rw.join("upper").display(),
-                rw.join("work").display()
-            )),
-        )
-        .is_ok();
+    let overlay =
+        try_overlay && super::helpers::overlay(&lower.display().to_string(), &rw, &root).is_ok();
     if !overlay {
         mnt(
             Some(&root.display().to_string()),
