@@ -135,13 +135,9 @@ pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
 /// When process `pid` started, in nanoseconds since the epoch (its `/proc` stat start
 /// time in clock ticks after boot, plus the boot time).
 fn start_time_ns(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22; the fields after the command's closing parenthesis start at field 3.
-    let ticks: u64 = stat
-        .rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(19)?
+    // Field 22.
+    let ticks: u64 = crate::trace::evidence::stat_fields(pid)?
+        .get(19)?
         .parse()
         .ok()?;
     let boot: u64 = std::fs::read_to_string("/proc/stat")

@@ -1109,14 +1109,8 @@ fn signal_container(pid: u32, sig: nix::sys::signal::Signal, group: bool) {
         let _ = nix::sys::signal::killpg(target, sig);
     }
     if let Err(nix::errno::Errno::EPERM) = nix::sys::signal::kill(target, sig) {
-        let shim = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().nth(1))
-                    .and_then(|p| p.parse::<u32>().ok())
-            });
+        let shim = crate::trace::evidence::stat_fields(pid)
+            .and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok()));
         if let Some(shim) = shim {
             kill(
                 shim,

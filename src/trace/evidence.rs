@@ -107,12 +107,18 @@ pub struct Proc {
     pub args: String,
 }
 
-/// Reads one process.
-pub fn process(pid: u32) -> Option<Proc> {
+/// The fields of `/proc/<pid>/stat` after the command name, from field 3 (state) on:
+/// index 1 is the parent, index 19 the start time in clock ticks after boot.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// Reads one process.
+pub fn process(pid: u32) -> Option<Proc> {
+    let ppid = stat_fields(pid)?.get(1)?.parse().ok()?;
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args = raw
         .split(|b| *b == 0)
