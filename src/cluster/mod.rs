@@ -97,6 +97,18 @@ pub struct RunningCluster {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The store holds every Secret: its directory is the user's alone (0700), its files
+/// too (0600), whatever the umask was when sled made them.
+fn owner_only(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 /// The node name of cluster `name`, as kind names it.
 pub fn node_name(name: &str) -> String {
     format!("{name}-control-plane")
@@ -156,6 +168,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
 
     let t = Instant::now();
     let store = Arc::new(Store::open_sled(&opts.data_dir.join("store"))?);
+    owner_only(&opts.data_dir.join("store"));
     step("Store (sled)", t, ());
 
     let t = Instant::now();
@@ -199,6 +212,8 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let t = Instant::now();
     let runtime =
         crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
+    // The kubeconfig holds the admin key: no pod may read it.
+    runtime.hide_from_pods([crate::kubeconfig::target_path(opts.kubeconfig.as_deref())]);
     let cri_socket = opts.data_dir.join("cri.sock");
     {
         let listener = crate::runtime::service::bind(&cri_socket).map_err(UpError::CriSocket)?;

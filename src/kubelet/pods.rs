@@ -92,6 +92,8 @@ struct Worker {
     last_status: Value,
     start_time: String,
     terminating: bool,
+    /// Whether what the runtime still runs for this pod was looked up (once per worker).
+    recovered: bool,
 }
 
 /// Dispatches pod events to one worker per pod uid.
@@ -125,14 +127,18 @@ impl PodManager {
         let (tx, rx) = mpsc::channel(16);
         let worker = Worker {
             env: self.env.clone(),
-            pod,
+            pod: pod.clone(),
             sandbox_id: None,
             tracks: HashMap::new(),
             volumes_ready: false,
             mounts: HashMap::new(),
             last_status: Value::Null,
-            start_time: now_rfc3339(),
+            start_time: pod["status"]["startTime"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(now_rfc3339),
             terminating: false,
+            recovered: false,
         };
         tokio::spawn(worker.run(rx, self.shutdown.clone()));
         self.workers.insert(uid, tx);
@@ -156,6 +162,21 @@ impl PodManager {
         }
         let _ = tx.send(pod).await;
     }
+}
+
+/// The pod's hostname as upstream's kubelet makes it: `spec.hostname`, else the pod's
+/// name, cut to the kernel's 63 characters without a trailing `-` or `.`.
+fn pod_hostname(pod: &Value) -> String {
+    let name = pod["spec"]["hostname"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .or_else(|| pod["metadata"]["name"].as_str())
+        .unwrap_or("");
+    let mut h: String = name.chars().take(63).collect();
+    while h.ends_with('-') || h.ends_with('.') {
+        h.pop();
+    }
+    h
 }
 
 fn pod_key(pod: &Value) -> (String, String, String) {
@@ -205,6 +226,10 @@ impl Worker {
     async fn sync(&mut self) -> Result<(), String> {
         if self.pod["metadata"]["deletionTimestamp"].is_string() {
             return self.terminate().await;
+        }
+        if !self.recovered {
+            self.recover().await?;
+            self.recovered = true;
         }
         if self.sandbox_id.is_none() {
             self.run_sandbox().await?;
@@ -491,6 +516,77 @@ impl Worker {
         }
     }
 
+    /// Takes up what the runtime still runs for this pod, as upstream's kubelet rebuilds
+    /// its view from the runtime when it starts: after a restart of rkind the pod's ready
+    /// sandbox and its containers (adopted by the runtime) are this worker's again, with
+    /// their restart counts, instead of being started a second time. Sandboxes of the pod
+    /// that are no longer ready are stopped (their containers with them).
+    async fn recover(&mut self) -> Result<(), String> {
+        let (_, _, uid) = pod_key(&self.pod);
+        let sandboxes = self
+            .env
+            .runtime
+            .clone()
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .map_err(|e| format!("ListPodSandbox: {}", e.message()))?
+            .into_inner()
+            .items;
+        let mut mine: Vec<cri::PodSandbox> = sandboxes
+            .into_iter()
+            .filter(|s| s.metadata.as_ref().is_some_and(|m| m.uid == uid))
+            .collect();
+        mine.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        for s in mine {
+            if s.state == cri::PodSandboxState::SandboxReady as i32 && self.sandbox_id.is_none() {
+                self.sandbox_id = Some(s.id);
+                continue;
+            }
+            if s.state == cri::PodSandboxState::SandboxReady as i32 {
+                let _ = self
+                    .env
+                    .runtime
+                    .clone()
+                    .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                        pod_sandbox_id: s.id,
+                    })
+                    .await;
+            }
+        }
+        let Some(sandbox) = self.sandbox_id.clone() else {
+            return Ok(());
+        };
+        let mut containers = self
+            .env
+            .runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(cri::ContainerFilter {
+                    pod_sandbox_id: sandbox,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(|e| format!("ListContainers: {}", e.message()))?
+            .into_inner()
+            .containers;
+        // The latest attempt of each container is the current one.
+        containers.sort_by_key(|c| (c.metadata.as_ref().map(|m| m.attempt), c.created_at));
+        for c in containers {
+            let Some(meta) = c.metadata else { continue };
+            let t = self.tracks.entry(meta.name.clone()).or_default();
+            t.id = c.id;
+            t.restart_count = meta.attempt as i32;
+            t.started_once = true;
+            t.image_id = c.image_ref;
+        }
+        if !self.tracks.is_empty() {
+            // Its volumes were set up by the kubelet before (idempotently again below).
+            tracing::info!(pod = %uid, containers = self.tracks.len(), "took up the running pod");
+        }
+        Ok(())
+    }
+
     async fn run_sandbox(&mut self) -> Result<(), String> {
         let (ns, name, uid) = pod_key(&self.pod);
         let log_dir = self.env.pods_dir.join(format!("{ns}_{name}_{uid}"));
@@ -525,7 +621,7 @@ impl Worker {
             hostname: if host_network {
                 String::new()
             } else {
-                name.clone()
+                pod_hostname(&self.pod)
             },
             log_directory: log_dir.display().to_string(),
             labels: labels_of(&self.pod["metadata"]["labels"]),
@@ -1614,6 +1710,19 @@ fn parse_bytes(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostnames_are_cut_as_upstream_cuts_them() {
+        let long = format!("{}-{}", "a".repeat(62), "b".repeat(10));
+        let pod = json!({"metadata": {"name": long}, "spec": {}});
+        assert_eq!(
+            pod_hostname(&pod),
+            "a".repeat(62),
+            "cut at 63, trailing '-' dropped"
+        );
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"hostname": "box"}});
+        assert_eq!(pod_hostname(&pod), "box");
+    }
 
     #[test]
     fn env_expansion_like_upstream() {

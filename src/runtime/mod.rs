@@ -6,12 +6,14 @@
 pub mod attach;
 pub mod cri;
 pub mod exec;
+pub mod identity;
 pub mod images;
 pub mod leftovers;
 pub mod linux;
 pub mod logs;
 pub mod service;
 pub mod stats;
+pub mod stdio;
 pub mod streaming;
 
 use std::collections::HashMap;
@@ -72,6 +74,10 @@ pub struct SandboxRecord {
     pub host_ipc: bool,
     /// shareProcessNamespace.
     pub share_pid: bool,
+    /// Who the holder is (pid and start time), so a restarted rkind adopts only the
+    /// process it started.
+    #[serde(default)]
+    pub holder: identity::ProcessIdentity,
 }
 
 /// Container states, as CRI names them.
@@ -152,6 +158,12 @@ pub struct ContainerRecord {
     /// The container's cgroup, once started (None where the machine allows none).
     #[serde(default)]
     pub cgroup: Option<linux::cgroup::ContainerCgroup>,
+    /// Who the main process is (pid, start time, mount namespace), once started.
+    #[serde(default)]
+    pub process: identity::ProcessIdentity,
+    /// Who its shim is: it holds the container's stdio and writes its exit code.
+    #[serde(default)]
+    pub shim: identity::ProcessIdentity,
 }
 
 impl ContainerRecord {
@@ -165,6 +177,12 @@ impl ContainerRecord {
             .clone()
             .filter(|_| self.memory_limit > 0 || self.cpu_quota > 0)
     }
+}
+
+/// The pump threads of a container's output and its attach hub.
+struct Pumps {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    hub: Arc<attach::AttachHub>,
 }
 
 #[derive(Default)]
@@ -190,6 +208,8 @@ pub struct Runtime {
     /// Held (shared) by every container start; shutdown takes it exclusively, so it
     /// waits for starts under way instead of racing them.
     starting: std::sync::RwLock<()>,
+    /// Host paths no container may see (see [`Runtime::hide_from_pods`]).
+    masked: Mutex<Vec<PathBuf>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -214,7 +234,12 @@ impl Runtime {
             if let Ok(text) = std::fs::read_to_string(entry.path())
                 && let Ok(mut s) = serde_json::from_str::<SandboxRecord>(&text)
             {
-                if s.holder_pid != 0 && !pid_alive(s.holder_pid) {
+                let alive = if s.holder.pid != 0 {
+                    s.holder.is_running()
+                } else {
+                    pid_alive(s.holder_pid)
+                };
+                if s.holder_pid != 0 && !alive {
                     s.ready = false;
                     s.holder_pid = 0;
                 }
@@ -235,19 +260,48 @@ impl Runtime {
                     // Left behind by a crash of the previous rkind.
                     cg.remove();
                 }
-                if c.state == ContainerStateKind::Running && !pid_alive(c.pid) {
-                    c.state = ContainerStateKind::Exited;
-                    c.finished_at = now_ns();
-                    match std::fs::read_to_string(entry.path().join("exitcode"))
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                    {
-                        Some(code) => c.exit_code = code,
-                        None => {
-                            c.exit_code = 255;
-                            c.reason = "Unknown".into();
-                            c.message = "the container exited while rkind was not running".into();
+                if c.state == ContainerStateKind::Running {
+                    let sandbox_ready = state.sandboxes.get(&c.sandbox_id).is_some_and(|s| s.ready);
+                    match adoption(&c, sandbox_ready) {
+                        Adoption::Adopt => {}
+                        Adoption::Died => {
+                            c.state = ContainerStateKind::Exited;
+                            c.finished_at = now_ns();
+                            match read_exit_code(&entry.path()) {
+                                Some(code) => {
+                                    c.exit_code = code;
+                                    if c.reason.is_empty() {
+                                        c.reason =
+                                            if code == 0 { "Completed" } else { "Error" }.into();
+                                    }
+                                }
+                                None => {
+                                    c.exit_code = 255;
+                                    c.reason = "Unknown".into();
+                                    c.message =
+                                        "the container exited while rkind was not running".into();
+                                }
+                            }
                         }
+                        Adoption::Orphaned(why) => {
+                            // Running, but nothing can reach it any more: stop it, as the
+                            // kubelet would a container whose sandbox is gone.
+                            kill(c.pid, nix::sys::signal::Signal::SIGKILL);
+                            c.state = ContainerStateKind::Exited;
+                            c.finished_at = now_ns();
+                            c.exit_code = 137;
+                            c.reason = "Error".into();
+                            c.message = why.into();
+                        }
+                    }
+                    if c.state == ContainerStateKind::Exited {
+                        if let Some(cg) = &c.cgroup {
+                            cg.remove();
+                        }
+                        let _ = std::fs::write(
+                            entry.path().join("record.json"),
+                            serde_json::to_vec(&c).unwrap_or_default(),
+                        );
                     }
                 }
                 state.containers.insert(c.id.clone(), c);
@@ -266,8 +320,9 @@ impl Runtime {
             isolation,
             closing: std::sync::atomic::AtomicBool::new(false),
             starting: std::sync::RwLock::new(()),
+            masked: Mutex::new(default_masked_paths(root)),
         });
-        // Containers that still run from a previous rkind: watch them again.
+        // Containers that still run from a previous rkind: adopt them.
         let running: Vec<ContainerRecord> = rt
             .lock()
             .containers
@@ -276,7 +331,7 @@ impl Runtime {
             .cloned()
             .collect();
         for c in running {
-            rt.clone().watch_orphan(c.id.clone(), c.pid);
+            rt.clone().adopt(c);
         }
         Ok(rt)
     }
@@ -344,28 +399,31 @@ impl Runtime {
         {
             return Ok(existing.id.clone());
         }
+        rec.hostname = pod_hostname(&rec.hostname, rec.host_network)?;
         rec.id = new_id();
         rec.created_at = now_ns();
         let dir = self.root.join("sandboxes").join(&rec.id);
         std::fs::create_dir_all(&dir).map_err(internal)?;
-        write_pod_files(&dir, &rec.hostname, &rec.name).map_err(internal)?;
+        write_pod_files(&dir, &rec.hostname).map_err(internal)?;
         let spec = linux::SandboxSpec {
-            hostname: if rec.hostname.is_empty() {
-                rec.name.clone()
-            } else {
-                rec.hostname.clone()
-            },
+            hostname: rec.hostname.clone(),
             host_network: rec.host_network,
             host_ipc: rec.host_ipc,
             share_pid: rec.share_pid,
             host_pid: rec.host_pid,
-            state_dir: dir,
+            state_dir: dir.clone(),
             isolation: self.isolation.level,
             subids: self.isolation.subids,
         };
-        let handle = linux::start_sandbox(&spec)
-            .map_err(|e| Status::internal(format!("starting the pod sandbox: {e}")))?;
+        let handle = match linux::start_sandbox(&spec) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Status::internal(format!("starting the pod sandbox: {e}")));
+            }
+        };
         rec.holder_pid = handle.pid;
+        rec.holder = identity::ProcessIdentity::of(handle.pid, false).unwrap_or_default();
         rec.ready = true;
         self.save_sandbox(&rec);
         let id = rec.id.clone();
@@ -474,14 +532,7 @@ impl Runtime {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
-        env.push(format!(
-            "HOSTNAME={}",
-            if sb.hostname.is_empty() {
-                &sb.name
-            } else {
-                &sb.hostname
-            }
-        ));
+        env.push(format!("HOSTNAME={}", sb.hostname));
         for (k, v) in envs {
             env.retain(|e| !e.starts_with(&format!("{k}=")));
             env.push(format!("{k}={v}"));
@@ -547,6 +598,8 @@ impl Runtime {
             cpu_quota: limits.1,
             cpu_period: limits.2,
             cgroup: None,
+            process: Default::default(),
+            shim: Default::default(),
         };
         self.save_container(&rec);
         self.lock().containers.insert(id.clone(), rec);
@@ -597,11 +650,7 @@ impl Runtime {
                     read_only: *ro,
                 })
                 .collect(),
-            hostname: if sb.hostname.is_empty() {
-                sb.name.clone()
-            } else {
-                sb.hostname.clone()
-            },
+            hostname: sb.hostname.clone(),
             host_pid: sb.host_pid,
             join_pid_of: if sb.share_pid {
                 Some(sb.holder_pid)
@@ -613,19 +662,15 @@ impl Runtime {
             no_new_privs: true,
             capabilities: None,
             isolation: self.isolation.clone(),
+            masked_paths: self
+                .masked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         };
-        let log = if rec.log_path.is_empty() {
-            None
-        } else {
-            if let Some(parent) = Path::new(&rec.log_path).parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            Some(Arc::new(Mutex::new(
-                logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?,
-            )))
-        };
-        // The container's stdio: a terminal (pty) for `tty: true`, else pipes; stdin
-        // only for `stdin: true`. The runtime keeps its ends so attach can reach them.
+        // The container's stdio: a terminal (pty) for `tty: true`, else FIFOs the shim
+        // keeps open (see `stdio`); stdin only for `stdin: true`. The runtime keeps its
+        // ends so attach can reach them.
         let pty = if rec.tty {
             let p = nix::pty::openpty(None, None).map_err(internal)?;
             attach::set_window_size(
@@ -639,22 +684,9 @@ impl Runtime {
         } else {
             None
         };
-        let stdio = |p: &nix::pty::OpenptyResult| -> Result<Stdio, Status> {
-            Ok(Stdio::from(p.slave.try_clone().map_err(internal)?))
-        };
-        let (stdin, stdout, stderr) = match &pty {
-            Some(p) => (stdio(p)?, stdio(p)?, stdio(p)?),
-            None => (
-                if rec.stdin {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                },
-                Stdio::piped(),
-                Stdio::piped(),
-            ),
-        };
-        let started = linux::start_container(&spec, stdin, stdout, stderr);
+        let (shim_stdio, mut ends) =
+            stdio::create(&dir, pty.as_ref(), rec.stdin && !rec.tty).map_err(internal)?;
+        let started = linux::start_container(&spec, shim_stdio);
         let mut started = match started {
             Ok(s) => s,
             Err(e) => {
@@ -672,51 +704,93 @@ impl Runtime {
             }
         };
         rec.pid = started.pid;
+        let own_mnt = self.isolation.level != linux::Level::Unprivileged;
+        rec.process = identity::ProcessIdentity::of(started.pid, own_mnt).unwrap_or_default();
+        rec.shim = identity::ProcessIdentity::of(started.helper.id(), false).unwrap_or_default();
         rec.state = ContainerStateKind::Running;
         rec.started_at = now_ns();
         self.save_container(&rec);
         self.lock().containers.insert(rec.id.clone(), rec.clone());
-        type Reader = Box<dyn std::io::Read + Send>;
-        let (out, err, hub): (Option<Reader>, Option<Reader>, Arc<attach::AttachHub>) = match pty {
-            Some(p) => {
-                // Only the container holds the slave now: EIO on the master = exit.
-                drop(p.slave);
-                let reader = std::fs::File::from(p.master.try_clone().map_err(internal)?);
-                let writer: Option<Box<dyn std::io::Write + Send>> = if rec.stdin {
-                    Some(Box::new(std::fs::File::from(
-                        p.master.try_clone().map_err(internal)?,
-                    )))
-                } else {
-                    None
-                };
-                (
-                    Some(Box::new(reader)),
-                    None,
-                    Arc::new(attach::AttachHub::new(
-                        writer,
-                        Some(p.master),
-                        rec.stdin_once,
-                    )),
-                )
+        let stdin: Option<Box<dyn std::io::Write + Send>> = started
+            .helper
+            .stdin
+            .take()
+            .map(|w| Box::new(w) as Box<dyn std::io::Write + Send>);
+        if let Some(p) = pty {
+            // Only the shim holds the slave now: EIO on the master = exit.
+            drop(p.slave);
+            ends.master = Some(p.master);
+        }
+        let pumps = self.wire_stdio(&rec, ends, stdin)?;
+        let me = self.clone();
+        let id = rec.id.clone();
+        let mut helper = started.helper;
+        std::thread::spawn(move || {
+            let status = helper.wait();
+            for p in pumps.threads {
+                let _ = p.join();
             }
-            None => {
-                let writer = started
-                    .helper
-                    .stdin
-                    .take()
-                    .map(|w| Box::new(w) as Box<dyn std::io::Write + Send>);
-                (
-                    started.helper.stdout.take().map(|o| Box::new(o) as Reader),
-                    started.helper.stderr.take().map(|e| Box::new(e) as Reader),
-                    Arc::new(attach::AttachHub::new(writer, None, rec.stdin_once)),
-                )
+            pumps.hub.close_stdin();
+            pumps.hub.mark_exited();
+            let code = match status {
+                Ok(s) => s.code().unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    128 + s.signal().unwrap_or(0)
+                }),
+                Err(_) => 255,
+            };
+            me.mark_exited(&id, code);
+        });
+        Ok(())
+    }
+
+    /// Connects a running container's stdio to its CRI log and its attach hub: one pump
+    /// thread per output stream. `stdin` is the writer of a non-terminal container.
+    fn wire_stdio(
+        &self,
+        rec: &ContainerRecord,
+        ends: stdio::RuntimeEnds,
+        stdin: Option<Box<dyn std::io::Write + Send>>,
+    ) -> Result<Pumps, Status> {
+        let log = if rec.log_path.is_empty() {
+            None
+        } else {
+            if let Some(parent) = Path::new(&rec.log_path).parent() {
+                let _ = std::fs::create_dir_all(parent);
             }
+            Some(Arc::new(Mutex::new(
+                logs::LogWriter::open(Path::new(&rec.log_path), 10 << 20, 5).map_err(internal)?,
+            )))
         };
+        type Reader = Box<dyn std::io::Read + Send>;
+        let (out, err, hub): (Option<Reader>, Option<Reader>, Arc<attach::AttachHub>) =
+            match ends.master {
+                Some(master) => {
+                    let reader = std::fs::File::from(master.try_clone().map_err(internal)?);
+                    let writer: Option<Box<dyn std::io::Write + Send>> = if rec.stdin {
+                        Some(Box::new(std::fs::File::from(
+                            master.try_clone().map_err(internal)?,
+                        )))
+                    } else {
+                        None
+                    };
+                    (
+                        Some(Box::new(reader)),
+                        None,
+                        Arc::new(attach::AttachHub::new(writer, Some(master), rec.stdin_once)),
+                    )
+                }
+                None => (
+                    ends.stdout.map(|o| Box::new(o) as Reader),
+                    ends.stderr.map(|e| Box::new(e) as Reader),
+                    Arc::new(attach::AttachHub::new(stdin, None, rec.stdin_once)),
+                ),
+            };
         self.hubs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(rec.id.clone(), hub.clone());
-        let mut pumps = Vec::new();
+        let mut threads = Vec::new();
         for (pipe, stream, out_stream) in [
             (out, logs::Stream::Stdout, attach::OutputStream::Stdout),
             (err, logs::Stream::Stderr, attach::OutputStream::Stderr),
@@ -724,7 +798,7 @@ impl Runtime {
             if let Some(mut pipe) = pipe {
                 let log = log.clone();
                 let hub = hub.clone();
-                pumps.push(std::thread::spawn(move || {
+                threads.push(std::thread::spawn(move || {
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
                         match std::io::Read::read(&mut pipe, &mut buf) {
@@ -747,26 +821,7 @@ impl Runtime {
                 }));
             }
         }
-        let me = self.clone();
-        let id = rec.id.clone();
-        let mut helper = started.helper;
-        std::thread::spawn(move || {
-            let status = helper.wait();
-            for p in pumps {
-                let _ = p.join();
-            }
-            hub.close_stdin();
-            hub.mark_exited();
-            let code = match status {
-                Ok(s) => s.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    128 + s.signal().unwrap_or(0)
-                }),
-                Err(_) => 255,
-            };
-            me.mark_exited(&id, code);
-        });
-        Ok(())
+        Ok(Pumps { threads, hub })
     }
 
     /// At the unprivileged level, the directory a container runs in: its copied image, or
@@ -782,6 +837,17 @@ impl Runtime {
                 "/".to_string()
             }
         })
+    }
+
+    /// Hides `paths` from every container started from now on, besides rkind's data
+    /// directories (the cluster's kubeconfig, say).
+    pub fn hide_from_pods(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        let mut masked = self.masked.lock().unwrap_or_else(|e| e.into_inner());
+        for p in paths {
+            if !masked.contains(&p) {
+                masked.push(p);
+            }
+        }
     }
 
     /// The isolation level in use (for `rkind up`, `rkind status` and the Node).
@@ -850,18 +916,41 @@ impl Runtime {
         }
     }
 
-    /// Watches a container started by a previous rkind process until it exits.
-    fn watch_orphan(self: Arc<Self>, id: String, pid: u32) {
-        std::thread::spawn(move || {
-            while pid_alive(pid) {
-                std::thread::sleep(Duration::from_millis(500));
+    /// Takes over a container that a previous rkind started and that still runs: its
+    /// output is pumped into its log again, attach reaches it again, and its exit (the
+    /// code its shim writes) is recorded when its shim ends.
+    fn adopt(self: Arc<Self>, rec: ContainerRecord) {
+        let dir = self.container_dir(&rec.id);
+        let ends = match stdio::reopen(&dir, rec.tty, rec.shim.pid) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(container = %rec.id, "adopted without its output: {e}");
+                stdio::RuntimeEnds::default()
             }
-            let dir = self.container_dir(&id);
-            let code = std::fs::read_to_string(dir.join("exitcode"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(255);
-            self.mark_exited(&id, code);
+        };
+        let pumps = match self.wire_stdio(&rec, ends, None) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(container = %rec.id, "adopted without its log: {}", e.message());
+                Pumps {
+                    threads: Vec::new(),
+                    hub: Arc::new(attach::AttachHub::new(None, None, rec.stdin_once)),
+                }
+            }
+        };
+        tracing::info!(container = %rec.id, pid = rec.pid, "adopted a running container");
+        std::thread::spawn(move || {
+            // Not our child: wait for the shim to go (it writes the exit code first).
+            while rec.shim.is_running() || (rec.shim.pid == 0 && pid_alive(rec.pid)) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            for p in pumps.threads {
+                let _ = p.join();
+            }
+            pumps.hub.close_stdin();
+            pumps.hub.mark_exited();
+            let code = read_exit_code(&dir).unwrap_or(255);
+            self.mark_exited(&rec.id, code);
         });
     }
 
@@ -1041,6 +1130,61 @@ impl Runtime {
     }
 }
 
+/// What no pod may see, whatever its image: this cluster's data directory (the runtime's
+/// `root` is in it) and every cluster's under rkind's XDG data home, which hold the CA
+/// and admin keys and the store with every Secret.
+fn default_masked_paths(root: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(data_dir) = root.parent() {
+        paths.push(std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf()));
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(home) = data_home {
+        let all = home.join("rkind");
+        paths.push(std::fs::canonicalize(&all).unwrap_or(all));
+    }
+    paths
+}
+
+/// What a restarted runtime does with a container its records say is running.
+enum Adoption {
+    /// It runs, and so do its shim and its sandbox: take it over.
+    Adopt,
+    /// Its process ended while no rkind ran.
+    Died,
+    /// It runs but cannot be taken over (why): it is stopped.
+    Orphaned(&'static str),
+}
+
+fn adoption(c: &ContainerRecord, sandbox_ready: bool) -> Adoption {
+    // Records from before identities were kept: the pid alone.
+    let alive = if c.process.pid != 0 {
+        c.process.is_running()
+    } else {
+        pid_alive(c.pid)
+    };
+    if !alive {
+        return Adoption::Died;
+    }
+    if c.shim.pid == 0 || !c.shim.is_running() {
+        return Adoption::Orphaned("its shim was gone when rkind restarted");
+    }
+    if !sandbox_ready {
+        return Adoption::Orphaned("its pod sandbox was gone when rkind restarted");
+    }
+    Adoption::Adopt
+}
+
+/// The exit code a container's shim wrote.
+fn read_exit_code(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join("exitcode"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 fn find_by_prefix<'a, T>(map: &'a HashMap<String, T>, id: &str) -> Option<&'a T> {
     if let Some(v) = map.get(id) {
         return Some(v);
@@ -1062,8 +1206,37 @@ fn parse_user(user: &str) -> (u32, u32) {
     (u, g)
 }
 
-fn write_pod_files(dir: &Path, hostname: &str, name: &str) -> std::io::Result<()> {
-    let h = if hostname.is_empty() { name } else { hostname };
+/// The hostname a pod sandbox gets. As containerd: the one the kubelet asks for, or the
+/// node's when it asks for none (a sandbox name is no hostname: critest's are longer
+/// than the kernel's 64-byte limit). A requested name the kernel would refuse fails the
+/// call at once with what is wrong (the kubelet truncates pod names to 63 first).
+fn pod_hostname(requested: &str, host_network: bool) -> Result<String, Status> {
+    if requested.is_empty() || host_network {
+        return Ok(nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into()));
+    }
+    if requested.len() > 63 {
+        return Err(Status::invalid_argument(format!(
+            "hostname {requested:?} is longer than 63 characters"
+        )));
+    }
+    let valid = requested.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !valid {
+        return Err(Status::invalid_argument(format!(
+            "hostname {requested:?} is not a valid DNS name"
+        )));
+    }
+    Ok(requested.to_string())
+}
+
+fn write_pod_files(dir: &Path, h: &str) -> std::io::Result<()> {
     std::fs::write(dir.join("hostname"), format!("{h}\n"))?;
     std::fs::write(
         dir.join("hosts"),

@@ -224,6 +224,7 @@ impl RuntimeService for CriService {
             host_pid: ns_opts.pid == node,
             host_ipc: ns_opts.ipc == node,
             share_pid: ns_opts.pid == cri::NamespaceMode::Pod as i32,
+            holder: Default::default(),
         };
         let rt = self.rt.clone();
         let id = blocking(move || rt.run_sandbox(rec)).await?;

@@ -157,33 +157,68 @@ fn run_sandbox(json: &str) -> i32 {
     if let Err(e) = unshare(flags) {
         return fail(format!("unshare({flags:?}): {e}"));
     }
-    if spec.share_pid && !spec.host_pid {
-        // The pod's shared PID namespace: its PID 1 is a child of the holder that sleeps
-        // and reaps; containers join it (the holder's `pid_for_children`).
-        if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-            return fail(format!("unshare(CLONE_NEWPID): {e}"));
-        }
-        // SAFETY: single-threaded helper.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                // SAFETY: plain prctl call; the pod's PID 1 goes with its holder.
-                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-                loop {
-                    if let Err(nix::errno::Errno::ECHILD) = waitpid(None, None) {
-                        std::thread::sleep(std::time::Duration::from_secs(1));
-                    }
-                }
-            }
-            Ok(ForkResult::Parent { .. }) => {}
-            Err(e) => return fail(format!("fork: {e}")),
-        }
-    }
+    // Everything that can fail comes before the pod's PID 1 exists, so that a failure
+    // leaves no process behind.
     if !spec.host_network {
         if let Err(e) = nix::unistd::sethostname(&spec.hostname) {
             return fail(format!("sethostname({}): {e}", spec.hostname));
         }
         if let Err(e) = loopback_up() {
             return fail(format!("bringing lo up: {e}"));
+        }
+    }
+    if spec.share_pid && !spec.host_pid {
+        // The pod's shared PID namespace: its PID 1 is a child of the holder that sleeps
+        // and reaps; containers join it (the holder's `pid_for_children`).
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+            return fail(format!("unshare(CLONE_NEWPID): {e}"));
+        }
+        // The holder keeps the write end for its whole life: the child sees the pipe hang
+        // up exactly when the holder is gone (it cannot see its parent's pid from inside
+        // the new PID namespace, where getppid() is 0).
+        let (alive_r, alive_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("pipe: {e}")),
+        };
+        // SAFETY: single-threaded helper.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                // SAFETY: plain prctl call; the pod's PID 1 goes with its holder. It
+                // keeps none of the holder's stdio (the runtime reads "ready" there
+                // until every writer is gone), and ends at once if the holder already
+                // did.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+                drop(alive_w);
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&alive_r),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO);
+                if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                    // SAFETY: leaving the forked child.
+                    unsafe { libc::_exit(0) };
+                }
+                loop {
+                    if let Err(nix::errno::Errno::ECHILD) = waitpid(None, None) {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+            Ok(ForkResult::Parent { .. }) => {
+                drop(alive_r);
+                // Held until the holder ends.
+                std::mem::forget(alive_w);
+            }
+            Err(e) => return fail(format!("fork: {e}")),
         }
     }
     hold()
@@ -379,6 +414,8 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     } else {
         copied_root(&spec.rootfs, &root)?;
     }
+    // Before the volumes, so that a volume the pod asks for explicitly still appears.
+    mask_paths(&root, &spec.masked_paths)?;
     for m in &spec.mounts {
         let Mount::Bind {
             source,
@@ -447,6 +484,32 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("unmount old root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+/// Hides `paths` (host paths) inside the container root `root`: a directory under an
+/// empty read-only tmpfs, a file under /dev/null. Paths the root does not show (an image
+/// root, a private /tmp) need nothing.
+fn mask_paths(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
+    for path in paths {
+        let target = root.join(path.strip_prefix("/").unwrap_or(path));
+        let Ok(meta) = std::fs::metadata(&target) else {
+            continue;
+        };
+        if meta.is_dir() {
+            mnt(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=0755,size=4k"),
+            )
+            .map_err(|e| format!("hiding {}: {e}", path.display()))?;
+        } else {
+            bind(Path::new("/dev/null"), &target, ReadOnly::BestEffort)
+                .map_err(|e| format!("hiding {}: {e}", path.display()))?;
+        }
+    }
     Ok(())
 }
 
@@ -862,6 +925,18 @@ fn run_init(spec_path: &Path) -> i32 {
         let _ = std::fs::write(spec.state_dir.join("start-error"), msg);
         1
     };
+    if spec.tty {
+        // The runtime's pty master, kept open here so the terminal outlives a crash of
+        // rkind (see runtime::stdio); never inherited by the container.
+        // SAFETY: fcntl on an inherited descriptor number.
+        unsafe {
+            libc::fcntl(
+                crate::runtime::stdio::KEPT_MASTER_FD,
+                libc::F_SETFD,
+                libc::FD_CLOEXEC,
+            )
+        };
+    }
     if let Err(e) = join_namespaces(
         spec.sandbox_pid,
         &[
@@ -973,6 +1048,8 @@ fn run_init(spec_path: &Path) -> i32 {
             let _ = std::fs::write(spec.state_dir.join("pid"), child.as_raw().to_string());
             let mut msg = String::new();
             let _ = File::from(r).read_to_string(&mut msg);
+            // The container's own mount namespace, taken while its process surely runs.
+            let mnt = mount_namespace(child.as_raw() as u32);
             if msg.is_empty() {
                 let _ = std::fs::write(spec.state_dir.join("started"), "ok");
             } else {
@@ -986,6 +1063,13 @@ fn run_init(spec_path: &Path) -> i32 {
                 // What ending a PID namespace does: the container's other processes go
                 // with its main one.
                 let _ = nix::sys::signal::killpg(child, nix::sys::signal::Signal::SIGKILL);
+            } else if spec.join_pid_of.is_some() || spec.host_pid {
+                // No PID namespace of its own ends with the main process: its other
+                // processes are found by its mount namespace, as runc kills a container
+                // sharing a PID namespace through its cgroup.
+                if let Some(mnt) = mnt {
+                    sweep_mount_namespace(mnt);
+                }
             }
             let _ = std::fs::write(spec.state_dir.join("exitcode"), code.to_string());
             if !msg.is_empty() {
@@ -994,6 +1078,43 @@ fn run_init(spec_path: &Path) -> i32 {
             code
         }
         Err(e) => report_error(&format!("fork: {e}")),
+    }
+}
+
+/// The inode of the mount namespace of `pid`.
+pub(super) fn mount_namespace(pid: u32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
+    link.to_str()?
+        .strip_prefix("mnt:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// SIGKILLs every process in the mount namespace `mnt` until none is left (or 5 s
+/// passed): the rest of a container after its main process ended.
+pub(super) fn sweep_mount_namespace(mnt: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut found = false;
+        for pid in std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        {
+            if mount_namespace(pid) == Some(mnt) && crate::runtime::pid_alive(pid) {
+                found = true;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if !found || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

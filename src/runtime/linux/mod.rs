@@ -165,6 +165,11 @@ pub struct ContainerSpec {
     /// How the container is isolated and its root made.
     #[serde(default)]
     pub isolation: Isolation,
+    /// Host paths hidden from the container (an empty read-only tmpfs over a directory,
+    /// /dev/null over a file), as runc masks paths: rkind's data directories and the
+    /// kubeconfig, whose keys would make a pod cluster admin.
+    #[serde(default)]
+    pub masked_paths: Vec<PathBuf>,
 }
 
 /// A started container.
@@ -211,6 +216,16 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
         {
             mapped = isolation::map_child(ids, pid, &mut out, input);
         }
+        // A holder that neither says "ready" nor fails in time is killed: the RPC must
+        // fail promptly, never hang.
+        if out.buffer().is_empty() && !readable_within(out.get_ref(), SANDBOX_START_TIMEOUT) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LinuxError::Helper(format!(
+                "pod sandbox: the namespace holder did not start within {} s",
+                SANDBOX_START_TIMEOUT.as_secs()
+            )));
+        }
         let _ = out.read_line(&mut line);
     }
     drop(child.stdin.take());
@@ -236,13 +251,31 @@ pub fn start_sandbox(spec: &SandboxSpec) -> Result<SandboxHandle, LinuxError> {
     Ok(SandboxHandle { pid })
 }
 
+/// How long a pod sandbox's holder may take to set up its namespaces.
+const SANDBOX_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether `fd` has something to read (or hung up) within `within`.
+fn readable_within(fd: &impl std::os::fd::AsFd, within: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => return false,
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => return true,
+            Err(_) => return true,
+        }
+    }
+}
+
 /// Starts a container; returns once its process runs (or fails to start, with the
 /// reason, e.g. a command that does not exist).
 pub fn start_container(
     spec: &ContainerSpec,
-    stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
+    stdio: crate::runtime::stdio::ShimStdio,
 ) -> Result<Started, LinuxError> {
     std::fs::create_dir_all(&spec.state_dir).map_err(|source| LinuxError::Io {
         path: spec.state_dir.clone(),
@@ -258,17 +291,20 @@ pub fn start_container(
             source,
         }
     })?;
-    let mut child = own_binary()
-        .arg(helpers::INIT)
+    let mut cmd = own_binary();
+    cmd.arg(helpers::INIT)
         .arg(&spec_path)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .map_err(|source| LinuxError::Spawn {
-            what: "container shim",
-            source,
-        })?;
+        .stdin(stdio.stdin)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr);
+    if let Some(keep) = &stdio.keep {
+        pass_as_fd(&mut cmd, keep, crate::runtime::stdio::KEPT_MASTER_FD);
+    }
+    let mut child = cmd.spawn().map_err(|source| LinuxError::Spawn {
+        what: "container shim",
+        source,
+    })?;
+    drop(stdio.keep);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(msg) = std::fs::read_to_string(spec.state_dir.join("start-error")) {
@@ -302,6 +338,25 @@ pub fn start_container(
             ));
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Makes `fd` the child's descriptor `target` (inherited across exec).
+fn pass_as_fd(cmd: &mut Command, fd: &impl std::os::fd::AsRawFd, target: i32) {
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == target {
+                if libc::fcntl(target, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, target) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -402,30 +457,15 @@ fn errno_text(e: &std::io::Error) -> String {
 /// Has the dial helper join the pod's namespaces and dial; it hands the connected
 /// socket back over a socket pair (fd 3 in the helper).
 fn dial_via_helper(pid: u32, port: u16) -> Result<std::net::TcpStream, String> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let (receiver, sender) = terminal::ConsoleSocket::pair()?;
     let theirs = sender.into_fd();
-    let raw = theirs.as_raw_fd();
     let mut cmd = own_binary();
     cmd.arg(helpers::DIAL)
         .arg(serde_json::to_string(&helpers::Dial { pid, port }).unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if raw == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd(&mut cmd, &theirs, 3);
     let child = cmd
         .spawn()
         .map_err(|e| format!("port-forward dialer: {e}"))?;
