@@ -417,3 +417,54 @@ fn stopping_a_container_ends_every_process_in_it() {
         }
     });
 }
+
+/// Unmounts a tmpfs the test mounted, even when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn tmp_stays_writable_in_rootless_pods_while_the_host_has_mounts_under_tmp() {
+    // As root, the rootless level is tried by capping it, with a mount of the host's under
+    // /tmp (what another cluster's memory volume is): the overlay of /tmp used to fail
+    // then and fall back to a read-only bind.
+    let root = nix::unistd::Uid::effective().is_root();
+    let env: &[(&str, &str)] = if root {
+        &[("RKIND_ISOLATION", "rootless")]
+    } else {
+        &[]
+    };
+    let c = Cluster::start_with_env("tmpwrite", env);
+    let _mounted = if root && c.dir.path().starts_with("/tmp") {
+        let m = c.dir.path().join("host-volume");
+        std::fs::create_dir_all(&m).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &m,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount a tmpfs under /tmp");
+        Some(Mounted(m))
+    } else {
+        None
+    };
+    c.ok(&["run", "w", "--image=rkind/host", "--", "sleep", "300"]);
+    wait_running(&c, "w");
+    let marker = unique("written");
+    c.ok(&[
+        "exec",
+        "w",
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p /tmp/{marker}/d && echo ok > /tmp/{marker}/d/f && cat /tmp/{marker}/d/f"
+        ),
+    ]);
+}

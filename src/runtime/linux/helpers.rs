@@ -516,7 +516,8 @@ fn mask_paths(root: &Path, paths: &[PathBuf]) -> Result<(), String> {
 /// The host image in a user namespace: the host's `/` cannot be an overlay lower layer
 /// there (its submounts are locked to it), so the root is a tmpfs with one overlay per
 /// top-level directory (writes go to the container's upper layer), a read-only bind
-/// where a directory has submounts of its own, and the host's top-level symlinks.
+/// where a directory has submounts of its own, a private /tmp, and the host's top-level
+/// symlinks.
 fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
     tmpfs_root(root)?;
     let entries = std::fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
@@ -540,6 +541,21 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
             continue;
         }
         std::fs::create_dir(&dst).map_err(|e| format!("mkdir {}: {e}", dst.display()))?;
+        if name == "tmp" {
+            // A private /tmp, always. An overlay of the host's /tmp works only while no
+            // mount of the host lies under it (in a user namespace the kernel refuses a
+            // lower layer with locked submounts: clone_private_mount's EINVAL), and the
+            // read-only bind it then fell back to broke every pod that writes to /tmp
+            // whenever another cluster on the machine had a tmpfs volume mounted there.
+            mnt(
+                Some("tmpfs"),
+                &dst,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=1777"),
+            )?;
+            continue;
+        }
         if overlay(&src.display().to_string(), &rw.join(&name), &dst).is_err() {
             bind(&src, &dst, ReadOnly::BestEffort)?;
         }
