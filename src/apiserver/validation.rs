@@ -21,17 +21,22 @@ const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanume
 
 /// RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
 pub fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && label_chars(s)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, of any length.
+fn label_chars(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
-/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters in all. As upstream's
+/// regex, the labels themselves have no length limit (a 70-character pod name is valid).
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(label_chars)
 }
 
 /// DNS-1035 label: like an RFC 1123 label but starting with a letter.
@@ -525,6 +530,7 @@ mod tests {
     fn names() {
         assert!(is_dns1123_label("web-1") && !is_dns1123_label("Web") && !is_dns1123_label("-a"));
         assert!(is_dns1123_subdomain("a.b-c") && !is_dns1123_subdomain("a..b"));
+        assert!(is_dns1123_subdomain(&"a".repeat(70)) && !is_dns1123_label(&"a".repeat(70)));
         assert!(is_dns1035_label("svc") && !is_dns1035_label("1svc"));
         assert_eq!(
             validate_name("Pod", "Bad_Name"),
