@@ -557,19 +557,9 @@ impl Worker {
             return Ok(());
         };
         let mut containers = self
-            .env
-            .runtime
-            .clone()
-            .list_containers(cri::ListContainersRequest {
-                filter: Some(cri::ContainerFilter {
-                    pod_sandbox_id: sandbox,
-                    ..Default::default()
-                }),
-            })
+            .sandbox_containers(sandbox)
             .await
-            .map_err(|e| format!("ListContainers: {}", e.message()))?
-            .into_inner()
-            .containers;
+            .map_err(|e| format!("ListContainers: {}", e.message()))?;
         // The latest attempt of each container is the current one.
         containers.sort_by_key(|c| (c.metadata.as_ref().map(|m| m.attempt), c.created_at));
         for c in containers {
@@ -808,12 +798,12 @@ impl Worker {
         Ok(())
     }
 
-    /// Reads the state of this pod's containers from the runtime.
-    async fn refresh_containers(&mut self) {
-        let Some(sandbox) = self.sandbox_id.clone() else {
-            return;
-        };
-        let list = self
+    /// The containers of `sandbox`, as the runtime lists them.
+    async fn sandbox_containers(
+        &self,
+        sandbox: String,
+    ) -> Result<Vec<cri::Container>, tonic::Status> {
+        Ok(self
             .env
             .runtime
             .clone()
@@ -823,9 +813,20 @@ impl Worker {
                     ..Default::default()
                 }),
             })
-            .await;
-        let Ok(list) = list else { return };
-        for c in list.into_inner().containers {
+            .await?
+            .into_inner()
+            .containers)
+    }
+
+    /// Reads the state of this pod's containers from the runtime.
+    async fn refresh_containers(&mut self) {
+        let Some(sandbox) = self.sandbox_id.clone() else {
+            return;
+        };
+        let Ok(list) = self.sandbox_containers(sandbox).await else {
+            return;
+        };
+        for c in list {
             let cname = c
                 .metadata
                 .as_ref()
