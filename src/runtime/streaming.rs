@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
+use crate::stream::listener::{self as conn_limits, PendingGate};
 use crate::stream::portforward::{Pairer, PortStream, parse_headers};
 use crate::stream::remotecommand::{
     self, Outcome, PORT_FORWARD_PROTOCOL, ResizeDecoder, SPDY_SERVER_PROTOCOLS, StreamOptions,
@@ -239,23 +240,38 @@ impl StreamingServer {
         (t.elapsed() < self.token_ttl).then_some((p, trace))
     }
 
+    /// Serves plain HTTP/1.1 on loopback. A connection is pending (see
+    /// [`crate::stream::listener`]) until its first request arrives, which must happen
+    /// within the TLS listeners' handshake bound; idle keep-alive is bounded alike.
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let gate = PendingGate::new(conn_limits::MAX_PENDING);
+        let first_request = conn_limits::handshake_timeout();
         loop {
             let (tcp, _) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
             };
             let _ = tcp.set_nodelay(true);
+            let ticket = gate.admit();
+            let evicted = ticket.evicted();
+            let ticket = Arc::new(Mutex::new(Some(ticket)));
             let me = self.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let me = me.clone();
+                    // A request arrived: no longer pending.
+                    ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
                     async move { Ok::<_, Infallible>(me.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(first_request)
                     .serve_connection(TokioIo::new(tcp), svc)
-                    .with_upgrades()
-                    .await;
+                    .with_upgrades();
+                tokio::select! {
+                    _ = served => {}
+                    _ = evicted => {}
+                }
             });
         }
     }
