@@ -622,39 +622,76 @@ async fn tunnel_port_forward(
 }
 
 /// Moves raw SPDY bytes between WebSocket binary messages and the kubelet connection.
+/// The client must keep sending frames (kubectl's SPDY pings every 10 s, pongs to ours):
+/// a silent or protocol-breaking client ends the tunnel (Close 1001 / 1002).
 async fn shovel_tunnel<B>(ws: WebSocketStream<UpgradedIo>, backend: B)
 where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut be_rd, mut be_wr) = tokio::io::split(backend);
+    let abort = std::sync::Mutex::new(None::<Message>);
+    let aborted = tokio_util::sync::CancellationToken::new();
+    let idle = wsserver::idle_timeout();
     let up = async {
-        while let Some(msg) = ws_rx.next().await {
-            match msg {
-                Ok(Message::Binary(b)) => {
+        loop {
+            let msg = match tokio::time::timeout(idle, ws_rx.next()).await {
+                Err(_) => Some(wsserver::idle_close()),
+                Ok(Some(Ok(Message::Binary(b)))) => {
                     if be_wr.write_all(&b).await.is_err() {
                         break;
                     }
+                    continue;
                 }
-                Ok(Message::Close(_)) | Err(_) => break,
-                Ok(_) => {}
+                Ok(Some(Err(e))) => {
+                    use tokio_tungstenite::tungstenite::Error as WsError;
+                    matches!(
+                        e,
+                        WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_)
+                    )
+                    .then(|| wsserver::protocol_error_close(&e.to_string()))
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => None,
+                Ok(Some(Ok(_))) => continue,
+            };
+            if let Some(m) = msg {
+                *abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                aborted.cancel();
             }
+            break;
         }
         let _ = be_wr.shutdown().await;
     };
     let down = async {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut ping = tokio::time::interval(wsserver::ping_period());
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
         loop {
-            match be_rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if ws_tx
-                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
+            tokio::select! {
+                r = be_rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if ws_tx
+                            .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
                         return;
                     }
+                }
+                _ = aborted.cancelled() => {
+                    let close = abort.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(m) = close {
+                        let _ = ws_tx.send(m).await;
+                    }
+                    return;
                 }
             }
         }
@@ -666,10 +703,9 @@ where
             })))
             .await;
     };
-    // The kubelet side ending ends the tunnel; the client side ending only half-closes.
-    tokio::select! {
-        _ = async { tokio::join!(up, down) } => {}
-    }
+    // The kubelet side ending ends the tunnel; the client side ending only half-closes
+    // (unless it broke the protocol or went silent, which ends both).
+    tokio::join!(up, down);
 }
 
 /// The StreamTranslator: a WebSocket channel session with the client, a SPDY

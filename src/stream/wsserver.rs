@@ -58,6 +58,66 @@ pub fn config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
+/// How long a session may go without a single frame from the client (data, ping, pong
+/// or close) before it is ended and its process released. The server pings every third
+/// of it, and every RFC 6455 client answers pings by itself, so only a client that is
+/// gone or stalls on purpose reaches it. Upstream's kubelet ends sessions after 4 h
+/// without *data*; a live kubectl pings every 5 s but may stay silent otherwise, so the
+/// bound here is on frames (liveness), not on data (activity).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Environment variable overriding [`IDLE_TIMEOUT`] (seconds, fractions allowed), for
+/// tests.
+pub const IDLE_TIMEOUT_ENV: &str = "RKIND_WEBSOCKET_IDLE_TIMEOUT";
+
+/// The idle bound in force ([`IDLE_TIMEOUT`] unless [`IDLE_TIMEOUT_ENV`] says otherwise).
+pub fn idle_timeout() -> Duration {
+    std::env::var(IDLE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(IDLE_TIMEOUT)
+}
+
+/// How often the server pings (a third of the idle bound).
+pub fn ping_period() -> Duration {
+    idle_timeout() / 3
+}
+
+/// A message's payload as channel bytes: upstream reads text and binary messages alike
+/// (the python client sends stdin as text); control frames carry none.
+pub fn payload(msg: &Message) -> Option<&[u8]> {
+    match msg {
+        Message::Binary(b) => Some(b),
+        Message::Text(t) => Some(t.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The Close a server sends when the client broke the protocol (1002).
+pub fn protocol_error_close(why: &str) -> Message {
+    let mut reason = why.to_string();
+    // Close reasons are limited to 123 bytes.
+    while reason.len() > 120 {
+        reason.pop();
+    }
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Protocol,
+        reason: reason.into(),
+    }))
+}
+
+/// The Close a server sends to a client that went silent.
+pub fn idle_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "no frames from the client within the idle timeout".into(),
+    }))
+}
+
+/// How the reader ended a session abnormally: the Close to send instead of a status.
+type Abort = Arc<std::sync::Mutex<Option<Message>>>;
+
 /// What the client sends, as channels.
 pub struct ChannelInput {
     /// Client stdin (when asked for); ends on the v5 stdin close signal or when the
@@ -77,6 +137,8 @@ pub struct ChannelSession {
     out: mpsc::Sender<Message>,
     writer: JoinHandle<()>,
     reader: JoinHandle<()>,
+    /// Set when the client broke the protocol or went silent.
+    abort: Abort,
 }
 
 impl ChannelSession {
@@ -95,7 +157,14 @@ impl ChannelSession {
         let (mut ws_tx, mut ws_rx) = ws.split();
         let (out, mut out_rx) = mpsc::channel::<Message>(32);
         let writer = tokio::spawn(async move {
-            while let Some(m) = out_rx.recv().await {
+            let mut ping = tokio::time::interval(ping_period());
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ping.tick().await;
+            loop {
+                let m = tokio::select! {
+                    m = out_rx.recv() => match m { Some(m) => m, None => break },
+                    _ = ping.tick() => Message::Ping(Bytes::new()),
+                };
                 let close = matches!(m, Message::Close(_));
                 if ws_tx.send(m).await.is_err() {
                     return;
@@ -123,19 +192,49 @@ impl ChannelSession {
         };
         let tally = Arc::new(Tally::default());
         tally.declare_session(opts);
+        let abort: Abort = Arc::default();
         let reader = {
             let gone = gone.clone();
             let tally = tally.clone();
+            let abort = abort.clone();
+            let idle = idle_timeout();
             tokio::spawn(async move {
                 let mut stdin_tx = stdin_tx;
-                while let Some(msg) = ws_rx.next().await {
-                    let body: Vec<u8> = match msg {
-                        Ok(Message::Binary(b)) if !framing.base64 => b.to_vec(),
-                        Ok(Message::Text(t)) if framing.base64 => t.as_bytes().to_vec(),
-                        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                        _ => break,
+                let set_abort = |m: Message| {
+                    *abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                };
+                loop {
+                    let msg = match tokio::time::timeout(idle, ws_rx.next()).await {
+                        Err(_) => {
+                            tracing::debug!(?idle, "no frames from the client; ending the session");
+                            set_abort(idle_close());
+                            break;
+                        }
+                        Ok(None) => break,
+                        Ok(Some(Err(e))) => {
+                            use tokio_tungstenite::tungstenite::Error as WsError;
+                            tracing::debug!(error = %e, "bad frame from the client");
+                            if matches!(
+                                e,
+                                WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_)
+                            ) {
+                                set_abort(protocol_error_close(&e.to_string()));
+                            }
+                            break;
+                        }
+                        Ok(Some(Ok(m))) => m,
                     };
-                    match wschannel::decode(framing, &body) {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                    let Some(body) = payload(&msg) else {
+                        continue;
+                    };
+                    // Upstream skips empty messages.
+                    if body.is_empty() {
+                        continue;
+                    }
+                    match wschannel::decode(framing, body) {
                         Ok(ChannelMessage::Data(wschannel::STDIN, d)) => {
                             tally.add("stdin", true, d.len());
                             if let Some(tx) = &stdin_tx
@@ -159,6 +258,7 @@ impl ChannelSession {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::debug!(error = %e, "bad message from the client");
+                            set_abort(protocol_error_close(&e.to_string()));
                             break;
                         }
                     }
@@ -174,7 +274,22 @@ impl ChannelSession {
             out,
             writer,
             reader,
+            abort,
         };
+        // Older channel clients expect an empty "ready" write on the lowest output
+        // channel (upstream's kubelet sends one). kubectl (v5) registers its streams
+        // concurrently with reading, so an early message for a stream it has not created
+        // yet is logged as "Unknown stream id 1, discarding message": v5 gets none.
+        if framing.close_signals {
+            return (
+                session,
+                ChannelInput {
+                    stdin: stdin_rx,
+                    resize: resize_rx,
+                    gone,
+                },
+            );
+        }
         let ready = if opts.stdout {
             wschannel::STDOUT
         } else if opts.stderr && !opts.tty {
@@ -230,21 +345,31 @@ impl ChannelSession {
     }
 
     /// Writes the status (if any) on the error channel, closes with 1000 and waits for
-    /// the writer to finish.
+    /// the writer to finish; a session the client broke (protocol error: 1002) or
+    /// abandoned (idle: 1001) gets that Close and no status.
     pub async fn finish(self, status: Option<Vec<u8>>) {
-        if let Some(bytes) = status {
-            self.tally.add("error", false, bytes.len());
-            self.send(wschannel::ERROR, &bytes).await;
+        let abort = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(close) = abort {
+            self.tally.closed(
+                "error",
+                "no status: the client broke or abandoned the session",
+            );
+            let _ = self.out.send(close).await;
+        } else {
+            if let Some(bytes) = status {
+                self.tally.add("error", false, bytes.len());
+                self.send(wschannel::ERROR, &bytes).await;
+            }
+            self.tally
+                .closed("error", "status sent, then WebSocket Close 1000");
+            let _ = self
+                .out
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                })))
+                .await;
         }
-        self.tally
-            .closed("error", "status sent, then WebSocket Close 1000");
-        let _ = self
-            .out
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
         drop(self.out);
         let _ = self.writer.await;
         self.reader.abort();
