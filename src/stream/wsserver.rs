@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -118,6 +119,94 @@ pub fn idle_close() -> Message {
 /// How the reader ended a session abnormally: the Close to send instead of a status.
 type Abort = Arc<std::sync::Mutex<Option<Message>>>;
 
+/// `data` on `channel` as one message (text for the base64 protocols).
+pub fn channel_message(framing: Framing, channel: u8, data: &[u8]) -> Message {
+    let body = wschannel::encode(framing, channel, data);
+    if framing.base64 {
+        Message::Text(String::from_utf8_lossy(&body).into_owned().into())
+    } else {
+        Message::Binary(Bytes::from(body))
+    }
+}
+
+/// The task writing a session's messages: what arrives on the sender, a Ping every
+/// [`ping_period`], and after a Close a moment for the client's echo.
+pub fn spawn_writer<S>(
+    mut ws_tx: SplitSink<WebSocketStream<S>, Message>,
+) -> (mpsc::Sender<Message>, JoinHandle<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (out, mut out_rx) = mpsc::channel::<Message>(32);
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(ping_period());
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        loop {
+            let m = tokio::select! {
+                m = out_rx.recv() => match m { Some(m) => m, None => break },
+                _ = ping.tick() => Message::Ping(Bytes::new()),
+            };
+            let close = matches!(m, Message::Close(_));
+            if ws_tx.send(m).await.is_err() {
+                return;
+            }
+            if close {
+                break;
+            }
+        }
+        let _ = ws_tx.flush().await;
+        // Give the client a moment to echo the close before the TCP goes.
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close()).await;
+    });
+    (out, writer)
+}
+
+/// What the client sent next, as the session sees it.
+pub enum Incoming {
+    /// A data message's payload (text or binary), never empty.
+    Data(Vec<u8>),
+    /// The client closed or the connection ended.
+    End,
+    /// The session must end with this Close (protocol error or idle client).
+    Abort(Message),
+}
+
+/// The next non-empty data payload, skipping control frames and empty messages (as
+/// upstream does); a malformed frame or `idle` without any frame aborts.
+pub async fn next_payload<S>(rx: &mut SplitStream<WebSocketStream<S>>, idle: Duration) -> Incoming
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let msg = match tokio::time::timeout(idle, rx.next()).await {
+            Err(_) => {
+                tracing::debug!(?idle, "no frames from the client; ending the session");
+                return Incoming::Abort(idle_close());
+            }
+            Ok(None) => return Incoming::End,
+            Ok(Some(Err(e))) => {
+                use tokio_tungstenite::tungstenite::Error as WsError;
+                tracing::debug!(error = %e, "bad frame from the client");
+                return match e {
+                    WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_) => {
+                        Incoming::Abort(protocol_error_close(&e.to_string()))
+                    }
+                    _ => Incoming::End,
+                };
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        if matches!(msg, Message::Close(_)) {
+            return Incoming::End;
+        }
+        match payload(&msg) {
+            Some(b) if !b.is_empty() => return Incoming::Data(b.to_vec()),
+            _ => continue,
+        }
+    }
+}
+
 /// What the client sends, as channels.
 pub struct ChannelInput {
     /// Client stdin (when asked for); ends on the v5 stdin close signal or when the
@@ -154,29 +243,8 @@ impl ChannelSession {
     {
         let framing = Framing::for_protocol(protocol);
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
-        let (mut ws_tx, mut ws_rx) = ws.split();
-        let (out, mut out_rx) = mpsc::channel::<Message>(32);
-        let writer = tokio::spawn(async move {
-            let mut ping = tokio::time::interval(ping_period());
-            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ping.tick().await;
-            loop {
-                let m = tokio::select! {
-                    m = out_rx.recv() => match m { Some(m) => m, None => break },
-                    _ = ping.tick() => Message::Ping(Bytes::new()),
-                };
-                let close = matches!(m, Message::Close(_));
-                if ws_tx.send(m).await.is_err() {
-                    return;
-                }
-                if close {
-                    break;
-                }
-            }
-            let _ = ws_tx.flush().await;
-            // Give the client a moment to echo the close before the TCP goes.
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close()).await;
-        });
+        let (ws_tx, mut ws_rx) = ws.split();
+        let (out, writer) = spawn_writer(ws_tx);
         let gone = CancellationToken::new();
         let (stdin_tx, stdin_rx) = if opts.stdin {
             let (tx, rx) = mpsc::channel::<Bytes>(16);
@@ -204,37 +272,15 @@ impl ChannelSession {
                     *abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
                 };
                 loop {
-                    let msg = match tokio::time::timeout(idle, ws_rx.next()).await {
-                        Err(_) => {
-                            tracing::debug!(?idle, "no frames from the client; ending the session");
-                            set_abort(idle_close());
+                    let body = match next_payload(&mut ws_rx, idle).await {
+                        Incoming::Data(b) => b,
+                        Incoming::End => break,
+                        Incoming::Abort(m) => {
+                            set_abort(m);
                             break;
                         }
-                        Ok(None) => break,
-                        Ok(Some(Err(e))) => {
-                            use tokio_tungstenite::tungstenite::Error as WsError;
-                            tracing::debug!(error = %e, "bad frame from the client");
-                            if matches!(
-                                e,
-                                WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_)
-                            ) {
-                                set_abort(protocol_error_close(&e.to_string()));
-                            }
-                            break;
-                        }
-                        Ok(Some(Ok(m))) => m,
                     };
-                    if matches!(msg, Message::Close(_)) {
-                        break;
-                    }
-                    let Some(body) = payload(&msg) else {
-                        continue;
-                    };
-                    // Upstream skips empty messages.
-                    if body.is_empty() {
-                        continue;
-                    }
-                    match wschannel::decode(framing, body) {
+                    match wschannel::decode(framing, &body) {
                         Ok(ChannelMessage::Data(wschannel::STDIN, d)) => {
                             tally.add("stdin", true, d.len());
                             if let Some(tx) = &stdin_tx
@@ -308,19 +354,10 @@ impl ChannelSession {
         )
     }
 
-    fn message(framing: Framing, channel: u8, data: &[u8]) -> Message {
-        let body = wschannel::encode(framing, channel, data);
-        if framing.base64 {
-            Message::Text(String::from_utf8_lossy(&body).into_owned().into())
-        } else {
-            Message::Binary(Bytes::from(body))
-        }
-    }
-
     /// Sends `data` on `channel`; false once the client is gone.
     pub async fn send(&self, channel: u8, data: &[u8]) -> bool {
         self.out
-            .send(Self::message(self.framing, channel, data))
+            .send(channel_message(self.framing, channel, data))
             .await
             .is_ok()
     }
@@ -336,7 +373,11 @@ impl ChannelSession {
         let pump = tokio::spawn(async move {
             while let Some(d) = rx.recv().await {
                 tally.add(name, false, d.len());
-                if out.send(Self::message(framing, channel, &d)).await.is_err() {
+                if out
+                    .send(channel_message(framing, channel, &d))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
