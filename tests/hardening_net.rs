@@ -414,6 +414,23 @@ fn websocket_clients_other_than_kubectl() {
         assert!(status.contains("\"Success\""), "{status}");
         assert_eq!(close, Some(1000));
 
+        // v5 (kubectl): nothing is sent before the command's own output. kubectl 1.33
+        // registers its streams while its reader already runs, so an early message (the
+        // empty "ready" write older clients get) is logged as "Unknown stream id 1".
+        let path = exec_path("box", &["sh", "-c", "sleep 1; echo late"], false);
+        let mut s = ws(&api, &path, "v5.channel.k8s.io").await;
+        let first = loop {
+            match tokio::time::timeout(Duration::from_secs(60), s.next()).await.expect("first message") {
+                Some(Ok(Message::Binary(b))) => break b.to_vec(),
+                Some(Ok(Message::Close(f))) => panic!("closed before any output: {f:?}"),
+                Some(Ok(_)) => {}
+                other => panic!("no output: {other:?}"),
+            }
+        };
+        assert_eq!(first, b"\x01late\n", "first message of a v5 session");
+        let (_, close) = drain(&mut s).await;
+        assert_eq!(close, Some(1000));
+
         // Port-forward with the channel protocol: data 0, error 1, each opened with the
         // port (little-endian), then an HTTP exchange with the pod's server.
         let pf = format!("/api/v1/namespaces/default/pods/web/portforward?ports={port}");
