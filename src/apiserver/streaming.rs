@@ -826,6 +826,7 @@ async fn translate(
         Counted::new(client, client_counter.clone()),
         protocol,
         &opts,
+        false,
     )
     .await;
     let kubelet_counter = Arc::new(ByteCounter::default());

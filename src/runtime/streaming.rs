@@ -622,7 +622,7 @@ impl StreamingServer {
         };
         let tally = Arc::new(Tally::default());
         tally.declare_session(&opts);
-        let (ws, input) = ChannelSession::accept(io, protocol, &opts).await;
+        let (ws, input) = ChannelSession::accept(io, protocol, &opts, true).await;
         let (io, pumps) = wire_channels(&ws, input, &opts, &tally);
         let run = self.run_remote_command(command, io, &tally).await;
         for p in pumps {

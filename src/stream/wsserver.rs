@@ -231,12 +231,17 @@ pub struct ChannelSession {
 }
 
 impl ChannelSession {
-    /// Starts the session on an upgraded connection and sends upstream's "ready"
-    /// message (an empty write on the lowest output channel).
+    /// Starts the session on an upgraded connection; with `announce_ready`, sends
+    /// upstream kubelet's "ready" message (an empty write on the lowest output channel)
+    /// that older channel clients wait for. The API server's translator sends none, as
+    /// kubectl (v5) registers its streams while its reader already runs: an early message
+    /// for a stream it has not created yet is logged on the user's terminal as "Unknown
+    /// stream id 1, discarding message".
     pub async fn accept<S>(
         io: S,
         protocol: &str,
         opts: &StreamOptions,
+        announce_ready: bool,
     ) -> (ChannelSession, ChannelInput)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -322,11 +327,7 @@ impl ChannelSession {
             reader,
             abort,
         };
-        // Older channel clients expect an empty "ready" write on the lowest output
-        // channel (upstream's kubelet sends one). kubectl (v5) registers its streams
-        // concurrently with reading, so an early message for a stream it has not created
-        // yet is logged as "Unknown stream id 1, discarding message": v5 gets none.
-        if framing.close_signals {
+        if !announce_ready {
             return (
                 session,
                 ChannelInput {
