@@ -129,6 +129,25 @@ fn idle_sockets_and_stalled_handshakes_do_not_starve_the_api_server() {
             "figure: silent handshake closed after {:.1} s (RKIND_TLS_HANDSHAKE_TIMEOUT=2)",
             started.elapsed().as_secs_f64()
         );
+        // The kubelet's port (mutual TLS) bounds handshakes alike.
+        let kubelet_port: u16 = c
+            .ok(&[
+                "get",
+                "node",
+                "-o",
+                "jsonpath={.items[0].status.daemonEndpoints.kubeletEndpoint.Port}",
+            ])
+            .trim()
+            .parse()
+            .expect("kubelet port");
+        let mut silent = TcpStream::connect(("127.0.0.1", kubelet_port))
+            .await
+            .expect("connect kubelet");
+        let r = tokio::time::timeout(Duration::from_secs(60), silent.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "the kubelet kept a silent TCP connection open for 60 s: {r:?}"
+        );
         // A started but unfinished handshake (a ClientHello's first bytes) likewise.
         let mut partial = TcpStream::connect(api.addr).await.expect("connect");
         partial
