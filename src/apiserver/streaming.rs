@@ -8,7 +8,10 @@
 //!   (upstream's StreamTranslator);
 //! * a WebSocket port-forward tunnel (`SPDY/3.1+portforward.k8s.io`) is turned into a SPDY
 //!   upgrade to the kubelet whose bytes travel inside WebSocket binary messages
-//!   (upstream's TunnelingHandler).
+//!   (upstream's TunnelingHandler);
+//! * a WebSocket port-forward with the channel protocol (`v4.channel.k8s.io`, `?ports=`,
+//!   used by the python client, kr8s, client-node) is proxied to the kubelet byte for byte,
+//!   which passes it on to the runtime's streaming server that speaks it.
 //!
 //! Pod and container are validated before any upgrade, so those errors are ordinary
 //! `metav1.Status` answers.

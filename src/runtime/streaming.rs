@@ -3,7 +3,9 @@
 //! `pkg/cri/streaming` does for containerd: one-shot random tokens that expire after a
 //! minute, at most 1000 in flight, and SPDY/3.1 remote-command (v1–v4) and
 //! port-forward sessions behind them; exec and attach also over the WebSocket channel
-//! protocols (v5, v4, base64) for clients that come here directly.
+//! protocols (v5, v4, base64) for clients that come here directly, and port-forward over
+//! port-forward's channel protocol (v4, base64), which the API server and the kubelet
+//! proxy here unchanged.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -2,7 +2,10 @@
 //! `v4.channel.k8s.io` and the base64 variants): one task writes messages, one reads
 //! them and routes stdin, resize events and the v5 stdin close signal to channels.
 //! Shared by the API server's stream translator and the runtime's streaming server
-//! (for clients that come to it with a WebSocket), so both speak the same dialect.
+//! (for clients that come to it with a WebSocket), so both speak the same dialect; its
+//! writer (with server pings), [`next_payload`] (liveness bound, 1002 on malformed
+//! frames) and [`channel_message`] also serve the port-forward channel sessions and the
+//! port-forward tunnel.
 
 use std::sync::Arc;
 use std::time::Duration;
