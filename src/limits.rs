@@ -4,7 +4,18 @@
 //! soft limit is raised to it. Refusal (no `CAP_SYS_RESOURCE`, odd sandboxes) is only
 //! logged: rkind works with whatever it has.
 
+use std::sync::OnceLock;
+
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+/// The (soft, hard) `RLIMIT_NOFILE` the process started with, before [`raise_nofile`].
+static INHERITED: OnceLock<(u64, u64)> = OnceLock::new();
+
+/// The descriptor limits rkind inherited, if [`raise_nofile`] ran: what processes started
+/// for pods may want back (they inherit the raised soft limit otherwise).
+pub fn inherited_nofile() -> Option<(u64, u64)> {
+    INHERITED.get().copied()
+}
 
 /// What [`raise_nofile`] did, for the start log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +38,7 @@ pub fn raise_nofile() -> NofileOutcome {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return NofileOutcome::Refused;
     };
+    let _ = INHERITED.set((soft, hard));
     if soft >= hard {
         return NofileOutcome::AlreadyAtHard(soft);
     }
@@ -48,6 +60,7 @@ mod tests {
         let before = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
         let outcome = raise_nofile();
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+        assert_eq!(inherited_nofile(), Some(before));
         match outcome {
             NofileOutcome::Raised { from, to } => {
                 assert_eq!((from, to), (before.0, hard));
