@@ -32,8 +32,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -43,6 +42,7 @@ use tracing::Instrument;
 
 use crate::pki::{UserInfo, user_from_cert};
 use crate::store::Store;
+use crate::stream::listener::{self as conn_limits, PendingGate};
 use registry::ResourceDef;
 use status::ApiError;
 
@@ -259,10 +259,15 @@ fn authorize(user: &UserInfo) -> bool {
 
 impl ApiServer {
     /// Accepts TLS connections on `listener` until shutdown, serving each with hyper's
-    /// auto (h2 / HTTP/1.1 with upgrades) connection builder.
+    /// auto (h2 / HTTP/1.1 with upgrades) connection builder. Connections without an
+    /// accepted client certificate stay in a [`PendingGate`] for their whole life (they
+    /// may only read the public endpoints), so idle anonymous sockets cannot exhaust the
+    /// process's descriptors (see [`crate::stream::listener`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         let acceptor = TlsAcceptor::from(tls);
         let graceful = GracefulShutdown::new();
+        let gate = PendingGate::new(conn_limits::MAX_PENDING);
+        let handshake_timeout = conn_limits::handshake_timeout();
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -276,17 +281,21 @@ impl ApiServer {
                 },
             };
             let _ = tcp.set_nodelay(true);
+            let ticket = gate.admit();
             let acceptor = acceptor.clone();
             let me = self.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let tls = match acceptor.accept(tcp).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                };
+                let tls =
+                    match conn_limits::tls_handshake(&acceptor, tcp, &ticket, handshake_timeout)
+                        .await
+                    {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    };
                 let (tcp, conn) = tls.get_ref();
                 let cert = conn.peer_certificates().and_then(|c| c.first());
                 let user = cert.and_then(user_from_cert);
@@ -302,17 +311,51 @@ impl ApiServer {
                     caller_subject: cert.and_then(crate::pki::subject_of),
                     callee_subject: None,
                 };
+                // Authenticated: no longer pending.
+                let ticket = if user.is_some() {
+                    drop(ticket);
+                    None
+                } else {
+                    Some(ticket)
+                };
                 let svc = service_fn(move |mut req: Request<Incoming>| {
                     let me = me.clone();
                     let user = user.clone();
                     req.extensions_mut().insert(connection.clone());
-                    async move { Ok::<_, Infallible>(me.handle(req, user, peer).await) }
+                    async move {
+                        if let Some((code, body)) = conn_limits::oversized(&req) {
+                            return Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(code)
+                                    .header(header::CONTENT_TYPE, "application/json")
+                                    .body(full(body))
+                                    .unwrap_or_else(|_| Response::new(full(Vec::new()))),
+                            );
+                        }
+                        Ok::<_, Infallible>(me.handle(req, user, peer).await)
+                    }
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
+                let builder = conn_limits::http_builder();
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(conn_limits::StatusOnParseError::new(tls)),
+                        svc,
+                    )
                     .into_owned();
-                let _ = watcher.watch(conn).await;
+                let served = watcher.watch(conn);
+                match ticket {
+                    Some(t) => {
+                        tokio::select! {
+                            _ = served => {}
+                            _ = t.evicted() => {
+                                tracing::debug!(%peer, "anonymous connection closed to make room");
+                            }
+                        }
+                    }
+                    None => {
+                        let _ = served.await;
+                    }
+                }
             });
         }
         let _ = tokio::time::timeout(Duration::from_secs(3), graceful.shutdown()).await;

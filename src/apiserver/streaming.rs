@@ -8,7 +8,10 @@
 //!   (upstream's StreamTranslator);
 //! * a WebSocket port-forward tunnel (`SPDY/3.1+portforward.k8s.io`) is turned into a SPDY
 //!   upgrade to the kubelet whose bytes travel inside WebSocket binary messages
-//!   (upstream's TunnelingHandler).
+//!   (upstream's TunnelingHandler);
+//! * a WebSocket port-forward with the channel protocol (`v4.channel.k8s.io`, `?ports=`,
+//!   used by the python client, kr8s, client-node) is proxied to the kubelet byte for byte,
+//!   which passes it on to the runtime's streaming server that speaks it.
 //!
 //! Pod and container are validated before any upgrade, so those errors are ordinary
 //! `metav1.Status` answers.
@@ -31,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::Instrument;
 
+use crate::stream::portforward;
 use crate::stream::remotecommand::{
     self, Outcome, PORT_FORWARD_PROTOCOL, PROTOCOL_HEADER, SPDY_CLIENT_PROTOCOLS, StreamOptions,
     StreamType, TUNNEL_PREFIX,
@@ -324,16 +328,31 @@ async fn connect_traced(
     if upgrade::is_websocket(req.headers()) {
         let offered = upgrade::websocket_protocols(req.headers());
         if kind == Kind::PortForward {
-            let tunnel = offered
+            if let Some(tunnel) = offered
                 .iter()
                 .find(|p| p.starts_with(TUNNEL_PREFIX) && p.ends_with(".k8s.io"))
                 .cloned()
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "unable to upgrade: port-forward over WebSocket needs the {TUNNEL_PREFIX}{PORT_FORWARD_PROTOCOL} sub-protocol"
-                    ))
-                })?;
-            return tunnel_port_forward(srv, &mut req, &node, &path, &tunnel, trace)
+            {
+                return tunnel_port_forward(srv, &mut req, &node, &path, &tunnel, trace)
+                    .instrument(span)
+                    .await;
+            }
+            // The channel protocol (python client, kr8s, client-node): proxied to the
+            // kubelet like upstream does, ports renamed to the kubelet's `port`.
+            if portforward::negotiate_ws(&offered).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "unable to upgrade: port-forward over WebSocket needs the {TUNNEL_PREFIX}{PORT_FORWARD_PROTOCOL}, {} or {} sub-protocol",
+                    portforward::WS_PROTOCOLS[0],
+                    portforward::WS_PROTOCOLS[1]
+                )));
+            }
+            let ports = portforward::ports_from_query(req.uri().query(), "ports")
+                .map_err(ApiError::bad_request)?;
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(ports.iter().map(|p| ("port", p.to_string())))
+                .finish();
+            let path = format!("{path}?{query}");
+            return proxy_websocket(srv, &mut req, &node, &path, &offered, trace)
                 .instrument(span)
                 .await;
         }
@@ -415,6 +434,20 @@ async fn kubelet_upgrade(
     protocols: &[String],
     trace: &mut Option<SessionTrace>,
 ) -> Result<ClientUpgrade, ApiError> {
+    kubelet_upgrade_as(srv, node, path, protocols, None, trace).await
+}
+
+/// Sends an upgrade request for `path` to the node's kubelet: SPDY offering
+/// `protocols`, or (with `websocket`, the client's request headers) the client's own
+/// WebSocket handshake, passed on for an upgrade-aware proxy.
+async fn kubelet_upgrade_as(
+    srv: &ApiServer,
+    node: &str,
+    path: &str,
+    protocols: &[String],
+    websocket: Option<&http::HeaderMap>,
+    trace: &mut Option<SessionTrace>,
+) -> Result<ClientUpgrade, ApiError> {
     let mut hop = Hop::start(HopId::ApiserverToKubelet);
     let tls = super::kubelet_proxy::connect(srv, node).await?;
     {
@@ -433,13 +466,34 @@ async fn kubelet_upgrade(
                 .and_then(crate::pki::subject_of),
         });
     }
-    let mut b = Request::post(path)
-        .header("host", node)
-        .header("connection", "Upgrade")
-        .header("upgrade", "SPDY/3.1");
-    for p in protocols {
-        b = b.header(PROTOCOL_HEADER, p.as_str());
-    }
+    let mut b = match websocket {
+        None => {
+            let mut b = Request::post(path)
+                .header("host", node)
+                .header("connection", "Upgrade")
+                .header("upgrade", "SPDY/3.1");
+            for p in protocols {
+                b = b.header(PROTOCOL_HEADER, p.as_str());
+            }
+            b
+        }
+        Some(h) => {
+            let mut b = Request::get(path)
+                .header("host", node)
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket");
+            for name in [
+                "sec-websocket-key",
+                "sec-websocket-version",
+                "sec-websocket-protocol",
+            ] {
+                for v in h.get_all(name) {
+                    b = b.header(name, v);
+                }
+            }
+            b
+        }
+    };
     if let Some(t) = trace.as_ref() {
         b = b.header(TRACEPARENT, t.ctx.child().traceparent());
     }
@@ -454,7 +508,11 @@ async fn kubelet_upgrade(
             parts.status.as_u16(),
             parts
                 .headers
-                .get(PROTOCOL_HEADER)
+                .get(if websocket.is_some() {
+                    "sec-websocket-protocol"
+                } else {
+                    PROTOCOL_HEADER
+                })
                 .and_then(|v| v.to_str().ok())
                 .map(String::from),
         ),
@@ -468,13 +526,18 @@ async fn kubelet_upgrade(
         }
     };
     hop.request = Some(HttpExchange {
-        method: "POST".into(),
+        method: if websocket.is_some() { "GET" } else { "POST" }.into(),
         path: path.split('?').next().unwrap_or("").to_string(),
         query: path
             .split_once('?')
             .map(|(_, q)| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default(),
-        upgrade: "SPDY/3.1".into(),
+        upgrade: if websocket.is_some() {
+            "websocket"
+        } else {
+            "SPDY/3.1"
+        }
+        .into(),
         offered_protocols: protocols.to_vec(),
         negotiated_protocol: negotiated,
         status,
@@ -539,6 +602,48 @@ async fn proxy_spdy(
                         "both sides closed; splice ended",
                         None,
                         "proxied byte for byte until both sides closed",
+                    );
+                }
+            };
+            upgrade::relay_switched(req, &parts, io, done)
+                .body(Full::new(Bytes::new()).boxed())
+                .map_err(|e| ApiError::internal(e.to_string()))
+        }
+        ClientUpgrade::Refused { parts, body } => Err(refused_error(parts.status, &body)),
+    }
+}
+
+/// A WebSocket upgrade the kubelet's side speaks itself (port-forward's channel
+/// protocol): the handshake and then the bytes are proxied unchanged.
+async fn proxy_websocket(
+    srv: &Arc<ApiServer>,
+    req: &mut Request<Incoming>,
+    node: &str,
+    path: &str,
+    offered: &[String],
+    trace: &mut Option<SessionTrace>,
+) -> Result<Response<Body>, ApiError> {
+    let headers = req.headers().clone();
+    match kubelet_upgrade_as(srv, node, path, offered, Some(&headers), trace).await? {
+        ClientUpgrade::Switched { parts, io } => {
+            let counter = Arc::new(ByteCounter::default());
+            let io = Counted::new(io, counter.clone());
+            let mut trace = trace.take();
+            if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
+                r.status = 101;
+                r.negotiated_protocol = parts
+                    .headers
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+            }
+            let done = move || {
+                if let Some(t) = trace {
+                    t.finish_relayed(
+                        &counter,
+                        "both sides closed; splice ended",
+                        None,
+                        "WebSocket proxied byte for byte until both sides closed",
                     );
                 }
             };
@@ -622,39 +727,76 @@ async fn tunnel_port_forward(
 }
 
 /// Moves raw SPDY bytes between WebSocket binary messages and the kubelet connection.
+/// The client must keep sending frames (kubectl's SPDY pings every 10 s, pongs to ours):
+/// a silent or protocol-breaking client ends the tunnel (Close 1001 / 1002).
 async fn shovel_tunnel<B>(ws: WebSocketStream<UpgradedIo>, backend: B)
 where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut be_rd, mut be_wr) = tokio::io::split(backend);
+    let abort = std::sync::Mutex::new(None::<Message>);
+    let aborted = tokio_util::sync::CancellationToken::new();
+    let idle = wsserver::idle_timeout();
     let up = async {
-        while let Some(msg) = ws_rx.next().await {
-            match msg {
-                Ok(Message::Binary(b)) => {
+        loop {
+            let msg = match tokio::time::timeout(idle, ws_rx.next()).await {
+                Err(_) => Some(wsserver::idle_close()),
+                Ok(Some(Ok(Message::Binary(b)))) => {
                     if be_wr.write_all(&b).await.is_err() {
                         break;
                     }
+                    continue;
                 }
-                Ok(Message::Close(_)) | Err(_) => break,
-                Ok(_) => {}
+                Ok(Some(Err(e))) => {
+                    use tokio_tungstenite::tungstenite::Error as WsError;
+                    matches!(
+                        e,
+                        WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_)
+                    )
+                    .then(|| wsserver::protocol_error_close(&e.to_string()))
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => None,
+                Ok(Some(Ok(_))) => continue,
+            };
+            if let Some(m) = msg {
+                *abort.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                aborted.cancel();
             }
+            break;
         }
         let _ = be_wr.shutdown().await;
     };
     let down = async {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut ping = tokio::time::interval(wsserver::ping_period());
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
         loop {
-            match be_rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if ws_tx
-                        .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
+            tokio::select! {
+                r = be_rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if ws_tx
+                            .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
                         return;
                     }
+                }
+                _ = aborted.cancelled() => {
+                    let close = abort.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(m) = close {
+                        let _ = ws_tx.send(m).await;
+                    }
+                    return;
                 }
             }
         }
@@ -666,10 +808,9 @@ where
             })))
             .await;
     };
-    // The kubelet side ending ends the tunnel; the client side ending only half-closes.
-    tokio::select! {
-        _ = async { tokio::join!(up, down) } => {}
-    }
+    // The kubelet side ending ends the tunnel; the client side ending only half-closes
+    // (unless it broke the protocol or went silent, which ends both).
+    tokio::join!(up, down);
 }
 
 /// The StreamTranslator: a WebSocket channel session with the client, a SPDY
@@ -688,6 +829,7 @@ async fn translate(
         Counted::new(client, client_counter.clone()),
         protocol,
         &opts,
+        false,
     )
     .await;
     let kubelet_counter = Arc::new(ByteCounter::default());

@@ -11,14 +11,14 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pki::{APISERVER_KUBELET_CLIENT_CN, user_from_cert};
+use crate::stream::listener::{self as conn_limits, PendingGate};
 
 use super::logs::{LogQuery, StreamBodyBox};
 use crate::runtime::cri::runtime_service_client::RuntimeServiceClient;
@@ -110,20 +110,28 @@ pub async fn serve(
         trace,
     });
     let cri = super::pods::connect_cri(&cri_socket).await.ok();
+    let gate = PendingGate::new(conn_limits::MAX_PENDING);
+    let handshake_timeout = conn_limits::handshake_timeout();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
         };
         let _ = tcp.set_nodelay(true);
+        let ticket = gate.admit();
         let acceptor = acceptor.clone();
         let node = node.clone();
         let cri = cri.clone();
         let streaming = streaming.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                tracing::debug!(%peer, "kubelet: TLS handshake refused");
-                return;
+            let tls = match conn_limits::tls_handshake(&acceptor, tcp, &ticket, handshake_timeout)
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "kubelet: TLS handshake refused");
+                    return;
+                }
             };
             let user = tls
                 .get_ref()
@@ -134,6 +142,13 @@ pub async fn serve(
             let allowed = user
                 .as_ref()
                 .is_some_and(|u| u.name == APISERVER_KUBELET_CLIENT_CN);
+            // Only the API server is authenticated here; anyone else stays pending.
+            let ticket = if allowed {
+                drop(ticket);
+                None
+            } else {
+                Some(ticket)
+            };
             let svc = service_fn(move |req| {
                 let node = node.clone();
                 let cri = cri.clone();
@@ -146,12 +161,28 @@ pub async fn serve(
                             b"Forbidden: only the API server may call the kubelet\n".to_vec(),
                         ));
                     }
+                    if let Some((code, body)) = conn_limits::oversized(&req) {
+                        return Ok(reply(code, "application/json", body));
+                    }
                     Ok(handle(req, node, cri, streaming).await)
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await;
+            let builder = conn_limits::http_builder();
+            let served = builder.serve_connection_with_upgrades(
+                TokioIo::new(conn_limits::StatusOnParseError::new(tls)),
+                svc,
+            );
+            match ticket {
+                Some(t) => {
+                    tokio::select! {
+                        _ = served => {}
+                        _ = t.evicted() => {}
+                    }
+                }
+                None => {
+                    let _ = served.await;
+                }
+            }
         });
     }
 }

@@ -358,9 +358,18 @@ async fn proxy_upgrade(
         callee: tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
         ..Default::default()
     });
+    // The client's query travels on when the URL has none, as upstream's upgrade-aware
+    // proxy does: WebSocket port-forward names its ports there (`?port=`).
+    let target = match (uri.query(), req.uri().query()) {
+        (None, Some(q)) if !q.is_empty() => format!("{}?{q}", uri.path()),
+        _ => uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+    };
     let mut out = Request::builder()
         .method(req.method().clone())
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .uri(target.as_str())
         .header("host", authority.as_str());
     if let Some(c) = &trace {
         out = out.header(TRACEPARENT, c.child().traceparent());

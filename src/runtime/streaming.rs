@@ -3,7 +3,9 @@
 //! `pkg/cri/streaming` does for containerd: one-shot random tokens that expire after a
 //! minute, at most 1000 in flight, and SPDY/3.1 remote-command (v1–v4) and
 //! port-forward sessions behind them; exec and attach also over the WebSocket channel
-//! protocols (v5, v4, base64) for clients that come here directly.
+//! protocols (v5, v4, base64) for clients that come here directly, and port-forward over
+//! port-forward's channel protocol (v4, base64), which the API server and the kubelet
+//! proxy here unchanged.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,7 +18,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -24,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
-use crate::stream::portforward::{Pairer, PortStream, parse_headers};
+use crate::stream::listener::{self as conn_limits, PendingGate};
+use crate::stream::portforward::{self, Pairer, PortStream, parse_headers};
 use crate::stream::remotecommand::{
     self, Outcome, PORT_FORWARD_PROTOCOL, ResizeDecoder, SPDY_SERVER_PROTOCOLS, StreamOptions,
     StreamType, TerminalSize,
@@ -239,23 +242,38 @@ impl StreamingServer {
         (t.elapsed() < self.token_ttl).then_some((p, trace))
     }
 
+    /// Serves plain HTTP/1.1 on loopback. A connection is pending (see
+    /// [`crate::stream::listener`]) until its first request arrives, which must happen
+    /// within the TLS listeners' handshake bound; idle keep-alive is bounded alike.
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let gate = PendingGate::new(conn_limits::MAX_PENDING);
+        let first_request = conn_limits::handshake_timeout();
         loop {
             let (tcp, _) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
             };
             let _ = tcp.set_nodelay(true);
+            let ticket = gate.admit();
+            let evicted = ticket.evicted();
+            let ticket = Arc::new(Mutex::new(Some(ticket)));
             let me = self.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let me = me.clone();
+                    // A request arrived: no longer pending.
+                    ticket.lock().unwrap_or_else(|e| e.into_inner()).take();
                     async move { Ok::<_, Infallible>(me.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(first_request)
                     .serve_connection(TokioIo::new(tcp), svc)
-                    .with_upgrades()
-                    .await;
+                    .with_upgrades();
+                tokio::select! {
+                    _ = served => {}
+                    _ = evicted => {}
+                }
             });
         }
     }
@@ -359,13 +377,10 @@ impl StreamingServer {
         pending: Pending,
         trace: Option<TraceContext>,
     ) -> Response<Body> {
-        if matches!(pending, Pending::PortForward { .. }) {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "port-forward on this streaming server speaks SPDY/3.1 only\n",
-            );
-        }
         let offered = upgrade::websocket_protocols(req.headers());
+        if let Pending::PortForward { sandbox_id } = &pending {
+            return self.upgrade_websocket_port_forward(req, sandbox_id.clone(), &offered, trace);
+        }
         let Some(protocol) = wsserver::negotiate(&offered) else {
             return text(
                 StatusCode::BAD_REQUEST,
@@ -393,6 +408,180 @@ impl StreamingServer {
         );
         resp.body(Full::new(Bytes::new()).boxed())
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))
+    }
+
+    /// Answers a WebSocket port-forward upgrade (channel protocol, `?port=`).
+    fn upgrade_websocket_port_forward(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        sandbox_id: String,
+        offered: &[String],
+        trace: Option<TraceContext>,
+    ) -> Response<Body> {
+        let ports = match portforward::ports_from_query(req.uri().query(), "port") {
+            Ok(p) => p,
+            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+        };
+        let Some(protocol) = portforward::negotiate_ws(offered) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unable to upgrade: none of the offered WebSocket sub-protocols {offered:?} is supported (server accepts {:?})\n",
+                    portforward::WS_PROTOCOLS
+                ),
+            );
+        };
+        let Some(resp) = upgrade::websocket_101(req.headers(), protocol) else {
+            return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let span = tracing::debug_span!("runtime_streaming_server", kind = "portforward", version = %protocol);
+        tokio::spawn(
+            async move {
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                self.serve_ws_port_forward(
+                    TokioIo::new(upgraded),
+                    protocol,
+                    &sandbox_id,
+                    ports,
+                    trace,
+                )
+                .await;
+            }
+            .instrument(span),
+        );
+        resp.body(Full::new(Bytes::new()).boxed())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))
+    }
+
+    /// Port-forward over a WebSocket channel protocol, as upstream's kubelet
+    /// (`pkg/kubelet/cri/streaming/portforward/websocket.go`): for the i-th port, channel
+    /// 2i carries data both ways and channel 2i+1 errors to the client, each opened with
+    /// the port number (2 bytes, little-endian); one connection into the pod per port.
+    /// The session ends (Close 1000) once every forward is done, or when the client
+    /// leaves, breaks the protocol (1002) or goes silent (1001).
+    async fn serve_ws_port_forward<S>(
+        &self,
+        io: S,
+        protocol: &'static str,
+        sandbox_id: &str,
+        ports: Vec<u16>,
+        trace: Option<TraceContext>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let framing = wschannel::Framing::for_protocol(protocol);
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(wsserver::config()),
+        )
+        .await;
+        let (ws_tx, mut ws_rx) = futures_util::StreamExt::split(ws);
+        let (out, writer) = wsserver::spawn_writer(ws_tx);
+        let pid = self
+            .runtime
+            .sandbox(sandbox_id)
+            .map(|s| s.holder_pid)
+            .unwrap_or(0);
+        let gone = CancellationToken::new();
+        let mut to_pod = Vec::new();
+        let mut forwards = tokio::task::JoinSet::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let (data_ch, error_ch) = ((2 * i) as u8, (2 * i + 1) as u8);
+            for ch in [data_ch, error_ch] {
+                let _ = out
+                    .send(wsserver::channel_message(
+                        framing,
+                        ch,
+                        &portforward::port_prefix(port),
+                    ))
+                    .await;
+            }
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            to_pod.push(tx);
+            let out = out.clone();
+            let gone = gone.clone();
+            let sandbox_id = sandbox_id.to_string();
+            let record = trace
+                .as_ref()
+                .filter(|_| self.trace.enabled())
+                .map(|c| (self.trace.clone(), c.trace_id.clone()));
+            forwards.spawn(async move {
+                let mut hop = Hop::start(HopId::StreamingServerToProcess);
+                hop.to = format!("port {port} in the pod");
+                let tally = Tally::default();
+                let closed = tokio::select! {
+                    r = forward_channels(pid, &sandbox_id, port, (data_ch, error_ch), framing, rx, &out, &tally) => r,
+                    _ = gone.cancelled() => Ok("the client's session ended".to_string()),
+                };
+                if let Some((recorder, trace_id)) = record {
+                    hop.streams = tally.streams();
+                    hop.time_to_first_byte_ms = tally.first_output_after(hop.started_unix_ns);
+                    match closed {
+                        Ok(how) => hop.closed = how,
+                        Err(e) => {
+                            hop.closed = "failed; error written on the error channel".into();
+                            hop.error = Some(e);
+                        }
+                    }
+                    hop.finish();
+                    recorder.hop(&trace_id, hop);
+                }
+            });
+        }
+        let idle = wsserver::idle_timeout();
+        let mut abort = None;
+        loop {
+            let body = tokio::select! {
+                i = wsserver::next_payload(&mut ws_rx, idle) => match i {
+                    wsserver::Incoming::Data(b) => b,
+                    wsserver::Incoming::End => break,
+                    wsserver::Incoming::Abort(m) => {
+                        abort = Some(m);
+                        break;
+                    }
+                },
+                // Every forward is done: the session is.
+                None = async {
+                    while forwards.join_next().await.is_some() {}
+                    None::<()>
+                } => break,
+            };
+            match wschannel::decode(framing, &body) {
+                // Data for a port (even channels); what clients write on error channels
+                // is ignored, as upstream does.
+                Ok(wschannel::ChannelMessage::Data(ch, d)) if ch % 2 == 0 => {
+                    if let Some(tx) = to_pod.get(usize::from(ch / 2))
+                        && !d.is_empty()
+                    {
+                        let _ = tx.send(Bytes::from(d)).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    abort = Some(wsserver::protocol_error_close(&e.to_string()));
+                    break;
+                }
+            }
+        }
+        gone.cancel();
+        drop(to_pod);
+        while forwards.join_next().await.is_some() {}
+        let close = abort.unwrap_or_else(|| {
+            tokio_tungstenite::tungstenite::Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code:
+                        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                    reason: "".into(),
+                },
+            ))
+        });
+        let _ = out.send(close).await;
+        drop(out);
+        let _ = writer.await;
     }
 
     /// Exec/attach over SPDY: the client's streams, the command, the status.
@@ -435,7 +624,7 @@ impl StreamingServer {
         };
         let tally = Arc::new(Tally::default());
         tally.declare_session(&opts);
-        let (ws, input) = ChannelSession::accept(io, protocol, &opts).await;
+        let (ws, input) = ChannelSession::accept(io, protocol, &opts, true).await;
         let (io, pumps) = wire_channels(&ws, input, &opts, &tally);
         let run = self.run_remote_command(command, io, &tally).await;
         for p in pumps {
@@ -1050,4 +1239,70 @@ async fn connect_in_netns(pid: u32, port: u16) -> Result<tokio::net::TcpStream, 
         .map_err(|e| e.to_string())?;
     let _ = std_stream.set_nodelay(true);
     tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())
+}
+
+/// One WebSocket port-forward channel pair: dial `port` inside the pod, then relay the
+/// client's data channel both ways until the pod's side closes; a failed dial is written
+/// on the error channel, as upstream does.
+#[allow(clippy::too_many_arguments)]
+async fn forward_channels(
+    holder_pid: u32,
+    sandbox_id: &str,
+    port: u16,
+    (data_ch, error_ch): (u8, u8),
+    framing: wschannel::Framing,
+    mut from_client: mpsc::Receiver<Bytes>,
+    out: &mpsc::Sender<tokio_tungstenite::tungstenite::Message>,
+    tally: &Tally,
+) -> Result<String, String> {
+    let name = format!("port {port} data");
+    let tcp = match connect_in_netns(holder_pid, port).await {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {port} to pod {sandbox_id}, uid : failed to connect to localhost:{port} inside namespace {sandbox_id:?}, {e}"
+            );
+            tally.add(&format!("port {port} error"), false, msg.len());
+            let _ = out
+                .send(wsserver::channel_message(framing, error_ch, msg.as_bytes()))
+                .await;
+            return Err(msg);
+        }
+    };
+    let (mut rd, mut wr) = tcp.into_split();
+    let (count_tx, mut count_rx) = mpsc::unbounded_channel::<usize>();
+    let to_pod = tokio::spawn(async move {
+        while let Some(d) = from_client.recv().await {
+            let _ = count_tx.send(d.len());
+            if wr.write_all(&d).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        while let Ok(n) = count_rx.try_recv() {
+            tally.add(&name, true, n);
+        }
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tally.add(&name, false, n);
+                if out
+                    .send(wsserver::channel_message(framing, data_ch, &buf[..n]))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    to_pod.abort();
+    while let Ok(n) = count_rx.try_recv() {
+        tally.add(&name, true, n);
+    }
+    tally.closed(&name, "the pod's side closed");
+    Ok(format!("connection to port {port} closed by the pod"))
 }

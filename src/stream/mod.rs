@@ -3,6 +3,7 @@
 //! remote-command stream roles and port-forward pairing. The codecs are pure and
 //! unit-tested on bytes; [`session`] adds the tasks that drive a SPDY connection.
 
+pub mod listener;
 pub mod portforward;
 pub mod remotecommand;
 pub mod session;

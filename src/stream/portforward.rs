@@ -93,9 +93,81 @@ impl<T> Pairer<T> {
     }
 }
 
+/// WebSocket sub-protocols of port-forward's channel protocol (upstream kubelet:
+/// `v4.channel.k8s.io` binary, `v4.base64.channel.k8s.io` text; no sub-protocol at all
+/// means binary too), in the server's preference order.
+pub const WS_PROTOCOLS: [&str; 2] = [super::remotecommand::V4, super::remotecommand::V4_BASE64];
+
+/// The sub-protocol to answer a port-forward WebSocket offering `offered` with: the
+/// first of [`WS_PROTOCOLS`] offered, `""` (binary, none echoed) when none is offered,
+/// `None` when only others are.
+pub fn negotiate_ws(offered: &[String]) -> Option<&'static str> {
+    if offered.is_empty() {
+        return Some("");
+    }
+    WS_PROTOCOLS
+        .iter()
+        .find(|p| offered.iter().any(|o| o == *p))
+        .copied()
+}
+
+/// The ports of a WebSocket port-forward request, as upstream's kubelet reads them:
+/// query parameter `name` (the kubelet's `port`, the API's `ports`), repeatable, each a
+/// comma-separated list of uint16 > 0; at least one.
+pub fn ports_from_query(query: Option<&str>, name: &str) -> Result<Vec<u16>, String> {
+    let values: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    if values.is_empty() {
+        return Err(format!("query parameter {name:?} is required"));
+    }
+    let mut ports = Vec::new();
+    for v in &values {
+        if v.is_empty() {
+            return Err(format!("query parameter {name:?} cannot be empty"));
+        }
+        for p in v.split(',') {
+            let port: u16 = p
+                .trim()
+                .parse()
+                .map_err(|e| format!("unable to parse {v:?} as a port: {e}"))?;
+            if port < 1 {
+                return Err(format!("port {v:?} must be > 0"));
+            }
+            ports.push(port);
+        }
+    }
+    Ok(ports)
+}
+
+/// The first message on a port's data and error channels: its number, little-endian.
+pub fn port_prefix(port: u16) -> [u8; 2] {
+    port.to_le_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_ports_and_protocols_as_upstream_reads_them() {
+        assert_eq!(
+            ports_from_query(Some("ports=8080,9090&ports=81"), "ports"),
+            Ok(vec![8080, 9090, 81])
+        );
+        assert!(ports_from_query(Some("x=1"), "port").is_err());
+        assert!(ports_from_query(Some("port=0"), "port").is_err());
+        assert!(ports_from_query(Some("port=70000"), "port").is_err());
+        assert!(ports_from_query(Some("port="), "port").is_err());
+        assert_eq!(port_prefix(8080), [0x90, 0x1F]);
+        assert_eq!(negotiate_ws(&[]), Some(""));
+        assert_eq!(
+            negotiate_ws(&["v4.channel.k8s.io".into()]),
+            Some("v4.channel.k8s.io")
+        );
+        assert_eq!(negotiate_ws(&["v5.channel.k8s.io".into()]), None);
+    }
 
     fn h(pairs: &[(&str, &str)]) -> Headers {
         pairs.iter().map(|(k, v)| (*k, *v)).collect()
