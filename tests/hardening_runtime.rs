@@ -489,3 +489,51 @@ fn tmp_stays_writable_in_rootless_pods_while_the_host_has_mounts_under_tmp() {
         ),
     ]);
 }
+
+#[test]
+fn exec_sync_timeouts_end_the_command_and_the_host_image_has_a_size() {
+    let c = Cluster::start("execsync");
+    c.ok(&["run", "box", "--image=rkind/host", "--", "sleep", "300"]);
+    wait_running(&c, "box");
+    let id = jsonpath(&c, "box", "{.status.containerStatuses[0].containerID}")
+        .trim_start_matches("rkind://")
+        .to_string();
+    let secs = format!("{}", 700_000 + rand::random::<u32>() % 99_999);
+    let sock = c.data_dir().join("cri.sock");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = rkind::kubelet::pods::connect_cri(&sock).await.unwrap();
+        let mut runtime = cri::runtime_service_client::RuntimeServiceClient::new(ch.clone());
+        let err = runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["sleep".into(), secs.clone()],
+                timeout: 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+        // Gone by the time the caller hears of the timeout (critest checks at once).
+        let left = processes_with(&format!("sleep {secs}"));
+        assert!(
+            left.is_empty(),
+            "the timed-out command still runs: {left:?}"
+        );
+        // A stock kubelet refuses an image whose status has no size.
+        let mut images = cri::image_service_client::ImageServiceClient::new(ch);
+        let host = images
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: "rkind/host".into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .image
+            .expect("the host image");
+        assert!(host.size > 0 && !host.id.is_empty(), "{host:?}");
+    });
+}

@@ -73,7 +73,7 @@ fn host_image() -> ImageRecord {
         id: HOST_IMAGE_ID.into(),
         repo_tags: vec!["docker.io/rkind/host:latest".into()],
         repo_digests: Vec::new(),
-        size: 0,
+        size: host_root_used_bytes(),
         layers: Vec::new(),
         config: ImageConfig {
             entrypoint: Vec::new(),
@@ -83,6 +83,18 @@ fn host_image() -> ImageRecord {
             user: String::new(),
         },
     }
+}
+
+/// What the host image weighs: the bytes used on the host's root filesystem (statvfs,
+/// cheap; walking `/` would not be). Never 0: upstream's kubelet refuses an image whose
+/// ImageStatus has no size ("Id or size of image ... is not set").
+fn host_root_used_bytes() -> u64 {
+    nix::sys::statvfs::statvfs("/")
+        .map(|s| {
+            (s.blocks() as u64).saturating_sub(s.blocks_free() as u64) * s.fragment_size() as u64
+        })
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// Normalises a reference the way containerd does (`busybox` → `docker.io/library/busybox:latest`).

@@ -1109,11 +1109,24 @@ impl Runtime {
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command.spawn().map_err(internal)?;
-        let fut = child.wait_with_output();
+        let helper = child.id().unwrap_or(0);
+        let mut fut = Box::pin(child.wait_with_output());
         let out = if timeout > 0 {
-            match tokio::time::timeout(Duration::from_secs(timeout as u64), fut).await {
-                Ok(r) => r.map_err(internal)?,
-                Err(_) => {
+            tokio::select! {
+                r = &mut fut => r.map_err(internal)?,
+                _ = tokio::time::sleep(Duration::from_secs(timeout as u64)) => {
+                    // The command is gone before the caller hears of the timeout (a
+                    // caller that looks right away must not find it, as critest does):
+                    // the helper is killed with the future, the command explicitly.
+                    let command = children_of(helper);
+                    drop(fut);
+                    for pid in command {
+                        kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                        while pid_alive(pid) && std::time::Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
                     return Err(Status::deadline_exceeded(format!(
                         "command {cmd:?} timed out after {timeout}s"
                     )));
@@ -1264,6 +1277,24 @@ pub fn pid_alive(pid: u32) -> bool {
             .is_some_and(|r| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// The children of process `pid` (its threads' `children` lists).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
 }
 
 fn kill(pid: u32, sig: nix::sys::signal::Signal) {
