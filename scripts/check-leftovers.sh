@@ -2,14 +2,14 @@
 # Fails (listing them) if this test suite's rkind clusters left anything behind on this
 # machine: processes (clusters, shims, namespace holders, `rkind run`), container cgroups,
 # or mounts under a test directory. Only the suite's own clusters count: they live in
-# temp dirs named rkind-test-* (tests/common, tests/cli.rs), rkind-run-* (`rkind run`) and
-# run from rkind-levels-* (the rootless stage), so a cluster a user left running on the
-# machine (`rkind up -d` in ~/.local/share/rkind/rkind, say) does not turn the suite red.
+# temp dirs named rkind-test-* (tests/common, tests/cli.rs) and rkind-run-* (`rkind run`),
+# so a cluster a user left running on the machine (`rkind up -d` in
+# ~/.local/share/rkind/rkind, say) does not turn the suite red.
 # Usage: scripts/check-leftovers.sh WHAT-JUST-RAN
 set -uo pipefail
 what="${1:-the tests}"
 status=0
-markers='rkind-test-|rkind-run-|rkind-levels-'
+markers='rkind-test-|rkind-run-'
 
 # Whether process $1 is the suite's: a marker in its command line, its working
 # directory, or the homes and kubeconfig in its environment.

@@ -567,3 +567,95 @@ fn the_cluster_index_follows_a_cluster_from_up_to_purge() {
     assert!(!st.status.success(), "{}", text(&st));
     assert!(text(&st).contains("no cluster \"hcli-idx\" found"));
 }
+
+/// `scripts/check-leftovers.sh` (run after the suite) counts only the suite's clusters:
+/// a cluster a user runs on the same machine, with a pod, is not reported, neither its
+/// processes nor its container's cgroup. (Before: every rkind process and every rkind
+/// cgroup on the machine turned the suite red.) Other tests may run meanwhile, so the
+/// script's verdict itself is not asserted, only what it names.
+#[test]
+fn check_leftovers_ignores_a_users_cluster() {
+    let user = tempfile::Builder::new()
+        .prefix("hcli-user-home-")
+        .tempdir()
+        .unwrap();
+    let h = user.path();
+    let rkind = |args: &[&str]| {
+        Command::new(common::rkind_bin())
+            .args(args)
+            .env("HOME", h)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("KUBECONFIG")
+            .current_dir(h)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rkind")
+    };
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .args(args)
+            .env("HOME", h)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run kubectl")
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "--name", "users", "--purge"]);
+        }
+    }
+    let _down = Down(&rkind);
+    let up = rkind(&["up", "--name", "users", "-d"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let data = h.join(".local/share/rkind/users");
+    let run = kubectl(&[
+        "run",
+        "mine",
+        "--image=rkind/host",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "4353",
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    let wait = kubectl(&["wait", "--for=condition=Ready", "pod/mine", "--timeout=60s"]);
+    assert!(wait.status.success(), "{}", text(&wait));
+    let id = String::from_utf8_lossy(
+        &kubectl(&[
+            "get",
+            "pod",
+            "mine",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ])
+        .stdout,
+    )
+    .trim_start_matches("rkind://")
+    .to_string();
+    assert!(!id.is_empty());
+    let pid = std::fs::read_to_string(data.join("rkind.pid")).unwrap();
+    let check = Command::new("bash")
+        .arg(common::source_file("scripts/check-leftovers.sh"))
+        .arg("a user's cluster")
+        .output()
+        .expect("check-leftovers.sh");
+    let report = text(&check);
+    for (what, needle) in [
+        ("data dir", data.display().to_string()),
+        ("container id", id.clone()),
+        ("cluster pid", format!("\n{} ", pid.trim())),
+        ("pod process", "sleep 4353".to_string()),
+    ] {
+        assert!(
+            !report.contains(&needle),
+            "check-leftovers.sh reports the user's cluster ({what} {needle}):\n{report}"
+        );
+    }
+    // It still sees the user's cluster is there, only does not count it.
+    assert!(
+        !processes_with(&data.display().to_string()).is_empty(),
+        "the user's cluster runs while the script checks"
+    );
+}
