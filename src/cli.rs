@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             detach,
         } => {
             check_name(&name)?;
-            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let dir = claim(&name, data_dir.map(absolute).as_deref())?;
             let kubeconfig = kubeconfig.map(absolute);
             if detach {
                 return up_detached(&name, &dir, kubeconfig.as_deref(), api_port);
@@ -284,16 +284,13 @@ fn run(cli: Cli) -> Result<i32, String> {
             kubeconfig,
             purge,
         } => {
-            check_name(&name)?;
-            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let dir = find(&name, data_dir)?;
             down(&name, &dir, kubeconfig.as_deref(), purge)
         }
         Cmd::Status { name, output } => status(name.as_deref(), output),
         Cmd::Kubeconfig { name, data_dir } => {
-            check_name(&name)?;
-            let dir = cluster::data_dir(&name, data_dir.as_deref());
-            let st = state::ClusterState::load(&dir)
-                .map_err(|_| format!("no cluster {name:?} found in {}", dir.display()))?;
+            let dir = find(&name, data_dir)?;
+            let st = state::ClusterState::load(&dir).map_err(|e| e.to_string())?;
             let node = cluster::node_name(&name);
             let pki = crate::pki::ClusterPki::load_or_create(&dir.join("pki"), &node)
                 .map_err(|e| e.to_string())?;
@@ -316,8 +313,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                     data_dir,
                 },
         } => {
-            check_name(&name)?;
-            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let dir = find(&name, data_dir)?;
             let store =
                 crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
                     .map_err(|e| e.to_string())?;
@@ -337,8 +333,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             Ok(0)
         }
         Cmd::Images { name, data_dir } => {
-            check_name(&name)?;
-            let dir = cluster::data_dir(&name, data_dir.as_deref());
+            let dir = find(&name, data_dir)?;
             let store =
                 crate::runtime::images::ImageStore::open(&dir.join("runtime").join("images"))
                     .map_err(|e| e.to_string())?;
@@ -380,8 +375,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                     data_dir,
                 },
         } => {
-            check_name(&name)?;
-            let data = cluster::data_dir(&name, data_dir.as_deref());
+            let data = find(&name, data_dir)?;
             runtime()?
                 .block_on(crate::harness::export_logs(&data, &dir))
                 .map_err(|e| e.to_string())?;
@@ -396,11 +390,10 @@ fn run(cli: Cli) -> Result<i32, String> {
             name,
             data_dir,
         } => {
-            check_name(&name)?;
             if limit == 0 {
                 return Err("--limit must be at least 1".into());
             }
-            let data = cluster::data_dir(&name, data_dir.as_deref());
+            let data = find(&name, data_dir)?;
             let kind = match kind {
                 TraceKind::Exec => "exec",
                 TraceKind::Attach => "attach",
@@ -419,8 +412,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             name,
             data_dir,
         } => {
-            check_name(&name)?;
-            let data = cluster::data_dir(&name, data_dir.as_deref());
+            let data = find(&name, data_dir)?;
             runtime()?
                 .block_on(crate::trace::explain::explain_exec(&data))
                 .map_err(|e| e.to_string())?;
@@ -431,6 +423,33 @@ fn run(cli: Cli) -> Result<i32, String> {
             Ok(0)
         }
     }
+}
+
+/// The data directory of the existing cluster `name` (see [`cluster::find`]); an error
+/// naming where it looked if there is none. Creates nothing.
+fn find(name: &str, data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    check_name(name)?;
+    cluster::find(name, data_dir.map(absolute).as_deref()).map_err(|e| e.to_string())
+}
+
+/// Picks `up`'s data directory, refuses a name already running from another directory
+/// (both would be context `rkind-<name>`), creates the directory and records it in the
+/// cluster index.
+fn claim(name: &str, explicit: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = cluster::up_data_dir(name, explicit).map_err(|e| e.to_string())?;
+    if let Some(other) = cluster::index::lookup(name).map_err(|e| e.to_string())?
+        && !cluster::index::same_dir(&other, &dir)
+        && let Some(pid) = state::running_pid(&other)
+    {
+        return Err(format!(
+            "cluster {name:?} is already running from {} (pid {pid}); use `rkind down --name {name}` first",
+            other.display()
+        ));
+    }
+    state::prepare_data_dir(&dir).map_err(|e| e.to_string())?;
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    cluster::index::record(name, &dir).map_err(|e| e.to_string())?;
+    Ok(dir)
 }
 
 fn human_size(n: u64) -> String {
@@ -557,40 +576,44 @@ fn echo_progress(path: &Path, offset: u64) -> u64 {
     offset + complete.len() as u64
 }
 
+/// How long `down` waits for a cluster to stop by itself after SIGTERM: shutdown gives
+/// pods at most 5 s of grace and then winds the components down; a cluster still there
+/// after this hangs, and is killed (then cleaned up after, as after a crash).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
 fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Result<i32, String> {
     let st = state::ClusterState::load(dir).ok();
-    match state::running_pid(dir) {
+    let how = match state::running_pid(dir) {
         Some(pid) => {
             println!("Stopping cluster {name:?} (pid {pid}) ...");
-            let target = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
-            let started = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-                if started.elapsed() > Duration::from_secs(30) {
-                    eprintln!("cluster did not stop within 30 s; killing it");
-                    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let how = stop(name, pid);
             state::remove_pid(dir);
+            if how == Stopped::Killed
+                && let Some(mut st) = st.clone()
+            {
+                st.ready = false;
+                let _ = st.save(dir);
+            }
+            how
         }
         None => {
-            if st.is_none() && !dir.exists() {
-                println!("No cluster {name:?} found (looked in {}).", dir.display());
-            } else {
-                println!("Cluster {name:?} is not running.");
-                // A crash leaves pods running: clean up after it.
-                let c =
-                    crate::runtime::leftovers::clean(&dir.join("runtime"), &dir.join("cri.sock"));
-                if c.processes > 0 || c.cgroups > 0 {
-                    println!(
-                        "Cleaned up after a crash: stopped {} leftover process(es), removed {} container cgroup(s).",
-                        c.processes, c.cgroups
-                    );
-                }
-            }
+            println!("Cluster {name:?} is not running.");
+            Stopped::Crashed
         }
+    };
+    // Whatever ended the cluster, none of its pods may outlive it: one `down` leaves
+    // nothing behind (after a graceful stop this finds nothing).
+    let c = crate::runtime::leftovers::clean(&dir.join("runtime"), &dir.join("cri.sock"));
+    if c.processes > 0 || c.cgroups > 0 {
+        let after = match how {
+            Stopped::Gracefully => "after the stop",
+            Stopped::Killed => "after the killed cluster",
+            Stopped::Crashed => "after a crash",
+        };
+        println!(
+            "Cleaned up {after}: stopped {} leftover process(es), removed {} container cgroup(s).",
+            c.processes, c.cgroups
+        );
     }
     let paths = match (kubeconfig, st.as_ref().and_then(|s| s.kubeconfig.clone())) {
         (Some(k), _) => vec![k.to_path_buf()],
@@ -608,11 +631,59 @@ fn down(name: &str, dir: &Path, kubeconfig: Option<&Path>, purge: bool) -> Resul
             Err(e) => eprintln!("warning: {e}"),
         }
     }
-    if purge && dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        println!("Deleted {}", dir.display());
+    if purge {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            println!("Deleted {}", dir.display());
+        }
+        cluster::index::remove(name, dir).map_err(|e| e.to_string())?;
     }
     Ok(0)
+}
+
+/// How the cluster's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// It exited after SIGTERM.
+    Gracefully,
+    /// It hung and was killed.
+    Killed,
+    /// It was not running (crashed or killed earlier).
+    Crashed,
+}
+
+/// SIGTERM (and SIGCONT, as systemd does, so that a stopped process can act on it),
+/// then SIGKILL if the process is still there after [`STOP_TIMEOUT`].
+fn stop(name: &str, pid: i32) -> Stopped {
+    use nix::sys::signal::{Signal, kill};
+    let target = nix::unistd::Pid::from_raw(pid);
+    let _ = kill(target, Signal::SIGTERM);
+    let _ = kill(target, Signal::SIGCONT);
+    if wait_gone(pid, STOP_TIMEOUT) {
+        return Stopped::Gracefully;
+    }
+    eprintln!(
+        "cluster {name:?} did not stop within {} s; killing it",
+        STOP_TIMEOUT.as_secs()
+    );
+    let _ = kill(target, Signal::SIGKILL);
+    // SIGKILL cannot be ignored; the wait only covers a process in uninterruptible sleep.
+    wait_gone(pid, Duration::from_secs(10));
+    Stopped::Killed
+}
+
+/// Waits (at most `timeout`) until `pid` has exited; true if it has.
+fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn is_zombie(pid: i32) -> bool {
@@ -627,16 +698,12 @@ fn is_zombie(pid: i32) -> bool {
 }
 
 fn status(only: Option<&str>, output: Output) -> Result<i32, String> {
-    let root = state::data_home().join("rkind");
-    let mut dirs: Vec<PathBuf> = match only {
-        Some(n) => vec![root.join(n)],
-        None => std::fs::read_dir(&root)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default(),
+    let clusters = match only {
+        Some(n) => vec![(n.to_string(), find(n, None)?)],
+        None => cluster::list().map_err(|e| e.to_string())?,
     };
-    dirs.sort();
     let mut rows = Vec::new();
-    for d in dirs {
+    for (_, d) in clusters {
         let Ok(st) = state::ClusterState::load(&d) else {
             continue;
         };

@@ -2,6 +2,7 @@
 //! bootstrap objects → kubelet/node → scheduler → kubeconfig), readiness, graceful
 //! shutdown, and the on-disk state that `down`, `status` and `kubeconfig` read.
 
+pub mod index;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -396,4 +397,109 @@ pub fn data_dir(name: &str, explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_data_dir(name))
+}
+
+/// Why a command aimed at a cluster found none (it then changes nothing).
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// `--data-dir` names a directory without a cluster.
+    #[error("no cluster {name:?} found in {dir}")]
+    NotInDir {
+        /// Cluster name.
+        name: String,
+        /// The directory given.
+        dir: PathBuf,
+    },
+    /// Neither the index nor the default data directory knows the name.
+    #[error(
+        "no cluster {name:?} found (not in the cluster index {index}, nor in {default}); create it with `rkind up --name {name}`"
+    )]
+    Unknown {
+        /// Cluster name.
+        name: String,
+        /// The index file consulted.
+        index: PathBuf,
+        /// The default data directory consulted.
+        default: PathBuf,
+    },
+    /// The index could not be read.
+    #[error("cluster index: {0}")]
+    Index(#[from] index::IndexError),
+}
+
+/// Whether `dir` holds a cluster: its state file, or the pid file of one still starting.
+pub fn exists(dir: &Path) -> bool {
+    dir.join("cluster.json").is_file() || dir.join("rkind.pid").is_file()
+}
+
+/// The data directory of the existing cluster `name`: `--data-dir` if given, else the
+/// one the index records, else the default one (clusters from before the index).
+/// Looks only: creates nothing.
+pub fn find(name: &str, explicit: Option<&Path>) -> Result<PathBuf, FindError> {
+    if let Some(dir) = explicit {
+        return if exists(dir) {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(FindError::NotInDir {
+                name: name.into(),
+                dir: dir.to_path_buf(),
+            })
+        };
+    }
+    if let Some(dir) = index::lookup(name)?
+        && exists(&dir)
+    {
+        return Ok(dir);
+    }
+    let default = default_data_dir(name);
+    if exists(&default) {
+        return Ok(default);
+    }
+    Err(FindError::Unknown {
+        name: name.into(),
+        index: index::path(),
+        default,
+    })
+}
+
+/// Where `rkind up` keeps cluster `name`: `--data-dir` if given, else where the index
+/// says it lives (so a cluster created with `--data-dir` restarts from there), else the
+/// default data directory.
+pub fn up_data_dir(name: &str, explicit: Option<&Path>) -> Result<PathBuf, FindError> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    Ok(match index::lookup(name)? {
+        Some(dir) if exists(&dir) => dir,
+        _ => default_data_dir(name),
+    })
+}
+
+/// Every cluster the user has (indexed ones, then unindexed ones in the default data
+/// home), as (name, data directory), without duplicates. Stale index entries (their
+/// directory deleted by hand) are left out.
+pub fn list() -> Result<Vec<(String, PathBuf)>, FindError> {
+    let mut found: Vec<(String, PathBuf)> = index::entries()?
+        .into_iter()
+        .filter(|(_, e)| exists(&e.data_dir))
+        .map(|(n, e)| (n, e.data_dir))
+        .collect();
+    let root = state::data_home().join("rkind");
+    let mut legacy: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    legacy.sort();
+    for dir in legacy {
+        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if exists(&dir)
+            && !found
+                .iter()
+                .any(|(n, d)| *n == name || index::same_dir(d, &dir))
+        {
+            found.push((name, dir));
+        }
+    }
+    Ok(found)
 }

@@ -3,8 +3,12 @@
 //! `rkind down` on a cluster that is not running removes them, as `kind delete` leaves
 //! nothing behind: processes are recognised by the data directory in their command line
 //! (shims and holders) or by sitting in a container's cgroup, never by pid alone.
+//! `rkind down` also runs it after a cluster it had to kill (one that hung in shutdown),
+//! and after a graceful stop, so that one `down` always leaves nothing behind.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::ContainerRecord;
 
@@ -86,9 +90,18 @@ pub fn find(runtime_dir: &Path) -> Found {
             None => {}
         }
     }
+    // A zombie is already dead: nothing to stop, and whoever reaps it is not ours.
+    found.processes.retain(|pid| !is_zombie(*pid));
     found.processes.sort_unstable();
     found.processes.dedup();
     found
+}
+
+/// Whether `pid` has exited and waits to be reaped (or is gone altogether).
+fn is_zombie(pid: u32) -> bool {
+    crate::trace::evidence::stat_fields(pid)
+        .and_then(|f| f.into_iter().next())
+        .is_none_or(|state| state == "Z" || state == "X")
 }
 
 /// Whether the recorded main pid of a container without a cgroup is still that
@@ -112,24 +125,48 @@ fn is_container_process(rec: &ContainerRecord) -> bool {
             .all(|e| env.split(|b| *b == 0).any(|v| v == e.as_bytes()))
 }
 
-/// Kills what a crashed cluster whose runtime state is in `runtime_dir` left running
-/// and removes its containers' cgroups and CRI socket. Blocking; idempotent.
+/// How long [`clean`] keeps at it: killed processes must be reaped before their cgroup
+/// can be removed, and a container process may fork while its siblings are killed.
+const CLEAN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Kills what a crashed (or killed) cluster whose runtime state is in `runtime_dir` left
+/// running and removes its containers' cgroups and CRI socket, repeating until nothing
+/// is found (at most [`CLEAN_TIMEOUT`]). Each process is counted once. Blocking; idempotent.
 pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
-    let found = find(runtime_dir);
-    let mut cleaned = Cleaned::default();
-    for pid in &found.processes {
-        if *pid != std::process::id() && kill(*pid) {
-            cleaned.processes += 1;
+    let started = Instant::now();
+    let mut killed = HashSet::new();
+    let mut cgroups = 0;
+    loop {
+        let found = find(runtime_dir);
+        if found.is_empty() {
+            break;
         }
-    }
-    for cg in &found.cgroups {
-        cg.remove();
-        if cg.dirs.iter().all(|d| !d.exists()) {
-            cleaned.cgroups += 1;
+        for pid in &found.processes {
+            if *pid != std::process::id() && kill(*pid) {
+                killed.insert(*pid);
+            }
         }
+        for cg in &found.cgroups {
+            cg.remove();
+            if cg.dirs.iter().all(|d| !d.exists()) {
+                cgroups += 1;
+            }
+        }
+        if started.elapsed() > CLEAN_TIMEOUT {
+            tracing::warn!(
+                runtime = %runtime_dir.display(),
+                left = ?find(runtime_dir),
+                "could not clean up everything"
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_file(cri_socket);
-    cleaned
+    Cleaned {
+        processes: killed.len(),
+        cgroups,
+    }
 }
 
 /// When process `pid` started, in nanoseconds since the epoch (its `/proc` stat start

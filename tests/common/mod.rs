@@ -89,14 +89,23 @@ impl Cluster {
     }
 
     /// Environment every command of this test gets: private HOME (kubectl's caches),
-    /// XDG data home and KUBECONFIG.
+    /// XDG data home, XDG state home (rkind's cluster index) and KUBECONFIG.
     pub fn envs(&self) -> Vec<(String, String)> {
         let d = self.dir.path();
         vec![
             ("HOME".into(), d.display().to_string()),
             ("XDG_DATA_HOME".into(), d.join("xdg").display().to_string()),
+            (
+                "XDG_STATE_HOME".into(),
+                self.state_home().display().to_string(),
+            ),
             ("KUBECONFIG".into(), self.kubeconfig().display().to_string()),
         ]
+    }
+
+    /// This test's XDG state home: rkind's cluster index is `rkind/clusters.json` in it.
+    pub fn state_home(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// (Re)starts the rkind process in the foreground and waits for "is ready".
