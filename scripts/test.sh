@@ -26,5 +26,7 @@ scripts/check-leftovers.sh "the suite as root"
 if [ $# -eq 0 ]; then
   need_pkg newuidmap uidmap "rootless pods map the test user's subordinate ids"
   need_pkg podman podman "the suite also runs inside an unprivileged container"
+  # crun refuses these machines' hybrid cgroups; testdata/podman/containers.conf picks runc.
+  need_pkg runc runc "podman runs the unprivileged level with runc"
   scripts/test-isolation-levels.sh rootless unprivileged
 fi

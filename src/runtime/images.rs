@@ -91,7 +91,7 @@ fn host_image() -> ImageRecord {
 fn host_root_used_bytes() -> u64 {
     nix::sys::statvfs::statvfs("/")
         .map(|s| {
-            (s.blocks() as u64).saturating_sub(s.blocks_free() as u64) * s.fragment_size() as u64
+            s.blocks().saturating_sub(s.blocks_free()) * s.fragment_size()
         })
         .unwrap_or(0)
         .max(1)
