@@ -90,9 +90,7 @@ fn host_image() -> ImageRecord {
 /// ImageStatus has no size ("Id or size of image ... is not set").
 fn host_root_used_bytes() -> u64 {
     nix::sys::statvfs::statvfs("/")
-        .map(|s| {
-            s.blocks().saturating_sub(s.blocks_free()) * s.fragment_size()
-        })
+        .map(|s| s.blocks().saturating_sub(s.blocks_free()) * s.fragment_size())
         .unwrap_or(0)
         .max(1)
 }
