@@ -13,6 +13,7 @@ pub mod controllers;
 pub mod harness;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod memory;
 pub mod pki;
 pub mod runtime;
 pub mod scheduler;

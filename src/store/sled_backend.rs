@@ -7,6 +7,11 @@ use super::{Backend, StoreError};
 
 const REVISION_KEY: &[u8] = b"\0revision";
 
+/// sled's page cache. Its default is 1 GiB, which a burst of large objects fills and
+/// never gives back; the working set of a sandbox cluster is a few megabytes, and reads
+/// that miss the cache are served from the OS page cache anyway.
+const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
+
 /// A sled database holding the cluster's objects.
 pub struct SledBackend {
     db: sled::Db,
@@ -22,6 +27,7 @@ impl SledBackend {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(CACHE_CAPACITY)
             .flush_every_ms(Some(500))
             .open()
             .map_err(err)?;
