@@ -32,10 +32,11 @@ pub fn tune_allocator() {
     });
 }
 
-/// Reports that about `bytes` of large objects are being (or are about to be) freed.
-/// The memory is given back to the kernel shortly after the last such report.
-pub fn large_free(bytes: usize) {
-    static TRIMMER: OnceLock<Option<SyncSender<usize>>> = OnceLock::new();
+/// Reports that large objects are being (or are about to be) freed. Shortly after the
+/// last such report, `release` runs (a storage engine freeing what it deferred) and the
+/// allocator gives its free memory back to the kernel.
+pub fn large_free(release: Option<fn()>) {
+    static TRIMMER: OnceLock<Option<SyncSender<Option<fn()>>>> = OnceLock::new();
     let sender = TRIMMER.get_or_init(|| {
         let (tx, rx) = sync_channel(1);
         std::thread::Builder::new()
@@ -46,21 +47,24 @@ pub fn large_free(bytes: usize) {
     });
     if let Some(tx) = sender {
         // A full channel is fine: the report already queued triggers the trim anyway.
-        let _ = tx.try_send(bytes);
+        let _ = tx.try_send(release);
     }
 }
 
-/// Waits for reports, lets a burst end, then trims.
-fn trimmer(rx: Receiver<usize>) {
-    while rx.recv().is_ok() {
+/// Waits for reports, lets a burst end, then releases and trims.
+fn trimmer(rx: Receiver<Option<fn()>>) {
+    while let Ok(mut release) = rx.recv() {
         loop {
             match rx.recv_timeout(QUIET) {
-                Ok(_) => continue,
+                Ok(r) => release = release.or(r),
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         let _span = tracing::debug_span!("malloc_trim").entered();
+        if let Some(release) = release {
+            release();
+        }
         trim();
     }
 }

@@ -67,6 +67,12 @@ pub trait Backend: Send + Sync + 'static {
     fn revision(&self) -> Result<u64, StoreError>;
     /// Blocks until every write so far is durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// A function that makes the engine free the memory it defers freeing (sled's old
+    /// page versions wait for epoch-based reclamation), run a moment after a burst of
+    /// large writes, before the allocator is trimmed.
+    fn release_hook(&self) -> Option<fn()> {
+        None
+    }
 }
 
 /// What happened to an object.
@@ -453,7 +459,7 @@ impl Store {
         if size >= LARGE_OBJECT || dropped >= LARGE_OBJECT {
             // The request's own copies of a large object are freed once it is answered;
             // have the allocator give that memory back after the burst.
-            crate::memory::large_free(size.max(dropped));
+            crate::memory::large_free(self.backend.release_hook());
         }
         Ok(object)
     }
