@@ -32,11 +32,14 @@ pub fn tune_allocator() {
     });
 }
 
+/// What a report carries: the storage engine's release function, if it has one.
+type Report = Option<fn()>;
+
 /// Reports that large objects are being (or are about to be) freed. Shortly after the
 /// last such report, `release` runs (a storage engine freeing what it deferred) and the
 /// allocator gives its free memory back to the kernel.
 pub fn large_free(release: Option<fn()>) {
-    static TRIMMER: OnceLock<Option<SyncSender<Option<fn()>>>> = OnceLock::new();
+    static TRIMMER: OnceLock<Option<SyncSender<Report>>> = OnceLock::new();
     let sender = TRIMMER.get_or_init(|| {
         let (tx, rx) = sync_channel(1);
         std::thread::Builder::new()
@@ -52,7 +55,7 @@ pub fn large_free(release: Option<fn()>) {
 }
 
 /// Waits for reports, lets a burst end, then releases and trims.
-fn trimmer(rx: Receiver<Option<fn()>>) {
+fn trimmer(rx: Receiver<Report>) {
     while let Ok(mut release) = rx.recv() {
         loop {
             match rx.recv_timeout(QUIET) {
