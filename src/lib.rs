@@ -14,6 +14,7 @@ pub mod harness;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod limits;
+pub mod memory;
 pub mod pki;
 pub mod runtime;
 pub mod scheduler;

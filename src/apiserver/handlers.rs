@@ -62,12 +62,13 @@ pub async fn resource(
         }
         return subresource(srv, ctx, req, res, ns, name, sub).await;
     }
+    check_write_options(ctx)?;
     match (&ctx.method, name.as_deref()) {
         (&Method::GET, None) => {
             if is_true(ctx.q("watch")) {
                 watch::serve(srv, ctx, res, ns).await
             } else {
-                list(srv, ctx, res, ns)
+                list(srv, ctx, res, ns).await
             }
         }
         (&Method::GET, Some(n)) => get(srv, ctx, res, ns, n),
@@ -107,6 +108,9 @@ async fn subresource(
     name: &str,
     sub: &str,
 ) -> Result<Response<Body>, ApiError> {
+    if matches!(sub, "status" | "finalize" | "binding") {
+        check_write_options(ctx)?;
+    }
     match (sub, &ctx.method) {
         ("status", &Method::GET) => get(srv, ctx, res, ns, name),
         ("status", &Method::PUT) => {
@@ -134,6 +138,101 @@ async fn subresource(
             ctx.method, sub
         ))),
     }
+}
+
+/// The list/watch query parameters upstream decodes into `ListOptions` as integers. A
+/// value that is not one is refused with 400 BadRequest, as upstream's parameter codec
+/// does (with Go's `strconv.ParseInt` message); a present value is otherwise taken as is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListParams {
+    /// `timeoutSeconds` (watch): 0 means the server's default, a negative value a watch
+    /// that ends at once.
+    pub timeout_seconds: Option<i64>,
+    /// `limit`: 0 or negative means no limit.
+    pub limit: Option<i64>,
+}
+
+impl ListParams {
+    /// Parses the parameters of `ctx`.
+    pub fn from_ctx(ctx: &Ctx) -> Result<Self, ApiError> {
+        Ok(ListParams {
+            timeout_seconds: int64_param(ctx, "timeoutSeconds")?,
+            limit: int64_param(ctx, "limit")?,
+        })
+    }
+}
+
+/// The first value of `name` as an int64 (upstream decodes the first of repeated values).
+fn int64_param(ctx: &Ctx, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some((_, v)) = ctx.multi.iter().find(|(k, _)| k == name) else {
+        return Ok(None);
+    };
+    v.parse::<i64>().map(Some).map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!(
+            "strconv.ParseInt: parsing {}: {why}",
+            status::go_quote(v)
+        ))
+    })
+}
+
+/// Checks `dryRun` and `fieldValidation` of a write the way upstream validates its
+/// Create/Update/Patch/DeleteOptions: anything but the known values is 422 Invalid.
+fn check_write_options(ctx: &Ctx) -> Result<(), ApiError> {
+    let kind = match ctx.method {
+        Method::POST => "CreateOptions",
+        Method::PUT => "UpdateOptions",
+        Method::PATCH => "PatchOptions",
+        Method::DELETE => "DeleteOptions",
+        _ => return Ok(()),
+    };
+    let dry: Vec<&str> = ctx
+        .multi
+        .iter()
+        .filter(|(k, _)| k == "dryRun")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut causes = Vec::new();
+    causes.extend(dry_run_cause(&dry));
+    if kind != "DeleteOptions"
+        && let Some((_, mode)) = ctx.multi.iter().find(|(k, _)| k == "fieldValidation")
+        && !["", "Ignore", "Warn", "Strict"].contains(&mode.as_str())
+    {
+        causes.push(validation::Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!(
+                "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                status::go_quote(mode)
+            ),
+            field: "fieldValidation".into(),
+        });
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_options(kind, &causes))
+    }
+}
+
+/// The cause for `dryRun` values other than `All` (upstream prints the Go slice).
+fn dry_run_cause(values: &[&str]) -> Option<validation::Cause> {
+    if values.iter().all(|v| *v == "All") {
+        return None;
+    }
+    let list: Vec<String> = values.iter().map(|v| status::go_quote(v)).collect();
+    Some(validation::Cause {
+        reason: "FieldValueNotSupported".into(),
+        message: format!(
+            "Unsupported value: []string{{{}}}: supported values: \"All\"",
+            list.join(", ")
+        ),
+        field: "dryRun".into(),
+    })
 }
 
 fn is_true(v: Option<&str>) -> bool {
@@ -305,13 +404,38 @@ pub fn list_matching(
     Ok((out, rv))
 }
 
-fn list(
+/// How long a read waits for the store to reach a requested resourceVersion before it
+/// fails with "Too large resource version" (upstream's watch cache blocks for 3 s).
+pub const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+/// Waits until the store has reached `rv` (a read "not older than" it), or fails after
+/// [`FRESHNESS_WAIT`] with upstream's 504 Timeout and `ResourceVersionTooLarge` cause.
+pub async fn wait_until_fresh(srv: &ApiServer, rv: u64) -> Result<(), ApiError> {
+    let current = srv.store.wait_for_revision(rv, FRESHNESS_WAIT).await;
+    if current >= rv {
+        Ok(())
+    } else {
+        Err(ApiError::too_large_resource_version(rv, current))
+    }
+}
+
+async fn list(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     res: &'static ResourceDef,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
+    let params = ListParams::from_ctx(ctx)?;
     let filter = Filter::from_ctx(ctx, res)?;
+    let continuing = ctx.q("continue").is_some_and(|s| !s.is_empty());
+    if !continuing
+        && let Some(rv) = ctx
+            .q("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|rv| *rv > 0)
+    {
+        wait_until_fresh(srv, rv).await?;
+    }
     let (mut items, rv) = list_matching(srv, res, ns, &filter)?;
     let mut rv_out = rv;
     if let Some(tok) = ctx.q("continue").filter(|s| !s.is_empty()) {
@@ -324,11 +448,10 @@ fn list(
         rv_out = decoded["rv"].as_u64().unwrap_or(rv);
         items.retain(|(k, _)| *k > start);
     }
-    let limit: usize = ctx
-        .q("limit")
-        .and_then(|l| l.parse().ok())
+    let limit = params
+        .limit
         .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let mut cont = None;
     let mut remaining = None;
     if items.len() > limit {
@@ -946,6 +1069,13 @@ fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
     if !body.is_empty() {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        let body_dry: Vec<&str> = v["dryRun"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(cause) = dry_run_cause(&body_dry) {
+            return Err(ApiError::invalid_options("DeleteOptions", &[cause]));
+        }
         o.grace = v["gracePeriodSeconds"].as_i64();
         o.uid = v["preconditions"]["uid"].as_str().map(String::from);
         o.rv = v["preconditions"]["resourceVersion"]

@@ -137,6 +137,21 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// 504 Timeout for a read of a resourceVersion the store has not reached (upstream's
+    /// watch cache: "Too large resource version", cause `ResourceVersionTooLarge`, retry
+    /// after 1 s).
+    pub fn too_large_resource_version(requested: u64, current: u64) -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        }))
+    }
+
     /// 413 RequestEntityTooLarge.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -165,6 +180,14 @@ impl ApiError {
             d["group"] = json!(res.group);
         }
         Self::new(422, "Invalid", msg).with_details(d)
+    }
+
+    /// 422 Invalid for request options (`CreateOptions`, `DeleteOptions`, ... of
+    /// `meta.k8s.io`), as upstream reports a bad `dryRun` or `fieldValidation`.
+    pub fn invalid_options(kind: &str, causes: &[Cause]) -> Self {
+        let msg = super::validation::invalid_message(&format!("{kind}.meta.k8s.io"), "", causes);
+        Self::new(422, "Invalid", msg)
+            .with_details(json!({"group": "meta.k8s.io", "kind": kind, "causes": causes}))
     }
 
     /// 500 InternalError (never with internals beyond a short message).
@@ -221,6 +244,29 @@ impl ApiError {
     }
 }
 
+/// A string quoted as Go's `strconv.Quote` does, for messages that upstream formats with
+/// `%q` (printable characters as they are, the rest escaped).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn details(res: &ResourceDef, name: &str) -> Value {
     let mut d = json!({"name": name, "kind": res.plural});
     if !res.group.is_empty() {
@@ -242,4 +288,34 @@ pub fn success(res: &ResourceDef, name: &str, uid: Option<&str>) -> Value {
         "status": "Success",
         "details": d,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quote_matches_strconv_quote() {
+        assert_eq!(go_quote("abc"), r#""abc""#);
+        assert_eq!(go_quote(""), r#""""#);
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote("x\ny\u{1}"), r#""x\ny\x01""#);
+        assert_eq!(go_quote("héllo"), r#""héllo""#);
+    }
+
+    #[test]
+    fn too_large_resource_version_is_upstreams_timeout() {
+        let s = ApiError::too_large_resource_version(99, 7).to_status();
+        assert_eq!(s["code"], 504);
+        assert_eq!(s["reason"], "Timeout");
+        assert_eq!(
+            s["message"],
+            "Timeout: Too large resource version: 99, current: 7"
+        );
+        assert_eq!(
+            s["details"]["causes"][0]["reason"],
+            "ResourceVersionTooLarge"
+        );
+        assert_eq!(s["details"]["retryAfterSeconds"], 1);
+    }
 }

@@ -1,8 +1,15 @@
 //! Watch streams: chunked JSON `{"type","object"}` events, resumable from a
 //! resourceVersion, with selector transitions (an object that stops matching is sent as
 //! DELETED), optional bookmarks, `sendInitialEvents`, and 410 Expired for old versions.
+//!
+//! The response body is pulled: the next event is read from the store's window and
+//! encoded only when the connection has taken the previous one, so a slow or stalled
+//! client holds at most one encoded event, never a queue of them. A client the window
+//! leaves behind has its stream ended (it re-watches and gets 410 Expired, then
+//! relists), as upstream's watch cache ends a watcher that cannot keep up.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +17,22 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
-use super::handlers::{Filter, list_matching, make_table, to_view};
+use super::handlers::{Filter, ListParams, list_matching, make_table, to_view, wait_until_fresh};
 use super::registry::ResourceDef;
 use super::status::ApiError;
 use super::{ApiServer, Body, Ctx};
-use crate::store::{Event, EventType};
+use crate::store::{Cursor, Event, EventType};
+
+/// Upstream's `--min-request-timeout`: a watch without `timeoutSeconds` (or with 0) ends
+/// after a random time between this and twice this, so reconnects spread out.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How often a watch that asked for bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 /// Encodes watch events for one client (raw objects or one-row Tables; the column
 /// definitions go out with the first Table only, as upstream does).
@@ -26,15 +40,16 @@ struct Encoder {
     res: &'static ResourceDef,
     table: bool,
     sent_columns: bool,
+    ctx: Ctx,
 }
 
 impl Encoder {
-    fn line(&mut self, kind: &str, obj: &Value, ctx: &Ctx) -> Bytes {
+    fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
         let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
             let t = make_table(
                 self.res,
                 std::slice::from_ref(obj),
-                ctx,
+                &self.ctx,
                 None,
                 None,
                 !self.sent_columns,
@@ -49,6 +64,29 @@ impl Encoder {
         out.push(b'\n');
         Bytes::from(out)
     }
+
+    fn bookmark(&mut self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let bm =
+            json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta});
+        self.line("BOOKMARK", &bm)
+    }
+}
+
+/// How long the watch may run, from `timeoutSeconds` as upstream reads it.
+fn watch_timeout(params: &ListParams) -> Option<Duration> {
+    match params.timeout_seconds {
+        // Negative: the watch ends at once (upstream's timer fires immediately).
+        Some(t) if t < 0 => None,
+        Some(t) if t > 0 => Some(Duration::from_secs(t.unsigned_abs())),
+        _ => {
+            let spread = rand::rng().random_range(0.0..1.0);
+            Some(MIN_REQUEST_TIMEOUT.mul_f64(1.0 + spread))
+        }
+    }
 }
 
 /// Serves `GET ...?watch=true`.
@@ -58,99 +96,83 @@ pub async fn serve(
     res: &'static ResourceDef,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
+    let params = ListParams::from_ctx(ctx)?;
     let filter = Filter::from_ctx(ctx, res)?;
     let rv_param = ctx.q("resourceVersion").unwrap_or("");
     let send_initial = ctx.q("sendInitialEvents") == Some("true");
     let bookmarks = ctx.q("allowWatchBookmarks") == Some("true");
-    let timeout = ctx
-        .q("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(1800);
+    let timeout = watch_timeout(&params);
     let prefix = res.prefix(ns);
-
-    let mut initial = Vec::new();
-    let from = if rv_param.is_empty() || rv_param == "0" || send_initial {
-        let (items, rv) = list_matching(srv, res, ns, &filter)?;
-        initial = items.into_iter().map(|(_, v)| v).collect();
-        rv
-    } else {
-        rv_param
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?
-    };
-    let sub = srv
-        .store
-        .watch(&prefix, from)
-        .map_err(|e| ApiError::from_store(res, "", e))?;
-
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
     let mut enc = Encoder {
         res,
         table: ctx.wants_table(),
         sent_columns: false,
+        ctx: ctx.clone(),
     };
-    // The task owns a copy of the request context (Table options).
-    let ctx_copy = ctx.clone();
-    let shutdown = srv.shutdown.clone();
-    tokio::spawn(async move {
-        let ctx = ctx_copy;
-        let send = |b: Bytes| {
-            let tx = tx.clone();
-            async move { tx.send(Ok(Frame::data(b))).await.is_ok() }
+
+    let requested =
+        if rv_param.is_empty() || rv_param == "0" {
+            None
+        } else {
+            Some(rv_param.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {rv_param}"))
+            })?)
         };
-        for obj in &initial {
-            if !send(enc.line("ADDED", obj, &ctx)).await {
-                return;
-            }
+    // With sendInitialEvents the state sent must be at least as new as the version
+    // asked for: upstream waits up to 3 s for it, then fails the watch with an ERROR
+    // event (the watch itself was accepted).
+    if send_initial
+        && let Some(rv) = requested
+        && let Err(e) = wait_until_fresh(srv, rv).await
+    {
+        let line = enc.line("ERROR", &e.to_status());
+        return respond(futures_util::stream::iter([line]));
+    }
+    let mut initial = Vec::new();
+    let from = match requested {
+        Some(rv) if !send_initial => rv,
+        _ => {
+            let (items, rv) = list_matching(srv, res, ns, &filter)?;
+            initial = items.into_iter().map(|(_, v)| v).collect();
+            rv
         }
-        let mut last_rv = from;
-        if send_initial && bookmarks {
-            let bm = json!({"kind": res.kind, "apiVersion": res.api_version(),
-                "metadata": {"resourceVersion": from.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if !send(enc.line("BOOKMARK", &bm, &ctx)).await {
-                return;
-            }
-        }
-        let mut live = sub.live;
-        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
-        tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval(Duration::from_secs(60));
-        ticker.tick().await;
-        for ev in sub.backlog {
-            last_rv = ev.revision;
-            if let Some((kind, obj)) = translate(res, &filter, &ev)
-                && !send(enc.line(kind, &obj, &ctx)).await
-            {
-                return;
-            }
-        }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = &mut deadline => return,
-                _ = tx.closed() => return,
-                _ = ticker.tick(), if bookmarks => {
-                    let bm = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if !send(enc.line("BOOKMARK", &bm, &ctx)).await { return; }
-                }
-                r = live.recv() => match r {
-                    Ok(ev) => {
-                        if ev.revision <= last_rv || !ev.key.starts_with(prefix.as_str()) {
-                            continue;
-                        }
-                        last_rv = ev.revision;
-                        if let Some((kind, obj)) = translate(res, &filter, &ev)
-                            && !send(enc.line(kind, &obj, &ctx)).await { return; }
-                    }
-                    // Too slow: end the stream; the client re-watches from its last version.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        }
-    });
-    let body = StreamBody::new(ReceiverStream::new(rx)).boxed();
+    };
+    let cursor = srv
+        .store
+        .watch(&prefix, from)
+        .map_err(|e| ApiError::from_store(res, "", e))?;
+    let Some(timeout) = timeout else {
+        return respond(futures_util::stream::empty());
+    };
+
+    let initial_end = (send_initial && bookmarks).then_some(from);
+    let state = Watch {
+        srv: srv.clone(),
+        res,
+        filter,
+        enc,
+        cursor,
+        initial: initial.into_iter(),
+        initial_end,
+        batch: VecDeque::new(),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        ticker: bookmarks.then(|| {
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY)
+        }),
+        shutdown: srv.shutdown.clone(),
+    };
+    respond(futures_util::stream::unfold(state, |mut w| async move {
+        let line = w.next_line().await?;
+        Some((line, w))
+    }))
+}
+
+/// The 200 response whose body is `lines`.
+fn respond(
+    lines: impl futures_util::Stream<Item = Bytes> + Send + Sync + 'static,
+) -> Result<Response<Body>, ApiError> {
+    use futures_util::StreamExt;
+    let body = BodyExt::boxed(StreamBody::new(lines.map(|b| Ok(Frame::data(b)))));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -159,15 +181,96 @@ pub async fn serve(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// One watch's state between the lines it sends.
+struct Watch {
+    srv: Arc<ApiServer>,
+    res: &'static ResourceDef,
+    filter: Filter,
+    enc: Encoder,
+    cursor: Cursor,
+    /// The initial state (ADDED events) still to send.
+    initial: std::vec::IntoIter<Value>,
+    /// The revision of the initial-events-end bookmark still to send.
+    initial_end: Option<u64>,
+    /// Events read from the window, not yet sent.
+    batch: VecDeque<Event>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    ticker: Option<tokio::time::Interval>,
+    shutdown: CancellationToken,
+}
+
+impl Watch {
+    /// The next line to send, or None when the watch is over (timeout, shutdown, the
+    /// window left this watcher behind, or the store went away).
+    async fn next_line(&mut self) -> Option<Bytes> {
+        loop {
+            if self.shutdown.is_cancelled() || self.deadline.is_elapsed() {
+                return None;
+            }
+            if let Some(obj) = self.initial.next() {
+                return Some(self.enc.line("ADDED", &obj));
+            }
+            if let Some(rv) = self.initial_end.take() {
+                return Some(self.enc.bookmark(rv, true));
+            }
+            if let Some(ev) = self.batch.pop_front() {
+                match translate(self.res, &self.filter, &ev) {
+                    Some((kind, obj)) => return Some(self.enc.line(kind, &obj)),
+                    None => continue,
+                }
+            }
+            match self.srv.store.next_events(&mut self.cursor) {
+                Ok(evs) if !evs.is_empty() => {
+                    self.batch.extend(evs);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, resource = self.res.plural, "watcher left behind by the window; ending its stream");
+                    return None;
+                }
+            }
+            let tick = async {
+                match self.ticker.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = &mut self.deadline => return None,
+                _ = tick => {
+                    let rv = self.cursor.revision();
+                    return Some(self.enc.bookmark(rv, false));
+                }
+                more = self.cursor.changed() => if !more { return None },
+            }
+        }
+    }
+}
+
 /// Turns a store event into the watch event this client sees, applying selectors the
 /// way upstream does (objects entering/leaving the selection become ADDED/DELETED).
 fn translate(res: &ResourceDef, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
-    let now = to_view(res, &ev.object);
+    let now = match ev.object() {
+        Ok(v) => to_view(res, &v),
+        Err(e) => {
+            tracing::error!(error = %e, key = &*ev.key, "undecodable event in the watch window");
+            return None;
+        }
+    };
     let now_matches = filter.matches(&now);
-    let before = ev
-        .previous
-        .as_ref()
-        .map(|p| filter.matches(&to_view(res, p)));
+    let before = if filter.labels.is_empty() && filter.fields.is_empty() {
+        // Everything matches: the previous state need not be decoded.
+        ev.previous.as_ref().map(|_| true)
+    } else {
+        ev.previous()
+            .ok()
+            .flatten()
+            .map(|p| filter.matches(&to_view(res, &p)))
+    };
     match ev.kind {
         EventType::Added => now_matches.then_some(("ADDED", now)),
         EventType::Modified => match (before.unwrap_or(false), now_matches) {
