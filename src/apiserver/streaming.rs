@@ -573,6 +573,38 @@ fn refused_error(status: StatusCode, body: &[u8]) -> ApiError {
     }
 }
 
+/// Relays a kubelet upgrade that switched protocols to the client byte for byte,
+/// recording the protocol the kubelet chose (its `protocol_header`) and, once both sides
+/// closed, the bytes relayed (`outcome` says how).
+fn relay_switched_upgrade(
+    req: &mut Request<Incoming>,
+    parts: &http::response::Parts,
+    io: upgrade::UpgradedIo,
+    trace: &mut Option<SessionTrace>,
+    protocol_header: &str,
+    outcome: &'static str,
+) -> Result<Response<Body>, ApiError> {
+    let counter = Arc::new(ByteCounter::default());
+    let io = Counted::new(io, counter.clone());
+    let mut trace = trace.take();
+    if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
+        r.status = 101;
+        r.negotiated_protocol = parts
+            .headers
+            .get(protocol_header)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+    }
+    let done = move || {
+        if let Some(t) = trace {
+            t.finish_relayed(&counter, "both sides closed; splice ended", None, outcome);
+        }
+    };
+    upgrade::relay_switched(req, parts, io, done)
+        .body(Full::new(Bytes::new()).boxed())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// SPDY from the client: proxied to the kubelet byte for byte.
 async fn proxy_spdy(
     srv: &Arc<ApiServer>,
@@ -583,32 +615,14 @@ async fn proxy_spdy(
 ) -> Result<Response<Body>, ApiError> {
     let offered = upgrade::header_list(req.headers(), PROTOCOL_HEADER);
     match kubelet_upgrade(srv, node, path, &offered, trace).await? {
-        ClientUpgrade::Switched { parts, io } => {
-            let counter = Arc::new(ByteCounter::default());
-            let io = Counted::new(io, counter.clone());
-            let mut trace = trace.take();
-            if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
-                r.status = 101;
-                r.negotiated_protocol = parts
-                    .headers
-                    .get(PROTOCOL_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from);
-            }
-            let done = move || {
-                if let Some(t) = trace {
-                    t.finish_relayed(
-                        &counter,
-                        "both sides closed; splice ended",
-                        None,
-                        "proxied byte for byte until both sides closed",
-                    );
-                }
-            };
-            upgrade::relay_switched(req, &parts, io, done)
-                .body(Full::new(Bytes::new()).boxed())
-                .map_err(|e| ApiError::internal(e.to_string()))
-        }
+        ClientUpgrade::Switched { parts, io } => relay_switched_upgrade(
+            req,
+            &parts,
+            io,
+            trace,
+            PROTOCOL_HEADER,
+            "proxied byte for byte until both sides closed",
+        ),
         ClientUpgrade::Refused { parts, body } => Err(refused_error(parts.status, &body)),
     }
 }
@@ -625,32 +639,14 @@ async fn proxy_websocket(
 ) -> Result<Response<Body>, ApiError> {
     let headers = req.headers().clone();
     match kubelet_upgrade_as(srv, node, path, offered, Some(&headers), trace).await? {
-        ClientUpgrade::Switched { parts, io } => {
-            let counter = Arc::new(ByteCounter::default());
-            let io = Counted::new(io, counter.clone());
-            let mut trace = trace.take();
-            if let Some(r) = trace.as_mut().and_then(|t| t.client.request.as_mut()) {
-                r.status = 101;
-                r.negotiated_protocol = parts
-                    .headers
-                    .get("sec-websocket-protocol")
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from);
-            }
-            let done = move || {
-                if let Some(t) = trace {
-                    t.finish_relayed(
-                        &counter,
-                        "both sides closed; splice ended",
-                        None,
-                        "WebSocket proxied byte for byte until both sides closed",
-                    );
-                }
-            };
-            upgrade::relay_switched(req, &parts, io, done)
-                .body(Full::new(Bytes::new()).boxed())
-                .map_err(|e| ApiError::internal(e.to_string()))
-        }
+        ClientUpgrade::Switched { parts, io } => relay_switched_upgrade(
+            req,
+            &parts,
+            io,
+            trace,
+            "sec-websocket-protocol",
+            "WebSocket proxied byte for byte until both sides closed",
+        ),
         ClientUpgrade::Refused { parts, body } => Err(refused_error(parts.status, &body)),
     }
 }
