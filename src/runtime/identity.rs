@@ -24,10 +24,7 @@ impl ProcessIdentity {
     pub fn of(pid: u32, with_mnt_ns: bool) -> Option<ProcessIdentity> {
         let start_ticks = start_ticks(pid)?;
         let mnt_ns = if with_mnt_ns {
-            crate::runtime::linux::namespace_inodes(pid)
-                .get("mnt")
-                .copied()
-                .unwrap_or(0)
+            crate::runtime::linux::mount_namespace(pid).unwrap_or(0)
         } else {
             0
         };
@@ -47,8 +44,7 @@ impl ProcessIdentity {
         if start_ticks(self.pid) != Some(self.start_ticks) {
             return false;
         }
-        self.mnt_ns == 0
-            || crate::runtime::linux::namespace_inodes(self.pid).get("mnt") == Some(&self.mnt_ns)
+        self.mnt_ns == 0 || crate::runtime::linux::mount_namespace(self.pid) == Some(self.mnt_ns)
     }
 }
 

@@ -172,11 +172,7 @@ pub fn clean(runtime_dir: &Path, cri_socket: &Path) -> Cleaned {
 /// When process `pid` started, in nanoseconds since the epoch (its `/proc` stat start
 /// time in clock ticks after boot, plus the boot time).
 fn start_time_ns(pid: u32) -> Option<u64> {
-    // Field 22.
-    let ticks: u64 = crate::trace::evidence::stat_fields(pid)?
-        .get(19)?
-        .parse()
-        .ok()?;
+    let ticks = crate::runtime::identity::start_ticks(pid)?;
     let boot: u64 = std::fs::read_to_string("/proc/stat")
         .ok()?
         .lines()

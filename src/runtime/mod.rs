@@ -298,10 +298,7 @@ impl Runtime {
                         if let Some(cg) = &c.cgroup {
                             cg.remove();
                         }
-                        let _ = std::fs::write(
-                            entry.path().join("record.json"),
-                            serde_json::to_vec(&c).unwrap_or_default(),
-                        );
+                        write_container_record(&entry.path(), &c);
                     }
                 }
                 state.containers.insert(c.id.clone(), c);
@@ -353,13 +350,7 @@ impl Runtime {
     }
 
     fn save_container(&self, c: &ContainerRecord) {
-        let dir = self.container_dir(&c.id);
-        let _ = std::fs::create_dir_all(&dir);
-        let p = dir.join("record.json");
-        let tmp = dir.join("record.json.tmp");
-        if std::fs::write(&tmp, serde_json::to_vec(c).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(tmp, p);
-        }
+        write_container_record(&self.container_dir(&c.id), c);
     }
 
     /// All sandboxes.
@@ -1160,6 +1151,16 @@ fn default_masked_paths(root: &Path) -> Vec<PathBuf> {
         paths.push(std::fs::canonicalize(&all).unwrap_or(all));
     }
     paths
+}
+
+/// Writes a container's record into its directory `dir`, atomically (a crash mid-write
+/// leaves the previous record).
+fn write_container_record(dir: &Path, c: &ContainerRecord) {
+    let _ = std::fs::create_dir_all(dir);
+    let tmp = dir.join("record.json.tmp");
+    if std::fs::write(&tmp, serde_json::to_vec(c).unwrap_or_default()).is_ok() {
+        let _ = std::fs::rename(tmp, dir.join("record.json"));
+    }
 }
 
 /// What a restarted runtime does with a container its records say is running.

@@ -1098,7 +1098,7 @@ fn run_init(spec_path: &Path) -> i32 {
 }
 
 /// The inode of the mount namespace of `pid`.
-pub(super) fn mount_namespace(pid: u32) -> Option<u64> {
+pub(crate) fn mount_namespace(pid: u32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
     link.to_str()?
         .strip_prefix("mnt:[")?

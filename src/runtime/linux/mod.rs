@@ -16,6 +16,7 @@
 
 pub mod cgroup;
 mod helpers;
+pub(crate) use helpers::mount_namespace;
 pub use helpers::{ExecSpec, REPORT_PREFIX};
 pub mod isolation;
 mod terminal;
