@@ -256,17 +256,6 @@ fn to_storage(res: &ResourceDef, obj: Value) -> Value {
     }
 }
 
-fn ok_json(code: StatusCode, v: &Value, warnings: &[String]) -> Response<Body> {
-    let mut resp = super::json_response(code, v);
-    for w in warnings {
-        let value = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
-        if let Ok(h) = http::HeaderValue::from_str(&value) {
-            resp.headers_mut().append(http::header::WARNING, h);
-        }
-    }
-    resp
-}
-
 /// The objects a list or watch returns, with their parsed selectors.
 pub struct Filter {
     /// Label selector.
@@ -310,13 +299,19 @@ fn get(
     let view = to_view(res, &obj);
     if ctx.wants_table() {
         let rv = view["metadata"]["resourceVersion"].clone();
-        return Ok(ok_json(
+        return Ok(super::negotiate::object_response(
+            ctx,
             StatusCode::OK,
             &make_table(res, &[view], ctx, Some(rv), None, true),
             &[],
         ));
     }
-    Ok(ok_json(StatusCode::OK, &view, &[]))
+    Ok(super::negotiate::object_response(
+        ctx,
+        StatusCode::OK,
+        &view,
+        &[],
+    ))
 }
 
 /// Builds a `meta.k8s.io/v1 Table` for `items`.
@@ -464,7 +459,8 @@ async fn list(
     }
     let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
     if ctx.wants_table() {
-        return Ok(ok_json(
+        return Ok(super::negotiate::object_response(
+            ctx,
             StatusCode::OK,
             &make_table(
                 res,
@@ -484,7 +480,8 @@ async fn list(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    Ok(ok_json(
+    Ok(super::negotiate::object_response(
+        ctx,
         StatusCode::OK,
         &json!({
             "kind": format!("{}List", res.kind),
@@ -705,7 +702,12 @@ async fn create_object(
         namespace_check(srv, ns.unwrap_or("default"))?;
     }
     if dry_run(ctx) {
-        return Ok(ok_json(StatusCode::CREATED, &to_view(res, &obj), &warnings));
+        return Ok(super::negotiate::object_response(
+            ctx,
+            StatusCode::CREATED,
+            &to_view(res, &obj),
+            &warnings,
+        ));
     }
     let key = res.key(ns, &name);
     let stored = srv
@@ -713,7 +715,8 @@ async fn create_object(
         .create(&key, obj)
         .await
         .map_err(|e| ApiError::from_store(res, &name, e))?;
-    Ok(ok_json(
+    Ok(super::negotiate::object_response(
+        ctx,
         StatusCode::CREATED,
         &to_view(res, &stored),
         &warnings,
@@ -846,7 +849,12 @@ async fn update(
     let (obj, warnings) = admit(ctx, res, obj, name)?;
     let obj = to_storage(res, obj);
     let stored = write_update(srv, ctx, res, ns, name, move |_| Ok(obj), status_only).await?;
-    Ok(ok_json(StatusCode::OK, &to_view(res, &stored), &warnings))
+    Ok(super::negotiate::object_response(
+        ctx,
+        StatusCode::OK,
+        &to_view(res, &stored),
+        &warnings,
+    ))
 }
 
 /// The common update path: `make` builds the incoming object from the current (view)
@@ -1002,7 +1010,12 @@ async fn patch(
                 if let Ok(w) = warn_slot.lock() {
                     warnings.extend(w.iter().cloned());
                 }
-                return Ok(ok_json(StatusCode::OK, &to_view(res, &stored), &warnings));
+                return Ok(super::negotiate::object_response(
+                    ctx,
+                    StatusCode::OK,
+                    &to_view(res, &stored),
+                    &warnings,
+                ));
             }
             Err(e)
                 if e.reason == "Conflict" && patch_doc["metadata"]["resourceVersion"].is_null() =>
@@ -1066,9 +1079,8 @@ struct DeleteOpts {
 
 fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
     let mut o = DeleteOpts::default();
-    if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+    let v = super::negotiate::decode_delete_options(ctx, body)?;
+    if !v.is_null() {
         let body_dry: Vec<&str> = v["dryRun"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -1101,7 +1113,12 @@ async fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let opts = delete_opts(ctx, body)?;
     let obj = delete_one(srv, res, ns, name, &opts, dry_run(ctx)).await?;
-    Ok(ok_json(StatusCode::OK, &to_view(res, &obj), &[]))
+    Ok(super::negotiate::object_response(
+        ctx,
+        StatusCode::OK,
+        &to_view(res, &obj),
+        &[],
+    ))
 }
 
 /// Deletes (or starts deleting) one object; returns the object as it now is.
@@ -1297,7 +1314,8 @@ async fn delete_collection(
             Err(e) => return Err(e),
         }
     }
-    Ok(ok_json(
+    Ok(super::negotiate::object_response(
+        ctx,
         StatusCode::OK,
         &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {}, "items": out}),
         &[],
@@ -1343,7 +1361,8 @@ async fn bind(
         })
         .await
         .map_err(|f| f.into_api(res, name))?;
-    Ok(ok_json(
+    Ok(super::negotiate::object_response(
+        ctx,
         StatusCode::CREATED,
         &status::success(res, name, None),
         &[],

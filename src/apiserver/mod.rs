@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod handlers;
 pub mod kubelet_proxy;
+pub mod negotiate;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod protobuf;

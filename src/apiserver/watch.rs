@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::handlers::{Filter, ListParams, list_matching, make_table, to_view, wait_until_fresh};
+use super::negotiate::WatchFramer;
 use super::registry::ResourceDef;
 use super::status::ApiError;
 use super::{ApiServer, Body, Ctx};
@@ -41,6 +42,7 @@ struct Encoder {
     table: bool,
     sent_columns: bool,
     ctx: Ctx,
+    framer: WatchFramer,
 }
 
 impl Encoder {
@@ -59,10 +61,7 @@ impl Encoder {
         } else {
             obj.clone()
         };
-        let mut out =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        out.push(b'\n');
-        Bytes::from(out)
+        self.framer.frame(kind, &object)
     }
 
     fn bookmark(&mut self, rv: u64, initial_end: bool) -> Bytes {
@@ -108,6 +107,7 @@ pub async fn serve(
         table: ctx.wants_table(),
         sent_columns: false,
         ctx: ctx.clone(),
+        framer: WatchFramer::for_request(ctx),
     };
 
     let requested =
@@ -126,7 +126,7 @@ pub async fn serve(
         && let Err(e) = wait_until_fresh(srv, rv).await
     {
         let line = enc.line("ERROR", &e.to_status());
-        return respond(futures_util::stream::iter([line]));
+        return respond(&enc.framer, futures_util::stream::iter([line]));
     }
     let mut initial = Vec::new();
     let from = match requested {
@@ -142,7 +142,7 @@ pub async fn serve(
         .watch(&prefix, from)
         .map_err(|e| ApiError::from_store(res, "", e))?;
     let Some(timeout) = timeout else {
-        return respond(futures_util::stream::empty());
+        return respond(&enc.framer, futures_util::stream::empty());
     };
 
     let initial_end = (send_initial && bookmarks).then_some(from);
@@ -161,21 +161,34 @@ pub async fn serve(
         }),
         shutdown: srv.shutdown.clone(),
     };
-    respond(futures_util::stream::unfold(state, |mut w| async move {
-        let line = w.next_line().await?;
-        Some((line, w))
-    }))
+    let content_type = state.enc.framer.content_type();
+    respond_ct(
+        content_type,
+        futures_util::stream::unfold(state, |mut w| async move {
+            let line = w.next_line().await?;
+            Some((line, w))
+        }),
+    )
 }
 
-/// The 200 response whose body is `lines`.
+/// The 200 response whose body is `lines`, framed by `framer`.
 fn respond(
+    framer: &WatchFramer,
+    lines: impl futures_util::Stream<Item = Bytes> + Send + Sync + 'static,
+) -> Result<Response<Body>, ApiError> {
+    respond_ct(framer.content_type(), lines)
+}
+
+/// The 200 response whose body is `lines`, of media type `content_type`.
+fn respond_ct(
+    content_type: &'static str,
     lines: impl futures_util::Stream<Item = Bytes> + Send + Sync + 'static,
 ) -> Result<Response<Body>, ApiError> {
     use futures_util::StreamExt;
     let body = BodyExt::boxed(StreamBody::new(lines.map(|b| Ok(Frame::data(b)))));
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(body)
         .map_err(|e| ApiError::internal(e.to_string()))
