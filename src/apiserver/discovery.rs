@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{self, RESOURCES, ResourceDef};
+use super::kinds::ResourceDef;
+use super::registry::Snapshot;
 
 /// The aggregated discovery version the client's Accept header asks for, if any
 /// (`v2`, or `v2beta1` which kubectl 1.27/1.28 ask for).
@@ -63,17 +64,29 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
 }
 
 /// The aggregated list for `/api` (core only) or `/apis` (every named group), in
-/// discovery version `version` (the v2beta1 and v2 shapes are the same).
-pub fn aggregated(core: bool, version: &str) -> Value {
-    let items: Vec<Value> = registry::groups()
+/// discovery version `version` (the v2beta1 and v2 shapes are the same). Built once per
+/// registry generation.
+pub fn aggregated(snap: &Snapshot, core: bool, version: &str) -> Value {
+    let (api, apis) = snap
+        .derived
+        .aggregated
+        .get_or_init(|| (build_aggregated(snap, true), build_aggregated(snap, false)));
+    let mut out = if core { api.clone() } else { apis.clone() };
+    out["apiVersion"] = json!(format!("apidiscovery.k8s.io/{version}"));
+    out
+}
+
+fn build_aggregated(snap: &Snapshot, core: bool) -> Value {
+    let items: Vec<Value> = snap
+        .groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(group, versions)| {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|ver| {
-                    let resources: Vec<Value> = RESOURCES
-                        .iter()
+                    let resources: Vec<Value> = snap
+                        .defs()
                         .filter(|r| r.group == group && r.version == *ver)
                         .map(aggregated_resource)
                         .collect();
@@ -85,7 +98,7 @@ pub fn aggregated(core: bool, version: &str) -> Value {
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "apiVersion": "apidiscovery.k8s.io/v2",
         "metadata": {},
         "items": items,
     })
@@ -100,7 +113,7 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-fn group_entry(group: &str, versions: &[&str]) -> Value {
+fn group_entry(group: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
@@ -113,22 +126,23 @@ fn group_entry(group: &str, versions: &[&str]) -> Value {
 }
 
 /// Legacy `/apis`.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = registry::groups()
+pub fn api_group_list(snap: &Snapshot) -> Value {
+    let groups: Vec<Value> = snap
+        .groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
-        .map(|(g, vs)| group_entry(g, &vs))
+        .map(|(g, vs)| group_entry(&g, &vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// Legacy `/apis/<group>`, if the group is served.
-pub fn api_group(group: &str) -> Option<Value> {
-    registry::groups()
+pub fn api_group(snap: &Snapshot, group: &str) -> Option<Value> {
+    snap.groups()
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())
         .map(|(g, vs)| {
-            let mut v = group_entry(g, &vs);
+            let mut v = group_entry(&g, &vs);
             v["kind"] = json!("APIGroup");
             v["apiVersion"] = json!("v1");
             v
@@ -136,9 +150,9 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 /// Legacy `/api/v1` or `/apis/<group>/<version>`, if served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let rs: Vec<&ResourceDef> = RESOURCES
-        .iter()
+pub fn resource_list(snap: &Snapshot, group: &str, version: &str) -> Option<Value> {
+    let rs: Vec<&ResourceDef> = snap
+        .defs()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if rs.is_empty() {
@@ -160,7 +174,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             v["categories"] = json!(r.categories);
         }
         resources.push(v);
-        for s in r.subresources {
+        for s in &r.subresources {
             resources.push(json!({
                 "name": format!("{}/{}", r.plural, s.name),
                 "singularName": "",
@@ -189,8 +203,10 @@ mod tests {
 
     #[test]
     fn every_aggregated_resource_has_a_response_kind() {
+        let reg = crate::apiserver::registry::Registry::builtin();
+        let snap = reg.snapshot();
         for core in [true, false] {
-            let d = aggregated(core, "v2");
+            let d = aggregated(&snap, core, "v2");
             for item in d["items"].as_array().unwrap() {
                 for v in item["versions"].as_array().unwrap() {
                     for r in v["resources"].as_array().unwrap() {
@@ -199,7 +215,11 @@ mod tests {
                 }
             }
         }
-        let core = aggregated(true, "v2");
+        let core = aggregated(&snap, true, "v2");
+        assert_eq!(
+            aggregated(&snap, true, "v2beta1")["apiVersion"],
+            "apidiscovery.k8s.io/v2beta1"
+        );
         assert_eq!(
             wants_aggregated(
                 "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
@@ -214,7 +234,7 @@ mod tests {
         );
         assert_eq!(wants_aggregated("application/json"), None);
         assert_eq!(core["items"][0]["metadata"]["name"], "");
-        let pods = resource_list("", "v1").unwrap();
+        let pods = resource_list(&snap, "", "v1").unwrap();
         assert!(
             pods["resources"]
                 .as_array()
@@ -222,7 +242,7 @@ mod tests {
                 .iter()
                 .any(|r| r["name"] == "pods/exec")
         );
-        assert!(api_group("coordination.k8s.io").is_some());
-        assert!(api_group("apps").is_none());
+        assert!(api_group(&snap, "coordination.k8s.io").is_some());
+        assert!(api_group(&snap, "apps").is_none());
     }
 }

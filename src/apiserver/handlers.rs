@@ -11,10 +11,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
-use super::registry::{self, RESOURCES, ResourceDef};
+use super::kinds::{Kind, ResourceDef, Strategy};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
-use super::{ApiServer, Body, Ctx, defaults, read_body, table, typed, validation, watch};
+use super::{ApiServer, Body, Ctx, defaults, kinds, read_body, validation, watch};
 use crate::store::StoreError;
 
 /// Errors inside store closures: either the store's or a handler's own.
@@ -49,15 +49,16 @@ pub async fn resource(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     req: Request<Incoming>,
-    res: &'static ResourceDef,
+    kind: Kind,
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
+    let res: &dyn Strategy = &*kind;
     let ns = namespace.as_deref();
     if let Some(sub) = sub.as_deref() {
         let name = name.as_deref().unwrap_or("");
-        if res.subresource(sub).is_none() {
+        if res.def().find_subresource(sub).is_none() {
             return Err(ApiError::path_not_found());
         }
         return subresource(srv, ctx, req, res, ns, name, sub).await;
@@ -66,7 +67,7 @@ pub async fn resource(
     match (&ctx.method, name.as_deref()) {
         (&Method::GET, None) => {
             if is_true(ctx.q("watch")) {
-                watch::serve(srv, ctx, res, ns).await
+                watch::serve(srv, ctx, kind.clone(), ns).await
             } else {
                 list(srv, ctx, res, ns).await
             }
@@ -103,7 +104,7 @@ async fn subresource(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     req: Request<Incoming>,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     sub: &str,
@@ -131,7 +132,7 @@ async fn subresource(
         }
         ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx).await,
         ("exec" | "attach" | "portforward", _) => {
-            super::streaming::connect(srv, req, res, ns.unwrap_or(""), name, sub).await
+            super::streaming::connect(srv, req, res.def(), ns.unwrap_or(""), name, sub).await
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({} {})",
@@ -239,23 +240,6 @@ fn is_true(v: Option<&str>) -> bool {
     matches!(v, Some("true" | "1"))
 }
 
-/// Converts a stored object into what this resource's API version shows.
-pub fn to_view(res: &ResourceDef, stored: &Value) -> Value {
-    if res.group == "events.k8s.io" {
-        typed::event_core_to_events_v1(stored)
-    } else {
-        stored.clone()
-    }
-}
-
-fn to_storage(res: &ResourceDef, obj: Value) -> Value {
-    if res.group == "events.k8s.io" {
-        typed::event_events_v1_to_core(&obj)
-    } else {
-        obj
-    }
-}
-
 /// The objects a list or watch returns, with their parsed selectors.
 pub struct Filter {
     /// Label selector.
@@ -266,37 +250,37 @@ pub struct Filter {
 
 impl Filter {
     /// Parses and checks `labelSelector` and `fieldSelector`.
-    pub fn from_ctx(ctx: &Ctx, res: &ResourceDef) -> Result<Self, ApiError> {
+    pub fn from_ctx(ctx: &Ctx, res: &dyn Strategy) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(ctx.q("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let supported = super::selectors::supported_fields(res.plural, res.group);
+        let supported = kinds::supported_fields(res);
         fields
             .check_supported(&supported)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(Filter { labels, fields })
     }
 
-    /// Whether a (view) object passes both selectors.
-    pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches_object(obj) && self.fields.matches(obj)
+    /// Whether a (view) object of `res` passes both selectors.
+    pub fn matches(&self, res: &dyn Strategy, obj: &Value) -> bool {
+        self.labels.matches_object(obj) && self.fields.matches_with(|f| res.field_value(obj, f))
     }
 }
 
 fn get(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     let obj = srv
         .store
-        .get(&res.key(ns, name))
-        .map_err(|e| ApiError::from_store(res, name, e))?
-        .ok_or_else(|| ApiError::not_found(res, name))?;
-    let view = to_view(res, &obj);
+        .get(&res.def().key(ns, name))
+        .map_err(|e| ApiError::from_store(res.def(), name, e))?
+        .ok_or_else(|| ApiError::not_found(res.def(), name))?;
+    let view = res.to_view(&obj);
     if ctx.wants_table() {
         let rv = view["metadata"]["resourceVersion"].clone();
         return Ok(super::negotiate::object_response(
@@ -316,7 +300,7 @@ fn get(
 
 /// Builds a `meta.k8s.io/v1 Table` for `items`.
 pub fn make_table(
-    res: &ResourceDef,
+    res: &dyn Strategy,
     items: &[Value],
     ctx: &Ctx,
     rv: Option<Value>,
@@ -329,9 +313,9 @@ pub fn make_table(
         .iter()
         .map(|o| {
             let mut row = json!({
-                "cells": table::row_cells(res.plural, res.group, o, now),
+                "cells": res.cells(o, now),
             });
-            let conds = table::row_conditions(res.plural, res.group, o);
+            let conds = res.row_conditions(o);
             if !conds.is_empty() {
                 row["conditions"] = json!(conds);
             }
@@ -363,7 +347,7 @@ pub fn make_table(
         "rows": rows,
     });
     t["columnDefinitions"] = if with_columns {
-        json!(table::columns(res.plural, res.group))
+        json!(res.columns())
     } else {
         json!([])
     };
@@ -373,19 +357,19 @@ pub fn make_table(
 /// Lists the objects under `ns` (or all namespaces) that pass the request's selectors.
 pub fn list_matching(
     srv: &ApiServer,
-    res: &ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     filter: &Filter,
 ) -> Result<(Vec<(String, Value)>, u64), ApiError> {
-    let prefix = res.prefix(ns);
+    let prefix = res.def().prefix(ns);
     let (items, rv) = srv
         .store
         .list(&prefix)
-        .map_err(|e| ApiError::from_store(res, "", e))?;
+        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
     let mut out = Vec::with_capacity(items.len());
     for obj in items {
-        let view = to_view(res, &obj);
-        if filter.matches(&view) {
+        let view = res.to_view(&obj);
+        if filter.matches(res, &view) {
             let key = format!(
                 "{}/{}",
                 view["metadata"]["namespace"].as_str().unwrap_or(""),
@@ -417,7 +401,7 @@ pub async fn wait_until_fresh(srv: &ApiServer, rv: u64) -> Result<(), ApiError> 
 async fn list(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let params = ListParams::from_ctx(ctx)?;
@@ -484,8 +468,8 @@ async fn list(
         ctx,
         StatusCode::OK,
         &json!({
-            "kind": format!("{}List", res.kind),
-            "apiVersion": res.api_version(),
+            "kind": format!("{}List", res.def().kind),
+            "apiVersion": res.def().api_version(),
             "metadata": meta,
             "items": items,
         }),
@@ -519,13 +503,13 @@ pub fn decode_body(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Checks apiVersion/kind of a body against the resource, filling them when absent.
-fn check_type(res: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+fn check_type(res: &dyn Strategy, obj: &mut Value) -> Result<(), ApiError> {
     let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::bad_request(
             "the body of the request must be a JSON object",
         ));
     };
-    let want = res.api_version();
+    let want = res.def().api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), json!(want));
@@ -539,12 +523,12 @@ fn check_type(res: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     }
     match map.get("kind").and_then(Value::as_str) {
         None | Some("") => {
-            map.insert("kind".into(), json!(res.kind));
+            map.insert("kind".into(), json!(res.def().kind));
         }
-        Some(k) if k != res.kind => {
+        Some(k) if k != res.def().kind => {
             return Err(ApiError::bad_request(format!(
                 "the kind in the data ({k}) does not match the expected kind ({})",
-                res.kind
+                res.def().kind
             )));
         }
         _ => {}
@@ -556,14 +540,17 @@ fn check_type(res: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
 /// warnings to send.
 fn admit(
     ctx: &Ctx,
-    res: &ResourceDef,
+    res: &dyn Strategy,
     obj: Value,
     name_hint: &str,
 ) -> Result<(Value, Vec<String>), ApiError> {
-    let (norm, unknown) = typed::normalize(res.group, res.kind, obj).map_err(|e| {
+    let (norm, unknown) = res.normalize(obj).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {}",
-            res.kind, res.version, res.kind, e
+            res.def().kind,
+            res.def().version,
+            res.def().kind,
+            e
         ))
     })?;
     let mode = ctx.q("fieldValidation").unwrap_or("Warn");
@@ -578,9 +565,9 @@ fn admit(
                 let _ = name_hint;
                 return Err(ApiError::bad_request(format!(
                     "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                    res.kind,
-                    res.version,
-                    res.kind,
+                    res.def().kind,
+                    res.def().version,
+                    res.def().kind,
                     list.join(", ")
                 )));
             }
@@ -592,8 +579,11 @@ fn admit(
 }
 
 fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
-    let nsdef = registry::find("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::internal("no namespaces"))?;
+    let snap = srv.registry.snapshot();
+    let nsdef = snap
+        .find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("no namespaces"))?
+        .def();
     let obj = srv
         .store
         .get(&nsdef.key(None, ns))
@@ -615,7 +605,7 @@ fn dry_run(ctx: &Ctx) -> bool {
 pub async fn create(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
@@ -626,23 +616,23 @@ pub async fn create(
 async fn create_object(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     obj: &mut Value,
 ) -> Result<Response<Body>, ApiError> {
     check_type(res, obj)?;
-    if res.namespaced && ns.is_none() {
+    if res.def().namespaced && ns.is_none() {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource: namespaced objects are created in a namespace",
         ));
     }
     let name_hint = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     let (mut obj, warnings) = admit(ctx, res, obj.take(), &name_hint)?;
-    obj = to_storage(res, obj);
+    obj = res.to_storage(obj);
     let meta = obj["metadata"]
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-    if res.namespaced {
+    if res.def().namespaced {
         let ns = ns.unwrap_or("default");
         match meta.get("namespace").and_then(Value::as_str) {
             Some(n) if !n.is_empty() && n != ns => {
@@ -673,7 +663,7 @@ async fn create_object(
     }
     if name.is_empty() {
         return Err(ApiError::invalid(
-            res,
+            res.def(),
             "",
             &[validation::Cause {
                 reason: "FieldValueRequired".into(),
@@ -683,8 +673,9 @@ async fn create_object(
         ));
     }
     defaults::init_metadata(&mut obj);
-    defaults::apply_create_defaults(res.kind, res.group, &mut obj);
-    let mut causes: Vec<validation::Cause> = validation::validate_name(res.kind, &name)
+    res.prepare_for_create(&mut obj);
+    let mut causes: Vec<validation::Cause> = res
+        .validate_name(&name)
         .into_iter()
         .map(|m| validation::Cause {
             reason: "FieldValueInvalid".into(),
@@ -693,32 +684,34 @@ async fn create_object(
         })
         .collect();
     if causes.is_empty() {
-        causes = validation::validate_create(res.kind, &to_view(res, &obj));
+        let view = res.to_view(&obj);
+        validation::validate_meta(&view, &mut causes);
+        causes.extend(res.validate(&view));
     }
     if !causes.is_empty() {
-        return Err(ApiError::invalid(res, &name, &causes));
+        return Err(ApiError::invalid(res.def(), &name, &causes));
     }
-    if res.namespaced {
+    if res.def().namespaced {
         namespace_check(srv, ns.unwrap_or("default"))?;
     }
     if dry_run(ctx) {
         return Ok(super::negotiate::object_response(
             ctx,
             StatusCode::CREATED,
-            &to_view(res, &obj),
+            &res.to_view(&obj),
             &warnings,
         ));
     }
-    let key = res.key(ns, &name);
+    let key = res.def().key(ns, &name);
     let stored = srv
         .store
         .create(&key, obj)
         .await
-        .map_err(|e| ApiError::from_store(res, &name, e))?;
+        .map_err(|e| ApiError::from_store(res.def(), &name, e))?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::CREATED,
-        &to_view(res, &stored),
+        &res.to_view(&stored),
         &warnings,
     ))
 }
@@ -727,7 +720,7 @@ async fn create_object(
 /// metadata is kept, the status (or, for status updates, everything but the status) is
 /// kept, and the generation moves when the spec changes.
 fn merge_for_update(
-    res: &ResourceDef,
+    res: &dyn Strategy,
     current: &Value,
     mut incoming: Value,
     status_only: bool,
@@ -737,7 +730,7 @@ fn merge_for_update(
         let have = current["metadata"]["uid"].as_str().unwrap_or("");
         if !uid.is_empty() && uid != have {
             return Err(ApiError::conflict_msg(
-                res,
+                res.def(),
                 name,
                 &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
@@ -746,12 +739,7 @@ fn merge_for_update(
         }
     }
     if status_only {
-        let mut out = current.clone();
-        out["status"] = incoming.get("status").cloned().unwrap_or(json!({}));
-        if let Some(rv) = incoming["metadata"].get("resourceVersion") {
-            out["metadata"]["resourceVersion"] = rv.clone();
-        }
-        return Ok(out);
+        return Ok(res.prepare_for_status_update(current, &incoming));
     }
     {
         let meta = incoming["metadata"]
@@ -785,7 +773,7 @@ fn merge_for_update(
                 && new.iter().any(|f| !old.contains(f))
             {
                 return Err(ApiError::invalid(
-                        res,
+                        res.def(),
                         name,
                         &[validation::Cause {
                             reason: "FieldValueForbidden".into(),
@@ -796,35 +784,19 @@ fn merge_for_update(
             }
         }
     }
-    if res.has_status() && !(res.kind == "Namespace" && res.group.is_empty()) {
-        match current.get("status") {
-            Some(s) => incoming["status"] = s.clone(),
-            None => {
-                if let Some(m) = incoming.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
-    }
-    if res.kind == "Namespace" && res.group.is_empty() {
-        incoming["status"] = current
-            .get("status")
-            .cloned()
-            .unwrap_or(json!({"phase":"Active"}));
-    }
+    res.prepare_for_update(current, &mut incoming);
     let spec_changed = incoming.get("spec") != current.get("spec");
     if spec_changed {
         let g = current["metadata"]["generation"].as_i64().unwrap_or(1);
         incoming["metadata"]["generation"] = json!(g + 1);
     }
-    defaults::apply_update_invariants(res.kind, res.group, &mut incoming);
     Ok(incoming)
 }
 
 async fn update(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     body: &[u8],
@@ -847,14 +819,29 @@ async fn update(
         ));
     }
     let (obj, warnings) = admit(ctx, res, obj, name)?;
-    let obj = to_storage(res, obj);
+    let obj = res.to_storage(obj);
     let stored = write_update(srv, ctx, res, ns, name, move |_| Ok(obj), status_only).await?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
-        &to_view(res, &stored),
+        &res.to_view(&stored),
         &warnings,
     ))
+}
+
+/// The checks of every update: metadata, an unchanged name, then the kind's rules.
+fn validate_update(res: &dyn Strategy, old: &Value, new: &Value) -> Vec<validation::Cause> {
+    let mut out = Vec::new();
+    validation::validate_meta(new, &mut out);
+    if old["metadata"]["name"] != new["metadata"]["name"] {
+        out.push(validation::invalid(
+            "metadata.name",
+            new["metadata"]["name"].as_str().unwrap_or(""),
+            "field is immutable",
+        ));
+    }
+    out.extend(res.validate_update(old, new));
+    out
 }
 
 /// The common update path: `make` builds the incoming object from the current (view)
@@ -862,39 +849,35 @@ async fn update(
 async fn write_update(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     make: impl FnOnce(&Value) -> Result<Value, ApiError>,
     status_only: bool,
 ) -> Result<Value, ApiError> {
-    let key = res.key(ns, name);
+    let key = res.def().key(ns, name);
     if dry_run(ctx) {
         let cur = srv
             .store
             .get(&key)
-            .map_err(|e| ApiError::from_store(res, name, e))?
-            .ok_or_else(|| ApiError::not_found(res, name))?;
-        let incoming = make(&to_view(res, &cur))?;
+            .map_err(|e| ApiError::from_store(res.def(), name, e))?
+            .ok_or_else(|| ApiError::not_found(res.def(), name))?;
+        let incoming = make(&res.to_view(&cur))?;
         return merge_for_update(res, &cur, incoming, status_only);
     }
     let stored = srv
         .store
         .update(&key, |current: Value| -> Result<Value, Fail> {
-            let incoming = make(&to_view(res, &current))?;
+            let incoming = make(&res.to_view(&current))?;
             let merged = merge_for_update(res, &current, incoming, status_only)?;
-            let causes = validation::validate_update(
-                res.kind,
-                &to_view(res, &current),
-                &to_view(res, &merged),
-            );
+            let causes = validate_update(res, &res.to_view(&current), &res.to_view(&merged));
             if !causes.is_empty() {
-                return Err(ApiError::invalid(res, name, &causes).into());
+                return Err(ApiError::invalid(res.def(), name, &causes).into());
             }
             Ok(merged)
         })
         .await
-        .map_err(|f| f.into_api(res, name))?;
+        .map_err(|f| f.into_api(res.def(), name))?;
     finish_if_deletable(srv, res, ns, name, &stored).await;
     Ok(stored)
 }
@@ -903,7 +886,7 @@ async fn write_update(
 /// (finalizers gone; for pods, the kubelet confirmed with grace period 0).
 async fn finish_if_deletable(
     srv: &Arc<ApiServer>,
-    res: &ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     obj: &Value,
@@ -913,15 +896,11 @@ async fn finish_if_deletable(
         return;
     }
     let finalizers_empty = meta["finalizers"].as_array().is_none_or(|f| f.is_empty());
-    let is_ns = res.kind == "Namespace" && res.group.is_empty();
-    let pod_waiting = res.kind == "Pod"
-        && res.group.is_empty()
-        && meta["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0;
-    if finalizers_empty && !pod_waiting && !is_ns {
+    if finalizers_empty && !res.deletion_held(obj) {
         let uid = meta["uid"].as_str().unwrap_or("").to_string();
         let _ = srv
             .store
-            .delete(&res.key(ns, name), |cur: &Value| {
+            .delete(&res.def().key(ns, name), |cur: &Value| {
                 if cur["metadata"]["uid"].as_str() == Some(uid.as_str()) {
                     Ok(())
                 } else {
@@ -935,7 +914,7 @@ async fn finish_if_deletable(
 async fn patch(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     body: &[u8],
@@ -956,17 +935,17 @@ async fn patch(
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         _ => return Err(ApiError::unsupported_media_type(&ct)),
     };
-    let key = res.key(ns, name);
+    let key = res.def().key(ns, name);
     let exists = srv
         .store
         .get(&key)
-        .map_err(|e| ApiError::from_store(res, name, e))?
+        .map_err(|e| ApiError::from_store(res.def(), name, e))?
         .is_some();
     if !exists {
         if ct == "application/apply-patch+yaml" && !status_only {
             if ctx.q("fieldManager").unwrap_or("").is_empty() {
                 return Err(ApiError::invalid(
-                    res,
+                    res.def(),
                     name,
                     &[validation::Cause {
                         reason: "FieldValueRequired".into(),
@@ -978,7 +957,7 @@ async fn patch(
             let mut obj = patch_doc;
             return create_object(srv, ctx, res, ns, &mut obj).await;
         }
-        return Err(ApiError::not_found(res, name));
+        return Err(ApiError::not_found(res.def(), name));
     }
     let mut warnings = Vec::new();
     let mut last_err = None;
@@ -1000,7 +979,7 @@ async fn patch(
                 if let Ok(mut s) = warn_slot.lock() {
                     *s = w;
                 }
-                Ok(to_storage(res, norm))
+                Ok(res.to_storage(norm))
             },
             status_only,
         )
@@ -1013,7 +992,7 @@ async fn patch(
                 return Ok(super::negotiate::object_response(
                     ctx,
                     StatusCode::OK,
-                    &to_view(res, &stored),
+                    &res.to_view(&stored),
                     &warnings,
                 ));
             }
@@ -1026,12 +1005,12 @@ async fn patch(
             Err(e) => return Err(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| ApiError::conflict(res, name)))
+    Err(last_err.unwrap_or_else(|| ApiError::conflict(res.def(), name)))
 }
 
 /// Applies a patch document of media type `ct` to `current`.
 pub fn apply_patch(
-    res: &ResourceDef,
+    res: &dyn Strategy,
     ct: &str,
     current: &Value,
     patch_doc: &Value,
@@ -1043,7 +1022,7 @@ pub fn apply_patch(
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut out, &p).map_err(|e| {
                 ApiError::invalid(
-                    res,
+                    res.def(),
                     current["metadata"]["name"].as_str().unwrap_or(""),
                     &[validation::Cause {
                         reason: "FieldValueInvalid".into(),
@@ -1062,7 +1041,7 @@ pub fn apply_patch(
             json_patch::merge(&mut out, patch_doc);
         }
         "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
-            out = super::smp::strategic_merge_patch(res.kind, current, patch_doc)
+            out = super::smp::strategic_merge_patch(res, current, patch_doc)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         other => return Err(ApiError::unsupported_media_type(other)),
@@ -1106,7 +1085,7 @@ fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
 async fn delete(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     body: &Bytes,
@@ -1116,7 +1095,7 @@ async fn delete(
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
-        &to_view(res, &obj),
+        &res.to_view(&obj),
         &[],
     ))
 }
@@ -1124,18 +1103,18 @@ async fn delete(
 /// Deletes (or starts deleting) one object; returns the object as it now is.
 async fn delete_one(
     srv: &Arc<ApiServer>,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
     opts: &DeleteOpts,
     dry: bool,
 ) -> Result<Value, ApiError> {
-    let key = res.key(ns, name);
+    let key = res.def().key(ns, name);
     let current = srv
         .store
         .get(&key)
-        .map_err(|e| ApiError::from_store(res, name, e))?
-        .ok_or_else(|| ApiError::not_found(res, name))?;
+        .map_err(|e| ApiError::from_store(res.def(), name, e))?
+        .ok_or_else(|| ApiError::not_found(res.def(), name))?;
     let cur_uid = current["metadata"]["uid"]
         .as_str()
         .unwrap_or("")
@@ -1144,7 +1123,7 @@ async fn delete_one(
         && *uid != cur_uid
     {
         return Err(ApiError::conflict_msg(
-            res,
+            res.def(),
             name,
             &format!(
                 "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur_uid}"
@@ -1155,7 +1134,7 @@ async fn delete_one(
         && Some(rv.as_str()) != current["metadata"]["resourceVersion"].as_str()
     {
         return Err(ApiError::conflict_msg(
-            res,
+            res.def(),
             name,
             &format!(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
@@ -1168,26 +1147,12 @@ async fn delete_one(
     if dry {
         return Ok(current);
     }
-    let is_ns = res.kind == "Namespace" && res.group.is_empty();
-    let is_pod = res.kind == "Pod" && res.group.is_empty();
+    let deletion = res.deletion(&current, opts.grace);
+    let is_ns = deletion.empties_namespace;
     let has_finalizers = current["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
-    let grace = if is_pod {
-        let phase = current["status"]["phase"].as_str().unwrap_or("");
-        let scheduled = current["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty());
-        if !scheduled || phase == "Succeeded" || phase == "Failed" {
-            0
-        } else {
-            opts.grace
-                .or_else(|| current["spec"]["terminationGracePeriodSeconds"].as_i64())
-                .unwrap_or(30)
-        }
-    } else {
-        0
-    };
+    let grace = deletion.grace_seconds;
     if is_ns || has_finalizers || grace > 0 {
         let now = jiff::Timestamp::now();
         let stored = srv
@@ -1204,13 +1169,11 @@ async fn delete_one(
                     cur["metadata"]["deletionTimestamp"] = json!(defaults::format_time(when));
                     cur["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 }
-                if is_ns {
-                    cur["status"]["phase"] = json!("Terminating");
-                }
+                res.deletion_started(&mut cur);
                 Ok(cur)
             })
             .await
-            .map_err(|e| ApiError::from_store(res, name, e))?;
+            .map_err(|e| ApiError::from_store(res.def(), name, e))?;
         if is_ns {
             spawn_namespace_cleanup(srv.clone(), name.to_string());
         } else if !has_finalizers && grace == 0 {
@@ -1228,22 +1191,27 @@ async fn delete_one(
             }
         })
         .await
-        .map_err(|e| ApiError::from_store(res, name, e))?;
+        .map_err(|e| ApiError::from_store(res.def(), name, e))?;
     Ok(deleted)
 }
 
 /// Empties a terminating namespace, then removes it (what upstream's namespace
-/// controller does).
+/// controller does). Kinds sharing a storage segment (core and events.k8s.io events) are
+/// emptied once.
 fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
     tokio::spawn(async move {
         let opts = DeleteOpts::default();
         loop {
+            let snap = srv.registry.snapshot();
             let mut remaining = 0usize;
-            for res in RESOURCES
-                .iter()
-                .filter(|r| r.namespaced && r.group != "events.k8s.io")
-            {
-                let Ok((items, _)) = srv.store.list(&res.prefix(Some(&ns))) else {
+            let mut seen: Vec<&str> = Vec::new();
+            for res in snap.kinds.iter().filter(|r| r.def().namespaced) {
+                let def = res.def();
+                if seen.contains(&def.storage.as_str()) {
+                    continue;
+                }
+                seen.push(&def.storage);
+                let Ok((items, _)) = srv.store.list(&def.prefix(Some(&ns))) else {
                     continue;
                 };
                 for obj in items {
@@ -1252,16 +1220,18 @@ fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
                         continue;
                     }
                     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    let _ = delete_one(&srv, res, Some(&ns), &name, &opts, false).await;
+                    let _ = delete_one(&srv, &**res, Some(&ns), &name, &opts, false).await;
                 }
             }
             if remaining == 0 {
-                let Some(nsdef) = registry::find("", "v1", "namespaces") else {
+                let Some(nsdef) = snap.find("", "v1", "namespaces") else {
                     return;
                 };
                 let _ = srv
                     .store
-                    .delete(&nsdef.key(None, &ns), |_: &Value| Ok::<_, StoreError>(()))
+                    .delete(&nsdef.def().key(None, &ns), |_: &Value| {
+                        Ok::<_, StoreError>(())
+                    })
                     .await;
                 return;
             }
@@ -1275,10 +1245,11 @@ fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
 
 /// Finishes the cleanup of namespaces left terminating by a previous run.
 pub fn resume_namespace_cleanups(srv: &Arc<ApiServer>) {
-    let Some(nsdef) = registry::find("", "v1", "namespaces") else {
+    let snap = srv.registry.snapshot();
+    let Some(nsdef) = snap.find("", "v1", "namespaces") else {
         return;
     };
-    if let Ok((items, _)) = srv.store.list(&nsdef.prefix(None)) {
+    if let Ok((items, _)) = srv.store.list(&nsdef.def().prefix(None)) {
         for ns in items {
             if ns["metadata"]["deletionTimestamp"].is_string()
                 && let Some(name) = ns["metadata"]["name"].as_str()
@@ -1292,11 +1263,11 @@ pub fn resume_namespace_cleanups(srv: &Arc<ApiServer>) {
 async fn delete_collection(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: Option<&str>,
     body: &Bytes,
 ) -> Result<Response<Body>, ApiError> {
-    if !res.verbs.contains(&"deletecollection") {
+    if !res.def().allows("deletecollection") {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ));
@@ -1309,7 +1280,7 @@ async fn delete_collection(
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         let ons = obj["metadata"]["namespace"].as_str().map(String::from);
         match delete_one(srv, res, ons.as_deref(), &name, &opts, dry_run(ctx)).await {
-            Ok(o) => out.push(to_view(res, &o)),
+            Ok(o) => out.push(res.to_view(&o)),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
@@ -1317,7 +1288,7 @@ async fn delete_collection(
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
-        &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": {}, "items": out}),
+        &json!({"kind": format!("{}List", res.def().kind), "apiVersion": res.def().api_version(), "metadata": {}, "items": out}),
         &[],
     ))
 }
@@ -1325,7 +1296,7 @@ async fn delete_collection(
 async fn bind(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: &str,
     name: &str,
     body: &[u8],
@@ -1337,17 +1308,17 @@ async fn bind(
     }
     let now = defaults::now_rfc3339();
     srv.store
-        .update(&res.key(Some(ns), name), |mut pod: Value| -> Result<Value, Fail> {
+        .update(&res.def().key(Some(ns), name), |mut pod: Value| -> Result<Value, Fail> {
             if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 return Err(ApiError::conflict_msg(
-                    res,
+                    res.def(),
                     name,
                     &format!("pod {name} is already assigned to node \"{existing}\""),
                 )
                 .into());
             }
             if pod["metadata"]["deletionTimestamp"].is_string() {
-                return Err(ApiError::conflict_msg(res, name, "pod is being deleted, cannot be assigned to a host").into());
+                return Err(ApiError::conflict_msg(res.def(), name, "pod is being deleted, cannot be assigned to a host").into());
             }
             pod["spec"]["nodeName"] = json!(node);
             let conds = pod["status"]
@@ -1360,27 +1331,27 @@ async fn bind(
             Ok(pod)
         })
         .await
-        .map_err(|f| f.into_api(res, name))?;
+        .map_err(|f| f.into_api(res.def(), name))?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::CREATED,
-        &status::success(res, name, None),
+        &status::success(res.def(), name, None),
         &[],
     ))
 }
 
 async fn pod_log(
     srv: &Arc<ApiServer>,
-    res: &'static ResourceDef,
+    res: &dyn Strategy,
     ns: &str,
     name: &str,
     ctx: &Ctx,
 ) -> Result<Response<Body>, ApiError> {
     let pod = srv
         .store
-        .get(&res.key(Some(ns), name))
-        .map_err(|e| ApiError::from_store(res, name, e))?
-        .ok_or_else(|| ApiError::not_found(res, name))?;
+        .get(&res.def().key(Some(ns), name))
+        .map_err(|e| ApiError::from_store(res.def(), name, e))?
+        .ok_or_else(|| ApiError::not_found(res.def(), name))?;
     let container = match ctx.q("container") {
         Some(c) => c.to_string(),
         None => pod["spec"]["containers"][0]["name"]

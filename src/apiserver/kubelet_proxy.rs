@@ -21,14 +21,16 @@ use tokio_rustls::client::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
-use super::registry;
 use super::status::ApiError;
 use super::{ApiServer, Body};
 
 /// Where a node's kubelet listens, read from its Node object.
 pub fn kubelet_endpoint(srv: &ApiServer, node_name: &str) -> Result<SocketAddr, ApiError> {
-    let nodes =
-        registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes resource"))?;
+    let snap = srv.registry.snapshot();
+    let nodes = snap
+        .find("", "v1", "nodes")
+        .ok_or_else(|| ApiError::internal("no nodes resource"))?
+        .def();
     let node = srv
         .store
         .get(&nodes.key(None, node_name))

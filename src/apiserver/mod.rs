@@ -6,6 +6,7 @@ pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;
 pub mod handlers;
+pub mod kinds;
 pub mod kubelet_proxy;
 pub mod negotiate;
 pub mod openapi;
@@ -17,7 +18,6 @@ pub mod smp;
 pub mod status;
 pub mod streaming;
 pub mod table;
-pub mod typed;
 pub mod validation;
 pub mod watch;
 
@@ -44,7 +44,8 @@ use tracing::Instrument;
 use crate::pki::{UserInfo, user_from_cert};
 use crate::store::Store;
 use crate::stream::listener::{self as conn_limits, PendingGate};
-use registry::ResourceDef;
+use kinds::Kind;
+use registry::{Registry, Snapshot};
 use status::ApiError;
 
 /// The response body type of every handler (full bodies and watch/log streams).
@@ -66,6 +67,8 @@ pub struct ApiServer {
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
     /// The cluster's trace ring (exec/attach/port-forward sessions, hop by hop).
     pub trace: Arc<crate::trace::Recorder>,
+    /// The kinds served, changed at run time as CustomResourceDefinitions come and go.
+    pub registry: Registry,
 }
 
 /// One parsed request, as the handlers see it.
@@ -128,8 +131,8 @@ pub enum Route {
     OpenApiDoc(String),
     /// A resource collection, object or subresource.
     Resource {
-        /// The resource.
-        res: &'static ResourceDef,
+        /// The resource's kind.
+        res: Kind,
         /// Namespace from the path.
         namespace: Option<String>,
         /// Object name.
@@ -143,8 +146,8 @@ pub enum Route {
     NotFound,
 }
 
-/// Parses a request path into a [`Route`].
-pub fn route(path: &str) -> Route {
+/// Parses a request path into a [`Route`], against the kinds served in `snap`.
+pub fn route(path: &str, snap: &Snapshot) -> Route {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segs.as_slice() {
         ["version"] => Route::Version,
@@ -158,26 +161,26 @@ pub fn route(path: &str) -> Route {
         ["debug", "rkind", "traces"] => Route::DebugTraces,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApiDoc(rest.join("/")),
-        ["api", v, rest @ ..] => resource_route("", v, rest),
-        ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
+        ["api", v, rest @ ..] => resource_route(snap, "", v, rest),
+        ["apis", g, v, rest @ ..] => resource_route(snap, g, v, rest),
         _ => Route::NotFound,
     }
 }
 
-fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
-    let mk = |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
-        match registry::find(group, version, plural) {
-            Some(res) if res.namespaced || ns.is_none() => Route::Resource {
-                res,
-                namespace: ns.map(String::from),
-                name: name.map(String::from),
-                sub: sub.map(String::from),
-            },
-            _ => Route::NotFound,
-        }
+fn resource_route(snap: &Snapshot, group: &str, version: &str, rest: &[&str]) -> Route {
+    let find = |plural: &str| snap.find(group, version, plural);
+    let mk = |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| match find(
+        plural,
+    ) {
+        Some(res) if res.def().namespaced || ns.is_none() => Route::Resource {
+            res: res.clone(),
+            namespace: ns.map(String::from),
+            name: name.map(String::from),
+            sub: sub.map(String::from),
+        },
+        _ => Route::NotFound,
     };
-    let namespaced_plural =
-        |p: &str| registry::find(group, version, p).is_some_and(|r| r.namespaced);
+    let namespaced_plural = |p: &str| find(p).is_some_and(|r| r.def().namespaced);
     match rest {
         ["namespaces", ns, plural] if namespaced_plural(plural) => mk(plural, Some(ns), None, None),
         ["namespaces", ns, plural, name] if namespaced_plural(plural) => {
@@ -187,12 +190,12 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
             mk(plural, Some(ns), Some(name), Some(sub))
         }
         [plural] => mk(plural, None, None, None),
-        [plural, name] => match registry::find(group, version, plural) {
-            Some(r) if !r.namespaced => mk(plural, None, Some(name), None),
+        [plural, name] => match find(plural) {
+            Some(r) if !r.def().namespaced => mk(plural, None, Some(name), None),
             _ => Route::NotFound,
         },
-        [plural, name, sub] => match registry::find(group, version, plural) {
-            Some(r) if !r.namespaced => mk(plural, None, Some(name), Some(sub)),
+        [plural, name, sub] => match find(plural) {
+            Some(r) if !r.def().namespaced => mk(plural, None, Some(name), Some(sub)),
             _ => Route::NotFound,
         },
         _ => Route::NotFound,
@@ -372,7 +375,8 @@ impl ApiServer {
         let span = tracing::debug_span!("kubectl_to_apiserver", method = %req.method(), path = %req.uri().path(), %peer);
         async move {
             let path = req.uri().path().to_string();
-            let r = route(&path);
+            let snap = self.registry.snapshot();
+            let r = route(&path, &snap);
             let public = matches!(r, Route::Version | Route::Health);
             let Some(user) = user else {
                 if public {
@@ -404,7 +408,7 @@ impl ApiServer {
                 headers: req.headers().clone(),
                 user,
             };
-            match self.dispatch(r, ctx, req).await {
+            match self.dispatch(r, &snap, ctx, req).await {
                 Ok(resp) => resp,
                 Err(e) => error_response(&e),
             }
@@ -423,6 +427,7 @@ impl ApiServer {
     async fn dispatch(
         self: &Arc<Self>,
         r: Route,
+        snap: &Snapshot,
         ctx: Ctx,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
@@ -442,7 +447,7 @@ impl ApiServer {
                 if let Some(v) = discovery::wants_aggregated(ctx.header("accept")) {
                     Ok(json_response_ct(
                         StatusCode::OK,
-                        &discovery::aggregated(true, v),
+                        &discovery::aggregated(snap, true, v),
                         &discovery::aggregated_content_type(v),
                     ))
                 } else {
@@ -457,32 +462,36 @@ impl ApiServer {
                 if let Some(v) = discovery::wants_aggregated(ctx.header("accept")) {
                     Ok(json_response_ct(
                         StatusCode::OK,
-                        &discovery::aggregated(false, v),
+                        &discovery::aggregated(snap, false, v),
                         &discovery::aggregated_content_type(v),
                     ))
                 } else {
-                    Ok(json_response(StatusCode::OK, &discovery::api_group_list()))
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::api_group_list(snap),
+                    ))
                 }
             }
             Route::Group(g) => {
                 get_only(&ctx)?;
-                discovery::api_group(&g)
+                discovery::api_group(snap, &g)
                     .map(|v| json_response(StatusCode::OK, &v))
                     .ok_or_else(ApiError::path_not_found)
             }
             Route::GroupVersion(g, v) => {
                 get_only(&ctx)?;
-                discovery::resource_list(&g, &v)
+                discovery::resource_list(snap, &g, &v)
                     .map(|d| json_response(StatusCode::OK, &d))
                     .ok_or_else(ApiError::path_not_found)
             }
             Route::OpenApiV2 => {
                 get_only(&ctx)?;
                 if ctx.header("accept").contains("protobuf") {
-                    static V2: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-                    let bytes = V2
+                    let bytes = snap
+                        .derived
+                        .openapi_v2_protobuf
                         .get_or_init(|| {
-                            Bytes::from(openapi_v2::encode_document(openapi::get().v2()))
+                            Bytes::from(openapi_v2::encode_document(openapi::get(snap).v2()))
                         })
                         .clone();
                     return Response::builder()
@@ -491,15 +500,15 @@ impl ApiServer {
                         .body(full(bytes))
                         .map_err(|e| ApiError::internal(e.to_string()));
                 }
-                Ok(json_response(StatusCode::OK, openapi::get().v2()))
+                Ok(json_response(StatusCode::OK, openapi::get(snap).v2()))
             }
             Route::OpenApiRoot => {
                 get_only(&ctx)?;
-                Ok(json_response(StatusCode::OK, &openapi::get().root()))
+                Ok(json_response(StatusCode::OK, &openapi::get(snap).root()))
             }
             Route::OpenApiDoc(p) => {
                 get_only(&ctx)?;
-                openapi::get()
+                openapi::get(snap)
                     .doc(&p)
                     .map(|d| json_response(StatusCode::OK, d))
                     .ok_or_else(ApiError::path_not_found)
@@ -542,11 +551,14 @@ mod tests {
 
     #[test]
     fn routes() {
+        let reg = Registry::builtin();
+        let snap = reg.snapshot();
+        let route = |p: &str| super::route(p, &snap);
         assert!(
-            matches!(route("/api/v1/namespaces/dev/pods"), Route::Resource { res, namespace: Some(ns), name: None, .. } if res.plural == "pods" && ns == "dev")
+            matches!(route("/api/v1/namespaces/dev/pods"), Route::Resource { res, namespace: Some(ns), name: None, .. } if res.def().plural == "pods" && ns == "dev")
         );
         assert!(
-            matches!(route("/api/v1/namespaces/dev"), Route::Resource { res, namespace: None, name: Some(n), .. } if res.plural == "namespaces" && n == "dev")
+            matches!(route("/api/v1/namespaces/dev"), Route::Resource { res, namespace: None, name: Some(n), .. } if res.def().plural == "namespaces" && n == "dev")
         );
         assert!(
             matches!(route("/api/v1/namespaces/dev/status"), Route::Resource { sub: Some(s), .. } if s == "status")
@@ -561,7 +573,7 @@ mod tests {
         ));
         assert!(matches!(route("/api/v1/pods/x"), Route::NotFound));
         assert!(
-            matches!(route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n"), Route::Resource { res, .. } if res.kind == "Lease")
+            matches!(route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n"), Route::Resource { res, .. } if res.def().kind == "Lease")
         );
         assert!(
             matches!(route("/api/v1/namespaces/d/pods/p/exec"), Route::Resource { sub: Some(s), .. } if s == "exec")

@@ -5,12 +5,11 @@
 //! server) and for `kubectl explain`.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-use super::registry::RESOURCES;
-use super::typed;
+use super::kinds::ResourceDef;
+use super::registry::Snapshot;
 
 /// The generated documents, keyed by `api/v1` or `apis/<group>/<version>`, plus the
 /// single Swagger 2.0 document older kubectl (1.27, 1.28) reads from `/openapi/v2`.
@@ -19,10 +18,20 @@ pub struct OpenApi {
     v2: Value,
 }
 
-/// The documents, built once per process.
-pub fn get() -> &'static OpenApi {
-    static DOCS: OnceLock<OpenApi> = OnceLock::new();
-    DOCS.get_or_init(build)
+/// The documents of `snap`, built once per registry generation.
+pub fn get(snap: &Snapshot) -> &OpenApi {
+    snap.derived.openapi.get_or_init(|| build(snap))
+}
+
+/// Per served kind with a schema: its definition and schema component name.
+fn schema_names(
+    snap: &Snapshot,
+    generator: &mut schemars::SchemaGenerator,
+) -> Vec<(ResourceDef, String)> {
+    snap.kinds
+        .iter()
+        .filter_map(|k| k.schema(generator).map(|name| (k.def().clone(), name)))
+        .collect()
 }
 
 impl OpenApi {
@@ -60,32 +69,16 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-fn build() -> OpenApi {
+fn build(snap: &Snapshot) -> OpenApi {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
-    let names = typed::schema_names(&mut generator);
+    let names = schema_names(snap, &mut generator);
     let mut defs: Map<String, Value> = generator.take_definitions(true);
     // Mark the top-level kinds, as upstream does, so `kubectl explain` finds them.
-    for (group, kind, name) in &names {
-        let version = RESOURCES
-            .iter()
-            .find(|r| r.group == *group && r.kind == *kind)
-            .map(|r| r.version)
-            .unwrap_or("v1");
-        if let Some(Value::Object(s)) = defs.get_mut(name) {
-            s.insert(
-                "x-kubernetes-group-version-kind".into(),
-                json!([{"group": group, "version": version, "kind": kind}]),
-            );
-        }
-    }
+    mark_kinds(&mut defs, &names);
     rewrite_refs(&mut defs);
     let mut by_gv: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for r in RESOURCES {
-        let Some((_, _, schema)) = names.iter().find(|(g, k, _)| *g == r.group && *k == r.kind)
-        else {
-            continue;
-        };
-        let paths = by_gv.entry(gv_path(r.group, r.version)).or_default();
+    for (r, schema) in &names {
+        let paths = by_gv.entry(gv_path(&r.group, &r.version)).or_default();
         let base = if r.group.is_empty() {
             format!("/api/{}", r.version)
         } else {
@@ -118,7 +111,7 @@ fn build() -> OpenApi {
             }),
         );
     }
-    let v2 = build_v2(&names);
+    let v2 = build_v2(snap);
     let mut docs = BTreeMap::new();
     for (gv, paths) in by_gv {
         let doc = json!({
@@ -136,33 +129,17 @@ fn build() -> OpenApi {
 
 /// The Swagger 2.0 document: definitions from the same Rust types, and per kind an item
 /// path whose PATCH operation declares `fieldValidation` (what kubectl 1.27/1.28 check).
-fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
+fn build_v2(snap: &Snapshot) -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let _ = typed::schema_names(&mut generator);
+    let names = schema_names(snap, &mut generator);
     let mut defs: Map<String, Value> = generator.take_definitions(true);
-    for (group, kind, name) in names {
-        let version = RESOURCES
-            .iter()
-            .find(|r| r.group == *group && r.kind == *kind)
-            .map(|r| r.version)
-            .unwrap_or("v1");
-        if let Some(Value::Object(s)) = defs.get_mut(name) {
-            s.insert(
-                "x-kubernetes-group-version-kind".into(),
-                json!([{"group": group, "version": version, "kind": kind}]),
-            );
-        }
-    }
+    mark_kinds(&mut defs, &names);
     for (_, v) in defs.iter_mut() {
         unwrap_single_all_of(v);
     }
     add_patch_extensions(&mut defs);
     let mut paths = Map::new();
-    for r in RESOURCES {
-        let Some((_, _, schema)) = names.iter().find(|(g, k, _)| *g == r.group && *k == r.kind)
-        else {
-            continue;
-        };
+    for (r, schema) in &names {
         let base = if r.group.is_empty() {
             format!("/api/{}", r.version)
         } else {
@@ -195,6 +172,18 @@ fn build_v2(names: &[(&'static str, &'static str, String)]) -> Value {
         "paths": paths,
         "definitions": defs,
     })
+}
+
+/// Marks each served kind's schema with its group-version-kind, as upstream does.
+fn mark_kinds(defs: &mut Map<String, Value>, names: &[(ResourceDef, String)]) {
+    for (r, name) in names {
+        if let Some(Value::Object(s)) = defs.get_mut(name) {
+            s.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
+            );
+        }
+    }
 }
 
 /// The strategic-merge-patch metadata of list fields (what upstream's Go struct tags
@@ -380,12 +369,15 @@ mod tests {
 
     #[test]
     fn pod_patch_declares_field_validation_and_schema_exists() {
-        let o = get();
+        let reg = crate::apiserver::registry::Registry::builtin();
+        let snap = reg.snapshot();
+        let o = get(&snap);
+        let pod_kind = snap.find("", "v1", "pods").unwrap().def().kind.clone();
         let doc = o.doc("api/v1").expect("core doc");
         let path = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"];
         assert_eq!(
             path["patch"]["x-kubernetes-group-version-kind"]["kind"],
-            "Pod"
+            pod_kind
         );
         assert!(
             path["patch"]["parameters"]
@@ -395,7 +387,7 @@ mod tests {
                 .any(|p| p["name"] == "fieldValidation")
         );
         let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
-        assert_eq!(pod["x-kubernetes-group-version-kind"][0]["kind"], "Pod");
+        assert_eq!(pod["x-kubernetes-group-version-kind"][0]["kind"], pod_kind);
         assert!(pod["properties"]["spec"].is_object());
         assert!(
             doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"]

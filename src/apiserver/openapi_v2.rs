@@ -328,7 +328,9 @@ mod tests {
         assert_eq!(&b[..5], &[0x0a, 3, b'2', b'.', b'0']);
         // field 9 (definitions) is present
         assert!(b.windows(1).any(|w| w[0] == 0x4a));
-        let full = encode_document(crate::apiserver::openapi::get().v2());
+        let reg = crate::apiserver::registry::Registry::builtin();
+        let snap = reg.snapshot();
+        let full = encode_document(crate::apiserver::openapi::get(&snap).v2());
         assert!(full.len() > 10_000);
     }
 }

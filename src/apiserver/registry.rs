@@ -1,313 +1,232 @@
-//! The resource registry: one row per served resource. Discovery, OpenAPI, routing,
-//! storage keys and Table printing are all derived from this table, so serving a new
-//! kind is a few lines here plus its typed normaliser in `typed.rs`.
+//! The registry of served kinds, owned by the running API server.
+//!
+//! Requests read an immutable [`Snapshot`]; adding or removing a kind (CustomResource
+//! Definitions will) publishes a new snapshot with the next generation. Discovery and
+//! OpenAPI documents are derived from a snapshot and cached in it, so they are computed
+//! once per generation and a change is visible to the next request.
 
-/// Verbs of a full read/write resource.
-pub const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+use std::sync::{Arc, OnceLock, RwLock};
 
-/// A subresource and what it returns.
-#[derive(Debug, Clone, Copy)]
-pub struct SubresourceDef {
-    /// Name after the object's path (`status`, `log`, `exec`, ...).
-    pub name: &'static str,
-    /// Group of the returned kind.
-    pub group: &'static str,
-    /// Version of the returned kind.
-    pub version: &'static str,
-    /// Kind returned (or accepted) by the subresource.
-    pub kind: &'static str,
-    /// Verbs allowed on it.
-    pub verbs: &'static [&'static str],
+use serde_json::Value;
+
+use super::kinds::{self, Kind, ResourceDef};
+
+/// What discovery and OpenAPI derive from one snapshot, computed on first use.
+#[derive(Default)]
+pub struct Derived {
+    /// Aggregated discovery for `/api` and `/apis` (v2 shape).
+    pub aggregated: OnceLock<(Value, Value)>,
+    /// The OpenAPI documents.
+    pub openapi: OnceLock<super::openapi::OpenApi>,
+    /// `/openapi/v2` in protobuf.
+    pub openapi_v2_protobuf: OnceLock<bytes::Bytes>,
 }
 
-/// One served resource.
-#[derive(Debug, Clone, Copy)]
-pub struct ResourceDef {
-    /// API group ("" for core).
-    pub group: &'static str,
-    /// Version.
-    pub version: &'static str,
-    /// Kind.
-    pub kind: &'static str,
-    /// Plural resource name used in URLs.
-    pub plural: &'static str,
-    /// Singular name.
-    pub singular: &'static str,
-    /// Namespaced (true) or cluster-scoped.
-    pub namespaced: bool,
-    /// Short names (`po`, `ns`, ...).
-    pub short_names: &'static [&'static str],
-    /// Categories (`all`).
-    pub categories: &'static [&'static str],
-    /// Verbs on the resource itself.
-    pub verbs: &'static [&'static str],
-    /// Subresources.
-    pub subresources: &'static [SubresourceDef],
-    /// Storage key segment: objects live under `/registry/<storage>/...`. Two resources
-    /// sharing one segment share their objects (core and events.k8s.io events).
-    pub storage: &'static str,
+/// The kinds served at one moment.
+pub struct Snapshot {
+    /// Increases with every change.
+    pub generation: u64,
+    /// The kinds, core first, in discovery order.
+    pub kinds: Vec<Kind>,
+    /// Documents derived from this snapshot.
+    pub derived: Derived,
 }
 
-impl ResourceDef {
-    /// `v1` or `<group>/<version>`.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+impl Snapshot {
+    /// The kind served at `group`/`version`/`plural`.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Kind> {
+        self.kinds.iter().find(|k| {
+            let d = k.def();
+            d.group == group && d.version == version && d.plural == plural
+        })
     }
 
-    /// The resource as `<plural>[.<group>]`, as upstream names it in messages.
-    pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+    /// The kind of `group` with `kind`, in its first served version.
+    pub fn find_kind(&self, group: &str, kind: &str) -> Option<&Kind> {
+        self.kinds.iter().find(|k| {
+            let d = k.def();
+            d.group == group && d.kind == kind
+        })
     }
 
-    /// Storage key of one object.
-    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
-        match namespace {
-            Some(ns) if self.namespaced => format!("/registry/{}/{}/{}", self.storage, ns, name),
-            _ => format!("/registry/{}/{}", self.storage, name),
-        }
+    /// The resource definitions, in order.
+    pub fn defs(&self) -> impl Iterator<Item = &ResourceDef> {
+        self.kinds.iter().map(|k| k.def())
     }
 
-    /// Storage prefix of a collection (one namespace, or all of them).
-    pub fn prefix(&self, namespace: Option<&str>) -> String {
-        match namespace {
-            Some(ns) if self.namespaced => format!("/registry/{}/{}/", self.storage, ns),
-            _ => format!("/registry/{}/", self.storage),
-        }
-    }
-
-    /// The subresource called `name`, if served.
-    pub fn subresource(&self, name: &str) -> Option<&'static SubresourceDef> {
-        self.subresources.iter().find(|s| s.name == name)
-    }
-
-    /// Whether this kind has a `status` subresource, so that main-resource writes keep
-    /// the stored status and status writes keep the stored spec.
-    pub fn has_status(&self) -> bool {
-        self.subresource("status").is_some()
-    }
-}
-
-const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
-
-const fn sub(
-    name: &'static str,
-    kind: &'static str,
-    verbs: &'static [&'static str],
-) -> SubresourceDef {
-    SubresourceDef {
-        name,
-        group: "",
-        version: "v1",
-        kind,
-        verbs,
-    }
-}
-
-/// Every resource rkind serves, core first (the first group is preferred by clients).
-pub static RESOURCES: &[ResourceDef] = &[
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        singular: "namespace",
-        namespaced: false,
-        short_names: &["ns"],
-        categories: &[],
-        verbs: &[
-            "create", "delete", "get", "list", "patch", "update", "watch",
-        ],
-        subresources: &[
-            sub("status", "Namespace", GET_PATCH_UPDATE),
-            sub("finalize", "Namespace", &["update"]),
-        ],
-        storage: "namespaces",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        plural: "pods",
-        singular: "pod",
-        namespaced: true,
-        short_names: &["po"],
-        categories: &["all"],
-        verbs: ALL_VERBS,
-        subresources: &[
-            sub("status", "Pod", GET_PATCH_UPDATE),
-            sub("binding", "Binding", &["create"]),
-            sub("log", "Pod", &["get"]),
-            sub("exec", "PodExecOptions", &["create", "get"]),
-            sub("attach", "PodAttachOptions", &["create", "get"]),
-            sub("portforward", "PodPortForwardOptions", &["create", "get"]),
-        ],
-        storage: "pods",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        plural: "nodes",
-        singular: "node",
-        namespaced: false,
-        short_names: &["no"],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[sub("status", "Node", GET_PATCH_UPDATE)],
-        storage: "minions",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        namespaced: true,
-        short_names: &["ev"],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "events",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Service",
-        plural: "services",
-        singular: "service",
-        namespaced: true,
-        short_names: &["svc"],
-        categories: &["all"],
-        verbs: ALL_VERBS,
-        subresources: &[sub("status", "Service", GET_PATCH_UPDATE)],
-        storage: "services/specs",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-        singular: "configmap",
-        namespaced: true,
-        short_names: &["cm"],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "configmaps",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "Secret",
-        plural: "secrets",
-        singular: "secret",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "secrets",
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        kind: "ServiceAccount",
-        plural: "serviceaccounts",
-        singular: "serviceaccount",
-        namespaced: true,
-        short_names: &["sa"],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "serviceaccounts",
-    },
-    ResourceDef {
-        group: "coordination.k8s.io",
-        version: "v1",
-        kind: "Lease",
-        plural: "leases",
-        singular: "lease",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "leases",
-    },
-    ResourceDef {
-        group: "events.k8s.io",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        namespaced: true,
-        short_names: &["ev"],
-        categories: &[],
-        verbs: ALL_VERBS,
-        subresources: &[],
-        storage: "events",
-    },
-];
-
-/// Finds a resource by group, version and plural.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
-}
-
-/// The groups served, in preference order, with their versions.
-pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES {
-        match out.iter_mut().find(|(g, _)| *g == r.group) {
-            Some((_, versions)) => {
-                if !versions.contains(&r.version) {
-                    versions.push(r.version);
+    /// The groups served, in preference order, with their versions.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for r in self.defs() {
+            match out.iter_mut().find(|(g, _)| *g == r.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&r.version) {
+                        versions.push(r.version.clone());
+                    }
                 }
+                None => out.push((r.group.clone(), vec![r.version.clone()])),
             }
-            None => out.push((r.group, vec![r.version])),
+        }
+        out
+    }
+}
+
+/// Why a registry change was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Another kind already serves this group, version and plural.
+    #[error("resource {0} is already served")]
+    AlreadyServed(String),
+    /// No kind serves this group, version and plural.
+    #[error("resource {0} is not served")]
+    NotServed(String),
+}
+
+/// The served kinds, swapped atomically as a whole.
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    /// A registry with `kinds`.
+    pub fn new(kinds: Vec<Kind>) -> Self {
+        Registry {
+            current: RwLock::new(Arc::new(Snapshot {
+                generation: 1,
+                kinds,
+                derived: Derived::default(),
+            })),
         }
     }
-    out
+
+    /// A registry with every built-in kind.
+    pub fn builtin() -> Self {
+        Self::new(kinds::builtins())
+    }
+
+    /// The kinds served now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn change(
+        &self,
+        edit: impl FnOnce(&mut Vec<Kind>) -> Result<(), RegistryError>,
+    ) -> Result<u64, RegistryError> {
+        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut kinds = cur.kinds.clone();
+        edit(&mut kinds)?;
+        let generation = cur.generation + 1;
+        *cur = Arc::new(Snapshot {
+            generation,
+            kinds,
+            derived: Derived::default(),
+        });
+        Ok(generation)
+    }
+
+    /// Serves `kind` from now on; returns the new generation.
+    pub fn add(&self, kind: Kind) -> Result<u64, RegistryError> {
+        self.change(|kinds| {
+            let d = kind.def();
+            if kinds.iter().any(|k| {
+                let e = k.def();
+                e.group == d.group && e.version == d.version && e.plural == d.plural
+            }) {
+                return Err(RegistryError::AlreadyServed(format!(
+                    "{}/{}",
+                    d.api_version(),
+                    d.plural
+                )));
+            }
+            kinds.push(kind);
+            Ok(())
+        })
+    }
+
+    /// Stops serving `group`/`version`/`plural`; returns the new generation.
+    pub fn remove(&self, group: &str, version: &str, plural: &str) -> Result<u64, RegistryError> {
+        self.change(|kinds| {
+            let before = kinds.len();
+            kinds.retain(|k| {
+                let d = k.def();
+                !(d.group == group && d.version == version && d.plural == plural)
+            });
+            if kinds.len() == before {
+                let gv = if group.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{group}/{version}")
+                };
+                return Err(RegistryError::NotServed(format!("{gv}/{plural}")));
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apiserver::kinds::Strategy;
+
+    struct Widgets(ResourceDef);
+
+    impl Strategy for Widgets {
+        fn def(&self) -> &ResourceDef {
+            &self.0
+        }
+    }
 
     #[test]
     fn keys_look_like_etcd() {
-        let pods = find("", "v1", "pods").unwrap();
+        let reg = Registry::builtin();
+        let snap = reg.snapshot();
+        let pods = snap.find("", "v1", "pods").unwrap().def();
         assert_eq!(pods.key(Some("dev"), "web"), "/registry/pods/dev/web");
         assert_eq!(pods.prefix(None), "/registry/pods/");
-        let ns = find("", "v1", "namespaces").unwrap();
+        let ns = snap.find("", "v1", "namespaces").unwrap().def();
         assert_eq!(ns.key(Some("ignored"), "dev"), "/registry/namespaces/dev");
         assert_eq!(
-            find("coordination.k8s.io", "v1", "leases")
+            snap.find("coordination.k8s.io", "v1", "leases")
                 .unwrap()
+                .def()
                 .qualified(),
             "leases.coordination.k8s.io"
         );
-        let gs = groups();
+        let gs = snap.groups();
         assert_eq!(gs[0].0, "");
-        assert!(gs.iter().any(|(g, _)| *g == "events.k8s.io"));
+        assert!(gs.iter().any(|(g, _)| g == "events.k8s.io"));
+    }
+
+    #[test]
+    fn kinds_come_and_go_with_new_generations() {
+        let reg = Registry::builtin();
+        let g0 = reg.snapshot().generation;
+        let w = ResourceDef::new("example.com", "v1", "Widget", "widgets");
+        let g1 = reg.add(Arc::new(Widgets(w.clone()))).unwrap();
+        assert_eq!(g1, g0 + 1);
+        assert!(
+            reg.snapshot()
+                .find("example.com", "v1", "widgets")
+                .is_some()
+        );
+        assert!(matches!(
+            reg.add(Arc::new(Widgets(w))),
+            Err(RegistryError::AlreadyServed(_))
+        ));
+        let old = reg.snapshot();
+        reg.remove("example.com", "v1", "widgets").unwrap();
+        assert!(
+            reg.snapshot()
+                .find("example.com", "v1", "widgets")
+                .is_none()
+        );
+        // A request that took the old snapshot still sees it.
+        assert!(old.find("example.com", "v1", "widgets").is_some());
+        assert!(reg.remove("example.com", "v1", "widgets").is_err());
     }
 }

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use super::kinds::{ListMerge, Strategy as KindStrategy};
+
 /// A patch that cannot be applied (becomes a 400/422 Status).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SmpError {
@@ -29,51 +31,20 @@ pub enum SmpError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Strategy {
-    Replace,
-    MergeByKey(&'static str),
-    MergePrimitives,
-}
-
-const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
-
-/// The patch strategy of a list at `path` (field names from the object root) in `kind`.
-fn strategy(kind: &str, path: &[String]) -> Strategy {
+/// The patch strategy of a list at `path` (field names from the object root): the
+/// metadata lists every kind shares, then what the kind says.
+fn strategy(kind: &dyn KindStrategy, path: &[String]) -> ListMerge {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     match p.as_slice() {
-        ["metadata", "finalizers"] => Strategy::MergePrimitives,
-        ["metadata", "ownerReferences"] => Strategy::MergeByKey("uid"),
-        _ => match (kind, p.as_slice()) {
-            ("Pod", ["spec", list]) if CONTAINER_LISTS.contains(list) => {
-                Strategy::MergeByKey("name")
-            }
-            ("Pod", ["spec", list, field]) if CONTAINER_LISTS.contains(list) => match *field {
-                "ports" => Strategy::MergeByKey("containerPort"),
-                "env" => Strategy::MergeByKey("name"),
-                "volumeMounts" => Strategy::MergeByKey("mountPath"),
-                "volumeDevices" => Strategy::MergeByKey("devicePath"),
-                "resizePolicy" => Strategy::MergeByKey("resourceName"),
-                _ => Strategy::Replace,
-            },
-            ("Pod", ["spec", "volumes"]) => Strategy::MergeByKey("name"),
-            ("Pod", ["spec", "imagePullSecrets"]) => Strategy::MergeByKey("name"),
-            ("Pod", ["spec", "hostAliases"]) => Strategy::MergeByKey("ip"),
-            ("Pod", ["spec", "topologySpreadConstraints"]) => Strategy::MergeByKey("topologyKey"),
-            ("Pod", ["spec", "resourceClaims"]) => Strategy::MergeByKey("name"),
-            ("Pod", ["status", "conditions"]) => Strategy::MergeByKey("type"),
-            ("Node", ["status", "conditions"]) => Strategy::MergeByKey("type"),
-            ("Node", ["status", "addresses"]) => Strategy::MergeByKey("type"),
-            ("Service", ["spec", "ports"]) => Strategy::MergeByKey("port"),
-            ("ServiceAccount", ["secrets"]) => Strategy::MergeByKey("name"),
-            _ => Strategy::Replace,
-        },
+        ["metadata", "finalizers"] => ListMerge::MergePrimitives,
+        ["metadata", "ownerReferences"] => ListMerge::MergeByKey("uid"),
+        _ => kind.list_merge(&p),
     }
 }
 
 /// Applies a strategic merge patch to `original` for an object of `kind`.
 pub fn strategic_merge_patch(
-    kind: &str,
+    kind: &dyn KindStrategy,
     original: &Value,
     patch: &Value,
 ) -> Result<Value, SmpError> {
@@ -115,7 +86,7 @@ fn strip_directives(v: &Value) -> Value {
 
 /// Merges `patch` into `orig`; `None` means the map itself is to be deleted.
 fn merge_map(
-    kind: &str,
+    kind: &dyn KindStrategy,
     path: &mut Vec<String>,
     mut orig: Map<String, Value>,
     patch: &Map<String, Value>,
@@ -218,14 +189,14 @@ fn item_key<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn merge_list(
-    kind: &str,
+    kind: &dyn KindStrategy,
     path: &mut Vec<String>,
     orig: Vec<Value>,
     patch: &[Value],
 ) -> Result<Vec<Value>, SmpError> {
     match strategy(kind, path) {
-        Strategy::Replace => Ok(patch.iter().map(strip_directives).collect()),
-        Strategy::MergePrimitives => {
+        ListMerge::Replace => Ok(patch.iter().map(strip_directives).collect()),
+        ListMerge::MergePrimitives => {
             let mut out = orig;
             for v in patch {
                 if !out.contains(v) {
@@ -234,7 +205,7 @@ fn merge_list(
             }
             Ok(out)
         }
-        Strategy::MergeByKey(key) => {
+        ListMerge::MergeByKey(key) => {
             // `{"$patch": "replace"}` as an item: the patch list replaces the original.
             if patch
                 .iter()
@@ -288,10 +259,10 @@ fn merge_list(
 }
 
 /// Orders `list` as `order` says; items not named keep their relative order after.
-fn reorder(list: &mut Vec<Value>, order: &[Value], strat: Strategy) {
+fn reorder(list: &mut Vec<Value>, order: &[Value], strat: ListMerge) {
     let key_of = |v: &Value| -> Option<Value> {
         match strat {
-            Strategy::MergeByKey(k) => v.get(k).cloned(),
+            ListMerge::MergeByKey(k) => v.get(k).cloned(),
             _ => Some(v.clone()),
         }
     };
@@ -309,10 +280,11 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], strat: Strategy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apiserver::kinds::core::pod::Pods;
     use serde_json::json;
 
     fn pod() -> Value {
-        json!({"apiVersion": "v1", "kind": "Pod",
+        json!({"apiVersion": "v1",
             "metadata": {"name": "web", "labels": {"app": "web", "tier": "x"}, "finalizers": ["a"]},
             "spec": {"containers": [
                 {"name": "web", "image": "nginx:1.27", "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 80}]},
@@ -325,7 +297,7 @@ mod tests {
     fn kubectl_apply_patch() {
         let patch = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}\n"}, "labels": {"tier": null, "new": "y"}},
             "spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}], "containers": [{"image": "nginx:1.28", "name": "web"}]}});
-        let out = strategic_merge_patch("Pod", &pod(), &patch).unwrap();
+        let out = strategic_merge_patch(&Pods::new(), &pod(), &patch).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"app": "web", "new": "y"}));
         assert_eq!(out["spec"]["containers"][0]["name"], "side");
         assert_eq!(out["spec"]["containers"][1]["image"], "nginx:1.28");
@@ -337,13 +309,13 @@ mod tests {
     #[test]
     fn delete_replace_and_lists() {
         let out = strategic_merge_patch(
-            "Pod",
+            &Pods::new(),
             &pod(),
             &json!({"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}),
         )
         .unwrap();
         assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 1);
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"name": "web", "env": [{"name": "B", "value": "2"}]}]}})).unwrap();
+        let out = strategic_merge_patch(&Pods::new(), &pod(), &json!({"spec": {"containers": [{"name": "web", "env": [{"name": "B", "value": "2"}]}]}})).unwrap();
         assert_eq!(
             out["spec"]["containers"][0]["env"]
                 .as_array()
@@ -351,36 +323,40 @@ mod tests {
                 .len(),
             2
         );
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}})).unwrap();
+        let out = strategic_merge_patch(&Pods::new(), &pod(), &json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}})).unwrap();
         assert_eq!(
             out["spec"]["containers"],
             json!([{"name": "only", "image": "x"}])
         );
         let out = strategic_merge_patch(
-            "Pod",
+            &Pods::new(),
             &pod(),
             &json!({"metadata": {"labels": {"$patch": "replace", "z": "1"}}}),
         )
         .unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"z": "1"}));
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"finalizers": ["b"]}}))
-            .unwrap();
+        let out = strategic_merge_patch(
+            &Pods::new(),
+            &pod(),
+            &json!({"metadata": {"finalizers": ["b"]}}),
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
         let out = strategic_merge_patch(
-            "Pod",
+            &Pods::new(),
             &pod(),
             &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
         )
         .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!([]));
-        let out = strategic_merge_patch("Pod", &pod(), &json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]}})).unwrap();
+        let out = strategic_merge_patch(&Pods::new(), &pod(), &json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]}})).unwrap();
         assert_eq!(
             out["spec"]["volumes"][0],
             json!({"name": "v", "hostPath": {"path": "/x"}})
         );
         // Lists without a strategy are replaced.
         let out = strategic_merge_patch(
-            "Pod",
+            &Pods::new(),
             &json!({"spec": {"tolerations": [{"key": "a"}]}}),
             &json!({"spec": {"tolerations": [{"key": "b"}]}}),
         )
@@ -391,20 +367,24 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            strategic_merge_patch("Pod", &pod(), &json!([1])),
+            strategic_merge_patch(&Pods::new(), &pod(), &json!([1])),
             Err(SmpError::NotAnObject)
         );
         assert!(matches!(
             strategic_merge_patch(
-                "Pod",
+                &Pods::new(),
                 &pod(),
                 &json!({"spec": {"containers": [{"image": "x"}]}})
             ),
             Err(SmpError::MissingMergeKey { .. })
         ));
         assert!(
-            strategic_merge_patch("Pod", &pod(), &json!({"metadata": {"$patch": "explode"}}))
-                .is_err()
+            strategic_merge_patch(
+                &Pods::new(),
+                &pod(),
+                &json!({"metadata": {"$patch": "explode"}})
+            )
+            .is_err()
         );
     }
 }

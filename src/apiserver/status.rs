@@ -4,7 +4,7 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::registry::ResourceDef;
+use super::kinds::ResourceDef;
 use super::validation::Cause;
 use crate::store::StoreError;
 
@@ -174,7 +174,7 @@ impl ApiError {
 
     /// 422 Invalid with causes.
     pub fn invalid(res: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
-        let msg = super::validation::invalid_message(res.kind, name, causes);
+        let msg = super::validation::invalid_message(&res.kind, name, causes);
         let mut d = json!({"name": name, "kind": res.kind, "causes": causes});
         if !res.group.is_empty() {
             d["group"] = json!(res.group);

@@ -50,7 +50,7 @@ use crate::trace::{
     ByteCounter, Connection, Counted, Hop, HopId, HttpExchange, Recorder, StreamStats, TraceContext,
 };
 
-use super::registry::ResourceDef;
+use super::kinds::ResourceDef;
 use super::status::ApiError;
 use super::{ApiServer, Body};
 
@@ -187,7 +187,7 @@ fn trace_outcome(o: &Outcome) -> TraceOutcome {
 pub async fn connect(
     srv: &Arc<ApiServer>,
     req: Request<Incoming>,
-    res: &'static ResourceDef,
+    res: &ResourceDef,
     ns: &str,
     name: &str,
     sub: &str,
@@ -253,7 +253,7 @@ pub async fn connect(
 async fn connect_traced(
     srv: &Arc<ApiServer>,
     mut req: Request<Incoming>,
-    res: &'static ResourceDef,
+    res: &ResourceDef,
     ns: &str,
     name: &str,
     sub: &str,

@@ -21,9 +21,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::handlers::{Filter, ListParams, list_matching, make_table, to_view, wait_until_fresh};
+use super::handlers::{Filter, ListParams, list_matching, make_table, wait_until_fresh};
+use super::kinds::{Kind, Strategy};
 use super::negotiate::WatchFramer;
-use super::registry::ResourceDef;
 use super::status::ApiError;
 use super::{ApiServer, Body, Ctx};
 use crate::store::{Cursor, Event, EventType};
@@ -38,7 +38,7 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 /// Encodes watch events for one client (raw objects or one-row Tables; the column
 /// definitions go out with the first Table only, as upstream does).
 struct Encoder {
-    res: &'static ResourceDef,
+    res: Kind,
     table: bool,
     sent_columns: bool,
     ctx: Ctx,
@@ -49,7 +49,7 @@ impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
         let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
             let t = make_table(
-                self.res,
+                &*self.res,
                 std::slice::from_ref(obj),
                 &self.ctx,
                 None,
@@ -69,8 +69,8 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let bm =
-            json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta});
+        let def = self.res.def();
+        let bm = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
         self.line("BOOKMARK", &bm)
     }
 }
@@ -92,18 +92,18 @@ fn watch_timeout(params: &ListParams) -> Option<Duration> {
 pub async fn serve(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
-    res: &'static ResourceDef,
+    res: Kind,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let params = ListParams::from_ctx(ctx)?;
-    let filter = Filter::from_ctx(ctx, res)?;
+    let filter = Filter::from_ctx(ctx, &*res)?;
     let rv_param = ctx.q("resourceVersion").unwrap_or("");
     let send_initial = ctx.q("sendInitialEvents") == Some("true");
     let bookmarks = ctx.q("allowWatchBookmarks") == Some("true");
     let timeout = watch_timeout(&params);
-    let prefix = res.prefix(ns);
+    let prefix = res.def().prefix(ns);
     let mut enc = Encoder {
-        res,
+        res: res.clone(),
         table: ctx.wants_table(),
         sent_columns: false,
         ctx: ctx.clone(),
@@ -132,7 +132,7 @@ pub async fn serve(
     let from = match requested {
         Some(rv) if !send_initial => rv,
         _ => {
-            let (items, rv) = list_matching(srv, res, ns, &filter)?;
+            let (items, rv) = list_matching(srv, &*res, ns, &filter)?;
             initial = items.into_iter().map(|(_, v)| v).collect();
             rv
         }
@@ -140,7 +140,7 @@ pub async fn serve(
     let cursor = srv
         .store
         .watch(&prefix, from)
-        .map_err(|e| ApiError::from_store(res, "", e))?;
+        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
     let Some(timeout) = timeout else {
         return respond(&enc.framer, futures_util::stream::empty());
     };
@@ -197,7 +197,7 @@ fn respond_ct(
 /// One watch's state between the lines it sends.
 struct Watch {
     srv: Arc<ApiServer>,
-    res: &'static ResourceDef,
+    res: Kind,
     filter: Filter,
     enc: Encoder,
     cursor: Cursor,
@@ -227,7 +227,7 @@ impl Watch {
                 return Some(self.enc.bookmark(rv, true));
             }
             if let Some(ev) = self.batch.pop_front() {
-                match translate(self.res, &self.filter, &ev) {
+                match translate(&*self.res, &self.filter, &ev) {
                     Some((kind, obj)) => return Some(self.enc.line(kind, &obj)),
                     None => continue,
                 }
@@ -239,7 +239,7 @@ impl Watch {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, resource = self.res.plural, "watcher left behind by the window; ending its stream");
+                    tracing::debug!(error = %e, resource = %self.res.def().plural, "watcher left behind by the window; ending its stream");
                     return None;
                 }
             }
@@ -266,15 +266,15 @@ impl Watch {
 
 /// Turns a store event into the watch event this client sees, applying selectors the
 /// way upstream does (objects entering/leaving the selection become ADDED/DELETED).
-fn translate(res: &ResourceDef, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
+fn translate(res: &dyn Strategy, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
     let now = match ev.object() {
-        Ok(v) => to_view(res, &v),
+        Ok(v) => res.to_view(&v),
         Err(e) => {
             tracing::error!(error = %e, key = &*ev.key, "undecodable event in the watch window");
             return None;
         }
     };
-    let now_matches = filter.matches(&now);
+    let now_matches = filter.matches(res, &now);
     let before = if filter.labels.is_empty() && filter.fields.is_empty() {
         // Everything matches: the previous state need not be decoded.
         ev.previous.as_ref().map(|_| true)
@@ -282,7 +282,7 @@ fn translate(res: &ResourceDef, filter: &Filter, ev: &Event) -> Option<(&'static
         ev.previous()
             .ok()
             .flatten()
-            .map(|p| filter.matches(&to_view(res, &p)))
+            .map(|p| filter.matches(res, &res.to_view(&p)))
     };
     match ev.kind {
         EventType::Added => now_matches.then_some(("ADDED", now)),

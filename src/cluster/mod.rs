@@ -196,6 +196,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         shutdown: shutdown.clone(),
         kubelet_tls: Some(pki.client_tls(&pki.apiserver_kubelet_client)?),
         trace: trace.clone(),
+        registry: crate::apiserver::registry::Registry::builtin(),
     });
     crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();

@@ -1,0 +1,112 @@
+//! Namespaces: DNS-1123 label names, the `kubernetes` finalizer and the
+//! `kubernetes.io/metadata.name` label, `Active`/`Terminating` phases, and deletion that
+//! empties the namespace first.
+
+use serde_json::{Value, json};
+
+use crate::apiserver::kinds::{
+    Deletion, GET_PATCH_UPDATE, ResourceDef, Strategy, default_status_update,
+};
+use crate::apiserver::table::{Column, age, age_col, col, name_col, s};
+
+/// Every namespace carries `kubernetes.io/metadata.name: <name>` (upstream keeps it on
+/// every write).
+fn name_label(obj: &mut Value) {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    crate::apiserver::defaults::obj_mut(&mut obj["metadata"], "labels")
+        .insert("kubernetes.io/metadata.name".into(), json!(name));
+}
+
+/// The `Namespaces` strategy.
+pub struct Namespaces {
+    def: ResourceDef,
+}
+
+impl Namespaces {
+    /// The strategy with its resource definition.
+    pub fn new() -> Self {
+        Namespaces {
+            def: ResourceDef::new("", "v1", "Namespace", "namespaces")
+                .cluster_scoped()
+                .short_names(&["ns"])
+                .verbs(&[
+                    "create", "delete", "get", "list", "patch", "update", "watch",
+                ])
+                .subresource("status", "Namespace", GET_PATCH_UPDATE)
+                .subresource("finalize", "Namespace", &["update"]),
+        }
+    }
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Strategy for Namespaces {
+    fn def(&self) -> &ResourceDef {
+        &self.def
+    }
+
+    crate::typed_kind!(k8s_openapi::api::core::v1::Namespace);
+
+    fn validate_name(&self, name: &str) -> Vec<String> {
+        crate::apiserver::validation::label_name(name)
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        name_label(obj);
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+    }
+
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        new["status"] = old
+            .get("status")
+            .cloned()
+            .unwrap_or(json!({"phase": "Active"}));
+        name_label(new);
+    }
+
+    fn prepare_for_status_update(&self, old: &Value, new: &Value) -> Value {
+        let mut out = default_status_update(old, new);
+        name_label(&mut out);
+        out
+    }
+
+    fn deletion(&self, _current: &Value, _requested: Option<i64>) -> Deletion {
+        Deletion {
+            grace_seconds: 0,
+            empties_namespace: true,
+        }
+    }
+
+    fn deletion_started(&self, obj: &mut Value) {
+        obj["status"]["phase"] = json!("Terminating");
+    }
+
+    fn deletion_held(&self, _obj: &Value) -> bool {
+        true
+    }
+
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["status.phase"]
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        let age = age_col();
+        vec![
+            name_col(),
+            col("Status", "string", 0, "The status of the namespace"),
+            age,
+        ]
+    }
+
+    fn cells(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        let name = json!(s(&obj["metadata"]["name"]));
+        let created = obj["metadata"]["creationTimestamp"].as_str();
+        let age_cell = json!(age(created, now));
+        vec![name, json!(s(&obj["status"]["phase"])), age_cell]
+    }
+}

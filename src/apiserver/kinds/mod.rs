@@ -1,0 +1,412 @@
+//! One file per served kind, each behind the [`Strategy`] trait (upstream's
+//! `rest.RESTCreateStrategy`/`RESTUpdateStrategy`/`RESTDeleteStrategy` on a generic store).
+//!
+//! The handlers, discovery, OpenAPI, watch and Table code know nothing about particular
+//! kinds: they ask the kind's strategy. What is the same for every kind (name rules,
+//! typed round trip, status handling, default Table) is a default method here, so a kind
+//! file holds only what makes that kind different.
+
+pub mod coordination;
+pub mod core;
+pub mod events;
+pub mod typed;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::table::{self, Column};
+use super::validation::{self, Cause};
+
+/// Verbs of a full read/write resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Verbs of a `status`-like subresource.
+pub const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+
+/// A subresource and what it returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubresourceDef {
+    /// Name after the object's path (`status`, `log`, `exec`, ...).
+    pub name: String,
+    /// Group of the returned kind.
+    pub group: String,
+    /// Version of the returned kind.
+    pub version: String,
+    /// Kind returned (or accepted) by the subresource.
+    pub kind: String,
+    /// Verbs allowed on it.
+    pub verbs: Vec<String>,
+}
+
+/// The names and shape of one served resource: what discovery lists and routing,
+/// storage keys and error messages use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// API group ("" for core).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Plural resource name used in URLs.
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Namespaced (true) or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names (`po`, `ns`, ...).
+    pub short_names: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
+    /// Verbs on the resource itself.
+    pub verbs: Vec<String>,
+    /// Subresources.
+    pub subresources: Vec<SubresourceDef>,
+    /// Storage key segment: objects live under `/registry/<storage>/...`. Two resources
+    /// sharing one segment share their objects (core and events.k8s.io events).
+    pub storage: String,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl ResourceDef {
+    /// A namespaced resource with every verb, stored under its plural; refine with the
+    /// builder methods.
+    pub fn new(group: &str, version: &str, kind: &str, plural: &str) -> Self {
+        ResourceDef {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            singular: kind.to_lowercase(),
+            namespaced: true,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            verbs: strings(ALL_VERBS),
+            subresources: Vec::new(),
+            storage: plural.into(),
+        }
+    }
+
+    /// Cluster-scoped.
+    pub fn cluster_scoped(mut self) -> Self {
+        self.namespaced = false;
+        self
+    }
+
+    /// Short names.
+    pub fn short_names(mut self, names: &[&str]) -> Self {
+        self.short_names = strings(names);
+        self
+    }
+
+    /// Categories.
+    pub fn categories(mut self, names: &[&str]) -> Self {
+        self.categories = strings(names);
+        self
+    }
+
+    /// Verbs on the resource.
+    pub fn verbs(mut self, verbs: &[&str]) -> Self {
+        self.verbs = strings(verbs);
+        self
+    }
+
+    /// The storage segment (when it differs from the plural).
+    pub fn storage(mut self, segment: &str) -> Self {
+        self.storage = segment.into();
+        self
+    }
+
+    /// A subresource returning `kind` of this resource's group and version.
+    pub fn subresource(mut self, name: &str, kind: &str, verbs: &[&str]) -> Self {
+        self.subresources.push(SubresourceDef {
+            name: name.into(),
+            group: self.group.clone(),
+            version: self.version.clone(),
+            kind: kind.into(),
+            verbs: strings(verbs),
+        });
+        self
+    }
+
+    /// A subresource returning `kind` of another group-version (`eviction` returns
+    /// policy/v1 Eviction).
+    pub fn foreign_subresource(
+        mut self,
+        name: &str,
+        group: &str,
+        version: &str,
+        kind: &str,
+        verbs: &[&str],
+    ) -> Self {
+        self.subresources.push(SubresourceDef {
+            name: name.into(),
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            verbs: strings(verbs),
+        });
+        self
+    }
+
+    /// `v1` or `<group>/<version>`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The resource as `<plural>[.<group>]`, as upstream names it in messages.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// Storage key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("/registry/{}/{}/{}", self.storage, ns, name),
+            _ => format!("/registry/{}/{}", self.storage, name),
+        }
+    }
+
+    /// Storage prefix of a collection (one namespace, or all of them).
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("/registry/{}/{}/", self.storage, ns),
+            _ => format!("/registry/{}/", self.storage),
+        }
+    }
+
+    /// The subresource called `name`, if served.
+    pub fn find_subresource(&self, name: &str) -> Option<&SubresourceDef> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// Whether this kind has a `status` subresource, so that main-resource writes keep
+    /// the stored status and status writes keep the stored spec.
+    pub fn has_status(&self) -> bool {
+        self.find_subresource("status").is_some()
+    }
+
+    /// Whether `verb` is allowed on the resource itself.
+    pub fn allows(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+}
+
+/// How a delete proceeds for one object, decided by its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    /// Seconds until the object may be removed (0: at once, unless finalizers hold it).
+    pub grace_seconds: i64,
+    /// Whether the object is only marked (deletionTimestamp) even with no finalizers and
+    /// no grace period: its contents are removed first (namespaces).
+    pub empties_namespace: bool,
+}
+
+impl Deletion {
+    /// Removed at once (after finalizers).
+    pub const IMMEDIATE: Deletion = Deletion {
+        grace_seconds: 0,
+        empties_namespace: false,
+    };
+}
+
+/// How strategic merge patch (and server-side apply) treats the list at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMerge {
+    /// Atomic: the patch's list replaces the object's.
+    Replace,
+    /// Items merged by the value of this key.
+    MergeByKey(&'static str),
+    /// A set of scalars: values are merged.
+    MergePrimitives,
+}
+
+/// The behaviour of one kind. Every method but [`Strategy::def`] has a default that is
+/// what upstream's generic store does for a kind that does not override it.
+pub trait Strategy: Send + Sync + 'static {
+    /// The resource's names and shape.
+    fn def(&self) -> &ResourceDef;
+
+    /// Decodes `value` as the typed kind and re-encodes it: the normalised object and the
+    /// paths of fields the type does not know (`spec.foo`), or why it does not decode.
+    /// Kinds without a Rust type keep the object as it is.
+    fn normalize(&self, value: Value) -> Result<(Value, Vec<String>), String> {
+        Ok((value, Vec::new()))
+    }
+
+    /// Adds the kind's OpenAPI schema to `generator` and returns its component name
+    /// (`io.k8s.api.core.v1.Pod`), if the kind has one.
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> Option<String> {
+        let _ = generator;
+        None
+    }
+
+    /// The stored object as this resource's API version shows it.
+    fn to_view(&self, stored: &Value) -> Value {
+        stored.clone()
+    }
+
+    /// An object of this resource's API version as it is stored.
+    fn to_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// The problems with `name` as this kind's object name (upstream wording); most kinds
+    /// take a DNS-1123 subdomain.
+    fn validate_name(&self, name: &str) -> Vec<String> {
+        validation::subdomain_name(name)
+    }
+
+    /// Sets defaults and resets what clients may not set on create (status, usually).
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let _ = obj;
+    }
+
+    /// Fixes up an update of the main resource: by default a kind with a `status`
+    /// subresource keeps its stored status.
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        if self.def().has_status() {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The object a write through the `status` subresource stores: the old object with
+    /// the new status, and the new labels and annotations (upstream's status strategies
+    /// reset the spec but keep metadata changes).
+    fn prepare_for_status_update(&self, old: &Value, new: &Value) -> Value {
+        default_status_update(old, new)
+    }
+
+    /// Validates a new object (kind rules; metadata is checked by the caller).
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let _ = obj;
+        Vec::new()
+    }
+
+    /// Validates an update: by default the create rules on the new object.
+    fn validate_update(&self, old: &Value, new: &Value) -> Vec<Cause> {
+        let _ = old;
+        self.validate(new)
+    }
+
+    /// How deleting `current` proceeds, given the client's grace period.
+    fn deletion(&self, current: &Value, requested_grace: Option<i64>) -> Deletion {
+        let _ = (current, requested_grace);
+        Deletion::IMMEDIATE
+    }
+
+    /// Marks the start of a deletion in the object (namespaces go `Terminating`).
+    fn deletion_started(&self, obj: &mut Value) {
+        let _ = obj;
+    }
+
+    /// Whether an object being deleted must stay although its finalizers are gone (a
+    /// pod until its kubelet confirms; a namespace until it is empty).
+    fn deletion_held(&self, obj: &Value) -> bool {
+        let _ = obj;
+        false
+    }
+
+    /// The Table columns `kubectl get` shows.
+    fn columns(&self) -> Vec<Column> {
+        table::default_columns()
+    }
+
+    /// The cells of one row, in [`Strategy::columns`] order.
+    fn cells(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        let _ = now;
+        table::default_cells(obj)
+    }
+
+    /// Row conditions (`Completed` for finished pods).
+    fn row_conditions(&self, obj: &Value) -> Vec<Value> {
+        let _ = obj;
+        Vec::new()
+    }
+
+    /// Field selector fields beyond `metadata.name` and `metadata.namespace`.
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The value of a selectable field as field selectors compare it.
+    fn field_value(&self, obj: &Value, path: &str) -> String {
+        super::selectors::field_value(obj, path)
+    }
+
+    /// How strategic merge patch treats the list at `path` (field names from the root;
+    /// list items contribute no segment). `metadata` lists are handled by the caller.
+    fn list_merge(&self, path: &[&str]) -> ListMerge {
+        let _ = path;
+        ListMerge::Replace
+    }
+}
+
+/// What a write through the `status` subresource stores, by default: the old object
+/// with the new status and the new labels and annotations (upstream's status strategies
+/// reset the spec but keep metadata changes).
+pub fn default_status_update(old: &Value, new: &Value) -> Value {
+    let mut out = old.clone();
+    out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+    for k in ["labels", "annotations"] {
+        match new["metadata"].get(k) {
+            Some(v) if !v.is_null() => out["metadata"][k] = v.clone(),
+            _ => {
+                if let Some(m) = out["metadata"].as_object_mut() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+    if let Some(rv) = new["metadata"].get("resourceVersion") {
+        out["metadata"]["resourceVersion"] = rv.clone();
+    }
+    out
+}
+
+/// A shared strategy, as the registry hands them out.
+pub type Kind = Arc<dyn Strategy>;
+
+/// The field selector fields of `res` (common ones first).
+pub fn supported_fields(res: &dyn Strategy) -> Vec<&'static str> {
+    let mut f = vec!["metadata.name", "metadata.namespace"];
+    f.extend_from_slice(res.selectable_fields());
+    f
+}
+
+/// Every built-in kind, core first (the first group is preferred by clients).
+pub fn builtins() -> Vec<Kind> {
+    let mut out: Vec<Kind> = Vec::new();
+    out.extend(core::kinds());
+    out.extend(coordination::kinds());
+    out.extend(events::kinds());
+    out
+}
