@@ -14,13 +14,15 @@ use serde_json::{Map, Value, json};
 use super::kinds::{Kind, ResourceDef, Strategy};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
-use super::{ApiServer, Body, Ctx, defaults, kinds, read_body, validation, watch};
+use super::{ApiServer, Body, Ctx, admission, defaults, kinds, read_body, validation, watch};
 use crate::store::StoreError;
 
 /// Errors inside store closures: either the store's or a handler's own.
 enum Fail {
     Store(StoreError),
     Api(ApiError),
+    /// The object changed since it was read: compute the write again.
+    Stale,
 }
 
 impl From<StoreError> for Fail {
@@ -40,6 +42,7 @@ impl Fail {
         match self {
             Fail::Store(e) => ApiError::from_store(res, name, e),
             Fail::Api(e) => e,
+            Fail::Stale => ApiError::conflict(res, name),
         }
     }
 }
@@ -674,6 +677,19 @@ async fn create_object(
     }
     defaults::init_metadata(&mut obj);
     res.prepare_for_create(&mut obj);
+    let req = admission::Request {
+        operation: admission::Operation::Create,
+        kind: res,
+        namespace: ns,
+        name: &name,
+        subresource: None,
+        old: None,
+        user: &ctx.user,
+        dry_run: dry_run(ctx),
+    };
+    let mut view = res.to_view(&obj);
+    srv.admission.mutate(srv, &req, &mut view).await?;
+    obj = res.to_storage(view);
     let mut causes: Vec<validation::Cause> = res
         .validate_name(&name)
         .into_iter()
@@ -694,6 +710,9 @@ async fn create_object(
     if res.def().namespaced {
         namespace_check(srv, ns.unwrap_or("default"))?;
     }
+    srv.admission
+        .validate(srv, &req, &res.to_view(&obj))
+        .await?;
     if dry_run(ctx) {
         return Ok(super::negotiate::object_response(
             ctx,
@@ -820,7 +839,7 @@ async fn update(
     }
     let (obj, warnings) = admit(ctx, res, obj, name)?;
     let obj = res.to_storage(obj);
-    let stored = write_update(srv, ctx, res, ns, name, move |_| Ok(obj), status_only).await?;
+    let stored = write_update(srv, ctx, res, ns, name, |_| Ok(obj.clone()), status_only).await?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
@@ -845,41 +864,70 @@ fn validate_update(res: &dyn Strategy, old: &Value, new: &Value) -> Vec<validati
 }
 
 /// The common update path: `make` builds the incoming object from the current (view)
-/// object; the result is merged, validated and stored with optimistic concurrency.
+/// object; the result is merged, validated, admitted and stored. The write is guarded by
+/// the resourceVersion it was computed from; when another write came in between, it is
+/// computed again from the new state (a client's own resourceVersion still conflicts).
 async fn write_update(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     res: &dyn Strategy,
     ns: Option<&str>,
     name: &str,
-    make: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    make: impl Fn(&Value) -> Result<Value, ApiError>,
     status_only: bool,
 ) -> Result<Value, ApiError> {
     let key = res.def().key(ns, name);
-    if dry_run(ctx) {
-        let cur = srv
+    let sub = status_only.then_some("status");
+    for _ in 0..8 {
+        let current = srv
             .store
             .get(&key)
             .map_err(|e| ApiError::from_store(res.def(), name, e))?
             .ok_or_else(|| ApiError::not_found(res.def(), name))?;
-        let incoming = make(&res.to_view(&cur))?;
-        return merge_for_update(res, &cur, incoming, status_only);
-    }
-    let stored = srv
-        .store
-        .update(&key, |current: Value| -> Result<Value, Fail> {
-            let incoming = make(&res.to_view(&current))?;
-            let merged = merge_for_update(res, &current, incoming, status_only)?;
-            let causes = validate_update(res, &res.to_view(&current), &res.to_view(&merged));
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(res.def(), name, &causes).into());
+        let old_view = res.to_view(&current);
+        let incoming = make(&old_view)?;
+        let mut merged = merge_for_update(res, &current, incoming, status_only)?;
+        let causes = validate_update(res, &old_view, &res.to_view(&merged));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res.def(), name, &causes));
+        }
+        let req = admission::Request {
+            operation: admission::Operation::Update,
+            kind: res,
+            namespace: ns,
+            name,
+            subresource: sub,
+            old: Some(&old_view),
+            user: &ctx.user,
+            dry_run: dry_run(ctx),
+        };
+        let mut view = res.to_view(&merged);
+        srv.admission.mutate(srv, &req, &mut view).await?;
+        srv.admission.validate(srv, &req, &view).await?;
+        merged = res.to_storage(view);
+        if dry_run(ctx) {
+            return Ok(merged);
+        }
+        let seen = current["metadata"]["resourceVersion"].clone();
+        let written = srv
+            .store
+            .update(&key, |now: Value| -> Result<Value, Fail> {
+                if now["metadata"]["resourceVersion"] != seen {
+                    return Err(Fail::Stale);
+                }
+                Ok(merged)
+            })
+            .await;
+        match written {
+            Ok(stored) => {
+                finish_if_deletable(srv, res, ns, name, &stored).await;
+                return Ok(stored);
             }
-            Ok(merged)
-        })
-        .await
-        .map_err(|f| f.into_api(res.def(), name))?;
-    finish_if_deletable(srv, res, ns, name, &stored).await;
-    Ok(stored)
+            Err(Fail::Stale) => continue,
+            Err(f) => return Err(f.into_api(res.def(), name)),
+        }
+    }
+    Err(ApiError::conflict(res.def(), name))
 }
 
 /// Removes an object whose deletion was pending once nothing holds it any more
@@ -898,7 +946,7 @@ async fn finish_if_deletable(
     let finalizers_empty = meta["finalizers"].as_array().is_none_or(|f| f.is_empty());
     if finalizers_empty && !res.deletion_held(obj) {
         let uid = meta["uid"].as_str().unwrap_or("").to_string();
-        let _ = srv
+        let removed = srv
             .store
             .delete(&res.def().key(ns, name), |cur: &Value| {
                 if cur["metadata"]["uid"].as_str() == Some(uid.as_str()) {
@@ -908,6 +956,9 @@ async fn finish_if_deletable(
                 }
             })
             .await;
+        if let Ok(gone) = removed {
+            srv.admission.deleted(srv, res, &res.to_view(&gone)).await;
+        }
     }
 }
 
@@ -1192,6 +1243,9 @@ async fn delete_one(
         })
         .await
         .map_err(|e| ApiError::from_store(res.def(), name, e))?;
+    srv.admission
+        .deleted(srv, res, &res.to_view(&deleted))
+        .await;
     Ok(deleted)
 }
 

@@ -2,6 +2,7 @@
 //! authentication, a small authoriser, and routing to discovery, OpenAPI and the
 //! resource handlers.
 
+pub mod admission;
 pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;
@@ -69,6 +70,8 @@ pub struct ApiServer {
     pub trace: Arc<crate::trace::Recorder>,
     /// The kinds served, changed at run time as CustomResourceDefinitions come and go.
     pub registry: Registry,
+    /// The admission plugins every write passes.
+    pub admission: admission::Chain,
 }
 
 /// One parsed request, as the handlers see it.

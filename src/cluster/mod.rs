@@ -197,6 +197,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         kubelet_tls: Some(pki.client_tls(&pki.apiserver_kubelet_client)?),
         trace: trace.clone(),
         registry: crate::apiserver::registry::Registry::builtin(),
+        admission: crate::apiserver::admission::Chain::standard(),
     });
     crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();
