@@ -185,6 +185,81 @@ fn int64_param(ctx: &Ctx, name: &str) -> Result<Option<i64>, ApiError> {
     })
 }
 
+/// Checks `resourceVersionMatch`, `sendInitialEvents` and `continue` of a list or watch
+/// as upstream's `ValidateListOptions` does: 422 Invalid `ListOptions.meta.k8s.io`.
+pub fn check_list_options(ctx: &Ctx, watch: bool) -> Result<(), ApiError> {
+    let forbidden = |why: &str| validation::forbidden("resourceVersionMatch", why);
+    let rv = ctx.q("resourceVersion").unwrap_or("");
+    let cont = ctx.q("continue").unwrap_or("");
+    let initial = ctx.q("sendInitialEvents");
+    let mut causes = Vec::new();
+    match ctx.q("resourceVersionMatch").unwrap_or("") {
+        _ if watch => {
+            let m = ctx.q("resourceVersionMatch").unwrap_or("");
+            if initial.is_some() && m != "NotOlderThan" {
+                causes.push(forbidden(
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if !m.is_empty() {
+                if initial.is_none() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                    ));
+                }
+                if m != "NotOlderThan" {
+                    causes.push(validation::not_supported(
+                        "resourceVersionMatch",
+                        m,
+                        &["NotOlderThan"],
+                    ));
+                }
+                if !cont.is_empty() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+            }
+        }
+        "" => {}
+        m => {
+            if rv.is_empty() {
+                causes.push(forbidden(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if !cont.is_empty() {
+                causes.push(forbidden(
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if m != "Exact" && m != "NotOlderThan" {
+                causes.push(validation::not_supported(
+                    "resourceVersionMatch",
+                    m,
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if m == "Exact" && rv == "0" {
+                causes.push(forbidden(
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+    }
+    if !watch && initial.is_some() {
+        causes.push(validation::forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_options("ListOptions", &causes))
+    }
+}
+
 /// Checks `dryRun` and `fieldValidation` of a write the way upstream validates its
 /// Create/Update/Patch/DeleteOptions: anything but the known values is 422 Invalid.
 fn check_write_options(ctx: &Ctx) -> Result<(), ApiError> {
@@ -386,6 +461,79 @@ pub fn list_matching(
     Ok((out, rv))
 }
 
+/// Lists the objects under `ns` as they were at revision `at` (`resourceVersionMatch=
+/// Exact`): the current state with the changes after `at` undone from the watch window's
+/// record of each event's previous state. Older than the window: 410 Expired, as upstream
+/// answers for a compacted revision.
+pub fn list_at(
+    srv: &ApiServer,
+    res: &dyn Strategy,
+    ns: Option<&str>,
+    filter: &Filter,
+    at: u64,
+) -> Result<(Vec<(String, Value)>, u64), ApiError> {
+    let prefix = res.def().prefix(ns);
+    let (items, now) = srv
+        .store
+        .list(&prefix)
+        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
+    let too_old =
+        || ApiError::expired("The resourceVersion for the provided list is too old.".to_string());
+    let mut cursor = srv.store.watch(&prefix, at).map_err(|_| too_old())?;
+    let mut state: std::collections::BTreeMap<String, Value> = items
+        .into_iter()
+        .map(|o| {
+            let m = &o["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap_or(""),
+                    m["name"].as_str().unwrap_or("")
+                ),
+                o,
+            )
+        })
+        .collect();
+    let mut later = Vec::new();
+    loop {
+        let batch = srv.store.next_events(&mut cursor).map_err(|_| too_old())?;
+        if batch.is_empty() {
+            break;
+        }
+        let done = batch.iter().any(|e| e.revision >= now);
+        later.extend(batch.into_iter().filter(|e| e.revision <= now));
+        if done {
+            break;
+        }
+    }
+    for ev in later.iter().rev() {
+        let current = ev.object().map_err(|e| ApiError::internal(e.to_string()))?;
+        let m = &current["metadata"];
+        let key = format!(
+            "{}/{}",
+            m["namespace"].as_str().unwrap_or(""),
+            m["name"].as_str().unwrap_or("")
+        );
+        match ev
+            .previous()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            Some(prev) => {
+                state.insert(key, prev);
+            }
+            None => {
+                state.remove(&key);
+            }
+        }
+    }
+    let out = state
+        .into_iter()
+        .map(|(k, o)| (k, res.to_view(&o)))
+        .filter(|(_, v)| filter.matches(res, v))
+        .collect();
+    Ok((out, at))
+}
+
 /// How long a read waits for the store to reach a requested resourceVersion before it
 /// fails with "Too large resource version" (upstream's watch cache blocks for 3 s).
 pub const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
@@ -407,18 +555,26 @@ async fn list(
     res: &dyn Strategy,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
+    check_list_options(ctx, false)?;
     let params = ListParams::from_ctx(ctx)?;
     let filter = Filter::from_ctx(ctx, res)?;
     let continuing = ctx.q("continue").is_some_and(|s| !s.is_empty());
-    if !continuing
-        && let Some(rv) = ctx
-            .q("resourceVersion")
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|rv| *rv > 0)
-    {
+    let exact = ctx.q("resourceVersionMatch") == Some("Exact");
+    let asked_rv = ctx
+        .q("resourceVersion")
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))
+        })
+        .transpose()?;
+    if !continuing && let Some(rv) = asked_rv.filter(|rv| *rv > 0) {
         wait_until_fresh(srv, rv).await?;
     }
-    let (mut items, rv) = list_matching(srv, res, ns, &filter)?;
+    let (mut items, rv) = match asked_rv {
+        Some(at) if exact => list_at(srv, res, ns, &filter, at)?,
+        _ => list_matching(srv, res, ns, &filter)?,
+    };
     let mut rv_out = rv;
     if let Some(tok) = ctx.q("continue").filter(|s| !s.is_empty()) {
         let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD

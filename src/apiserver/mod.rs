@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod kubelet_proxy;
+pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
 pub mod openapi_v2;
@@ -72,6 +73,8 @@ pub struct ApiServer {
     pub registry: Registry,
     /// The admission plugins every write passes.
     pub admission: admission::Chain,
+    /// Request counts and latencies for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// One parsed request, as the handlers see it.
@@ -145,6 +148,8 @@ pub enum Route {
     },
     /// `/debug/rkind/traces` (exec-chain traces, admins only).
     DebugTraces,
+    /// `/metrics` (Prometheus text).
+    Metrics,
     /// Nothing here.
     NotFound,
 }
@@ -162,6 +167,7 @@ pub fn route(path: &str, snap: &Snapshot) -> Route {
         ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
         ["openapi", "v2"] => Route::OpenApiV2,
         ["debug", "rkind", "traces"] => Route::DebugTraces,
+        ["metrics"] => Route::Metrics,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApiDoc(rest.join("/")),
         ["api", v, rest @ ..] => resource_route(snap, "", v, rest),
@@ -411,10 +417,35 @@ impl ApiServer {
                 headers: req.headers().clone(),
                 user,
             };
-            match self.dispatch(r, &snap, ctx, req).await {
+            let labels = match &r {
+                Route::Resource {
+                    res,
+                    namespace,
+                    name,
+                    sub,
+                } => {
+                    let d = res.def();
+                    Some(metrics::RequestLabels::new(
+                        &ctx.method,
+                        d,
+                        sub.as_deref(),
+                        namespace.as_deref(),
+                        name.as_deref(),
+                        matches!(ctx.q("watch"), Some("true" | "1")),
+                    ))
+                }
+                _ => None,
+            };
+            let started = std::time::Instant::now();
+            let resp = match self.dispatch(r, &snap, ctx, req).await {
                 Ok(resp) => resp,
                 Err(e) => error_response(&e),
+            };
+            if let Some(labels) = labels {
+                self.metrics
+                    .observe(labels, resp.status().as_u16(), started.elapsed());
             }
+            resp
         }
         .instrument(span)
         .await
@@ -524,6 +555,17 @@ impl ApiServer {
             } => handlers::resource(self, &ctx, req, res, namespace, name, sub).await,
             Route::Version | Route::Health => Ok(self.public(&r)),
             Route::DebugTraces => debug_traces::serve(self, &ctx),
+            Route::Metrics => {
+                get_only(&ctx)?;
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
+                    .body(full(self.metrics.render()))
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            }
             Route::NotFound => Err(ApiError::path_not_found()),
         }
     }

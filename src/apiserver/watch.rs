@@ -21,7 +21,9 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::handlers::{Filter, ListParams, list_matching, make_table, wait_until_fresh};
+use super::handlers::{
+    Filter, ListParams, check_list_options, list_matching, make_table, wait_until_fresh,
+};
 use super::kinds::{Kind, Strategy};
 use super::negotiate::WatchFramer;
 use super::status::ApiError;
@@ -95,6 +97,7 @@ pub async fn serve(
     res: Kind,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
+    check_list_options(ctx, true)?;
     let params = ListParams::from_ctx(ctx)?;
     let filter = Filter::from_ctx(ctx, &*res)?;
     let rv_param = ctx.q("resourceVersion").unwrap_or("");

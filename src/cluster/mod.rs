@@ -198,6 +198,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         trace: trace.clone(),
         registry: crate::apiserver::registry::Registry::builtin(),
         admission: crate::apiserver::admission::Chain::standard(),
+        metrics: Default::default(),
     });
     crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();
