@@ -186,3 +186,39 @@ fn object_semantics_match_upstream() {
     let err = c.fails(&["create", "configmap", &too_long]);
     assert!(err.contains("must be no more than 253 characters"), "{err}");
 }
+
+#[test]
+fn pods_track_generation_and_reject_bad_sysctls() {
+    let c = Cluster::start("podgen");
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad"},"spec":{"securityContext":{"sysctls":[{"name":"kernel.shm_rmid_forced-","value":"0"}]},"containers":[{"name":"c","image":"rkind/host"}]}}"#,
+    );
+    assert!(
+        err.contains(r#"spec.securityContext.sysctls[0].name: Invalid value: "kernel.shm_rmid_forced-": must have at most 253 characters and match regex"#),
+        "{err}"
+    );
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"gen"},"spec":{"terminationGracePeriodSeconds":60,"containers":[{"name":"c","image":"rkind/host","command":["sh","-c","trap '' TERM; sleep 3600"]}]}}"#,
+    );
+    c.ok(&["wait", "--for=condition=Ready", "pod/gen", "--timeout=60s"]);
+    c.eventually(30, "status.observedGeneration 1", || {
+        c.ok(&[
+            "get",
+            "pod",
+            "gen",
+            "-o",
+            "jsonpath={.status.observedGeneration}",
+        ]) == "1"
+    });
+    assert_eq!(
+        c.ok(&["get", "pod", "gen", "-o", "jsonpath={.metadata.generation}"]),
+        "1"
+    );
+    c.ok(&["delete", "pod", "gen", "--wait=false"]);
+    let meta = json(&c.ok(&["get", "pod", "gen", "-o", "json"]));
+    assert!(meta["metadata"]["deletionTimestamp"].is_string(), "{meta}");
+    assert_eq!(meta["metadata"]["generation"], 2, "{meta}");
+    c.ok(&["delete", "pod", "gen", "--grace-period=0", "--force"]);
+}

@@ -1371,6 +1371,11 @@ async fn delete_one(
                 let already = cur["metadata"]["deletionTimestamp"].is_string();
                 let old_grace = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
                 // A second delete may only shorten the grace period.
+                // Starting a graceful deletion is a change of the desired state: the
+                // generation moves, as upstream's BeforeDelete does.
+                if !already && let Some(g) = cur["metadata"]["generation"].as_i64() {
+                    cur["metadata"]["generation"] = json!(g + 1);
+                }
                 if !already || old_grace.is_some_and(|g| grace < g) {
                     let when = now + jiff::SignedDuration::from_secs(grace);
                     cur["metadata"]["deletionTimestamp"] = json!(defaults::format_time(when));

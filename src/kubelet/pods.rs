@@ -1239,6 +1239,10 @@ impl Worker {
         if !init_statuses.is_empty() {
             status["initContainerStatuses"] = json!(init_statuses);
         }
+        // The generation this status describes, as upstream's kubelet reports it.
+        if let Some(g) = self.pod["metadata"]["generation"].as_i64() {
+            status["observedGeneration"] = json!(g);
+        }
         if self.spec()["hostNetwork"].as_bool().unwrap_or(false) {
             status["podIP"] = json!("127.0.0.1");
             status["podIPs"] = json!([{"ip": "127.0.0.1"}]);

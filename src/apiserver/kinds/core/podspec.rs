@@ -296,6 +296,7 @@ pub fn validate(spec: &Value, root: &str, out: &mut Vec<Cause>) {
             }
         }
     }
+    validate_sysctls(&spec["securityContext"]["sysctls"], root, out);
     if let Some(rp) = spec["restartPolicy"].as_str()
         && !["Always", "OnFailure", "Never"].contains(&rp)
     {
@@ -322,6 +323,48 @@ pub fn validate(spec: &Value, root: &str, out: &mut Vec<Cause>) {
             g,
             "must be greater than or equal to 0",
         ));
+    }
+}
+
+/// A sysctl name: dot- or slash-separated segments of `[a-z0-9]([-_a-z0-9]*[a-z0-9])?`,
+/// at most 253 characters.
+fn is_sysctl_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split(['.', '/']).all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && seg
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                && seg
+                    .bytes()
+                    .last()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// Upstream's sysctl rules: a name is required, well formed and not repeated.
+fn validate_sysctls(sysctls: &Value, root: &str, out: &mut Vec<Cause>) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in sysctls.as_array().into_iter().flatten().enumerate() {
+        let field = format!("{root}.securityContext.sysctls[{i}].name");
+        let name = s["name"].as_str().unwrap_or("");
+        if name.is_empty() {
+            out.push(required(field));
+        } else if !is_sysctl_name(name) {
+            out.push(invalid(
+                field,
+                name,
+                r"must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
+            ));
+        } else if seen.contains(&name) {
+            out.push(duplicate(field, name));
+        } else {
+            seen.push(name);
+        }
     }
 }
 
@@ -370,6 +413,15 @@ mod tests {
             text.contains("spec.restartPolicy: Unsupported value: \"Sometimes\""),
             "{text}"
         );
+        let mut sc = Vec::new();
+        let spec = json!({"containers":[{"name":"a","image":"i"}],"securityContext":{"sysctls":[
+            {"name":"kernel.shm_rmid_forced","value":"1"},{"name":"foo-"},{"name":"net.ipv4/conf/lo/x"},{"name":"kernel.shm_rmid_forced"},{"name":""}]}});
+        validate(&spec, "spec", &mut sc);
+        let text = crate::apiserver::validation::invalid_message("Pod", "s", &sc);
+        assert!(text.contains("spec.securityContext.sysctls[1].name: Invalid value: \"foo-\": must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$"), "{text}");
+        assert!(text.contains("sysctls[3].name: Duplicate value"), "{text}");
+        assert!(text.contains("sysctls[4].name: Required value"), "{text}");
+        assert_eq!(sc.len(), 3, "{text}");
         let mut t = Vec::new();
         validate(&json!({}), "spec.template.spec", &mut t);
         assert_eq!(t[0].field, "spec.template.spec.containers");
