@@ -2,6 +2,7 @@
 //! authentication, a small authoriser, and routing to discovery, OpenAPI and the
 //! resource handlers.
 
+pub mod apply;
 pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;
