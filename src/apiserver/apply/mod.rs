@@ -13,39 +13,47 @@
 //!
 //! # Integration (handlers)
 //!
-//! Per request build a [`Target`]: `schema: schema::for_kind(res.group, res.kind)`,
-//! `api_version: "v1" | "apps/v1"` (the resource's group/version), `subresource: ""`
-//! or `"status"`, `now: defaults::now_rfc3339()`.
+//! Checked end to end in a scratch copy (never committed) where `tests/apply.rs`,
+//! `tests/foundation.rs`, `tests/hardening_api.rs` and `tests/pods.rs` all pass.
 //!
-//! - **Patch options** (all patch types, before anything else):
+//! Per request build a [`Target`]: `schema: schema::for_kind(res.group, res.kind)`,
+//! `api_version: &res.api_version()`, `subresource: ""` or `"status"` (`status_only`),
+//! `now: &defaults::now_rfc3339()`.
+//!
+//! - **Patch options** (every patch type, right after decoding the body):
 //!   [`validate_patch_options`]`(ctx.q("fieldManager"), is_apply, ctx.q("force").is_some())`;
-//!   non-empty causes → `ApiError::invalid_options("PatchOptions", &causes)` (422,
+//!   causes → `ApiError::invalid_options("PatchOptions", &causes)` (422
 //!   `PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required
-//!   for apply patch`). Today's handler reports it with the resource's kind instead.
-//! - **Apply** (`patch`, content type `application/apply-patch+yaml`): inside the
-//!   `write_update` closure, replace `apply_patch(..)` by
-//!   `apply::apply(Some(current), &patch_doc, field_manager, force, &target)`, where
-//!   `force` is `ctx.q("force") == Some("true")`; when the object does not exist, call
-//!   `apply::apply(None, ..)` and hand the result to `create_object` (instead of the raw
-//!   patch document). Then [`check_name`]`(&result, name, ns)`. Map errors with
-//!   [`ApplyError::status_code`], [`ApplyError::reason`], [`ApplyError::message`] and
-//!   [`ApplyError::causes`] (details carry only `causes` for conflicts, as upstream).
-//!   Defaults run after apply, as upstream defaults the merged object.
-//! - **Create** (`create_object`): after `init_metadata` and the create defaults, call
-//!   `apply::track_update(None, &mut obj, &manager, &target)` — skipped when the create
-//!   came from apply (the applied object already carries its managedFields; make
-//!   `init_metadata` keep them in that case).
-//! - **Update / non-apply patch** (`write_update`): stop copying `managedFields` from
-//!   the current object in `merge_for_update`, and after it call
-//!   `apply::track_update(Some(&current_view), &mut merged, &manager, &target)`:
-//!   managedFields the client sent replace the tracked ones when they decode, `[]`
-//!   clears them, anything invalid or absent keeps the stored ones. Not for apply
-//!   writes (the applied result already has them).
-//! - `manager` for non-apply writes is
-//!   [`manager_or_user_agent`]`(ctx.q("fieldManager"), ctx.header("user-agent"))`.
-//! - `metadata.managedFields` must stop being dropped by `to_storage`/`init_metadata`
-//!   on those paths; `kubectl get --show-managed-fields` then shows them (kubectl hides
-//!   them by default on its own).
+//!   for apply patch`). This replaces today's check, which names the resource's kind.
+//! - **Apply on an existing object** (`patch`, inside the `write_update` closure): instead
+//!   of `apply_patch(..)`, `apply::apply(Some(current), &patch_doc, field_manager, force,
+//!   &target)` with `force = ctx.q("force") == Some("true")`, then
+//!   [`check_name`]`(&result, name, ns)`; `check_type`/`admit`/`to_storage` as today.
+//! - **Apply creating the object**: `apply::apply(None, ..)`, [`check_name`], and the
+//!   result (not the raw patch) goes to `create_object`.
+//! - Errors: `ApiError { code: e.status_code(), reason: e.reason(), message:
+//!   e.message(), details }` with `details = {"causes": e.causes()}` for 409 only (as
+//!   upstream: no name or kind there). `reason()` is `""` for the 500s, which kubectl
+//!   prints as `Error from server: failed to create typed patch object ...`.
+//! - **Create** (`create_object`): keep the body's `managedFields` across
+//!   `init_metadata` (it drops them); after `apply_create_defaults`, for an apply
+//!   create put them back unchanged, otherwise call `apply::track_update(None, &mut obj,
+//!   &manager, &target)` with the body's managedFields in place (a create may set them).
+//!   Upstream tracks before admission, so fields our create defaults add that upstream
+//!   adds in admission (`tolerations`, `priority`, `serviceAccount`, ...) end up owned
+//!   by the creator here; calling `track_update` between the decoding defaults and those
+//!   would match exactly.
+//! - **Update and non-apply patch** (`write_update`, both the dry-run and the store
+//!   path): drop `"managedFields"` from the keys `merge_for_update` copies from the
+//!   current object, and after it call `apply::track_update(Some(&current), &mut merged,
+//!   &manager, &target)` unless the write is an apply (its result already has them).
+//!   Client-sent managedFields then replace the tracked ones when they decode, `[]`
+//!   clears them, anything invalid or absent keeps the stored ones.
+//! - `manager` for non-apply writes: [`manager_or_user_agent`]`(ctx.q("fieldManager"),
+//!   ctx.header("user-agent"))`.
+//! - `events.k8s.io` Events are stored as core Events: track them in one form (the
+//!   view form with the `events.k8s.io` schema, or storage form with the core schema),
+//!   never a mix.
 
 pub mod fieldpath;
 pub mod managed;
