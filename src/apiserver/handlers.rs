@@ -14,7 +14,9 @@ use serde_json::{Map, Value, json};
 use super::kinds::{Kind, ResourceDef, Strategy};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
-use super::{ApiServer, Body, Ctx, admission, defaults, kinds, read_body, validation, watch};
+use super::{
+    ApiServer, Body, Ctx, admission, apply, defaults, kinds, read_body, validation, watch,
+};
 use crate::store::StoreError;
 
 /// Errors inside store closures: either the store's or a handler's own.
@@ -756,6 +758,52 @@ fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether the request is a server-side apply.
+fn is_apply(ctx: &Ctx) -> bool {
+    ctx.header("content-type")
+        .starts_with("application/apply-patch")
+}
+
+/// The Status of a failed apply (409 with `FieldManagerConflict` causes for conflicts).
+fn apply_err(e: apply::ApplyError) -> ApiError {
+    let mut out = ApiError {
+        code: e.status_code(),
+        reason: e.reason(),
+        message: e.message(),
+        details: None,
+    };
+    if e.status_code() == 409 {
+        out.details = Some(json!({"causes": e.causes()}));
+    }
+    out
+}
+
+/// The managed-fields target of a write of `res` (main resource or `status`).
+fn apply_target<'a>(
+    schema: &'a apply::schema::KindSchema,
+    api_version: &'a str,
+    status_only: bool,
+    now: &'a str,
+) -> apply::Target<'a> {
+    apply::Target {
+        schema,
+        api_version,
+        subresource: if status_only { "status" } else { "" },
+        now,
+    }
+}
+
+/// Records the fields a non-apply write changed as owned by its manager
+/// (`fieldManager`, else the client's User-Agent), as upstream's field manager does.
+fn track(ctx: &Ctx, res: &dyn Strategy, old: Option<&Value>, new: &mut Value, status_only: bool) {
+    let schema = res.field_schema();
+    let av = res.def().api_version();
+    let now = defaults::now_rfc3339();
+    let target = apply_target(&schema, &av, status_only, &now);
+    let manager = apply::manager_or_user_agent(ctx.q("fieldManager"), ctx.header("user-agent"));
+    apply::track_update(old, new, &manager, &target);
+}
+
 fn dry_run(ctx: &Ctx) -> bool {
     ctx.multi.iter().any(|(k, v)| k == "dryRun" && v == "All")
 }
@@ -831,8 +879,14 @@ async fn create_object(
             }],
         ));
     }
+    let given_fields = obj["metadata"].get("managedFields").cloned();
     defaults::init_metadata(&mut obj);
     res.prepare_for_create(&mut obj);
+    match given_fields {
+        // An apply that creates: its managed fields were computed by `apply`.
+        Some(mf) if is_apply(ctx) => obj["metadata"]["managedFields"] = mf,
+        _ => track(ctx, res, None, &mut obj, false),
+    }
     let req = admission::Request {
         operation: admission::Operation::Create,
         kind: res,
@@ -927,7 +981,6 @@ fn merge_for_update(
             "deletionGracePeriodSeconds",
             "namespace",
             "generation",
-            "managedFields",
         ] {
             match current["metadata"].get(k) {
                 Some(v) => {
@@ -1042,7 +1095,14 @@ async fn write_update(
             .ok_or_else(|| ApiError::not_found(res.def(), name))?;
         let old_view = res.to_view(&current);
         let incoming = make(&old_view)?;
+        let applied_fields = is_apply(ctx)
+            .then(|| incoming["metadata"].get("managedFields").cloned())
+            .flatten();
         let mut merged = merge_for_update(res, &current, incoming, status_only)?;
+        match applied_fields {
+            Some(mf) => merged["metadata"]["managedFields"] = mf,
+            None => track(ctx, res, Some(&current), &mut merged, status_only),
+        }
         let causes = validate_update(res, &old_view, &res.to_view(&merged));
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.def(), name, &causes));
@@ -1142,6 +1202,20 @@ async fn patch(
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         _ => return Err(ApiError::unsupported_media_type(&ct)),
     };
+    let apply_causes = apply::validate_patch_options(
+        ctx.q("fieldManager"),
+        ct == "application/apply-patch+yaml",
+        ctx.q("force").is_some(),
+    );
+    if !apply_causes.is_empty() {
+        return Err(ApiError::invalid_options("PatchOptions", &apply_causes));
+    }
+    let schema = res.field_schema();
+    let av = res.def().api_version();
+    let now = defaults::now_rfc3339();
+    let target = apply_target(&schema, &av, status_only, &now);
+    let force = ctx.q("force") == Some("true");
+    let manager = ctx.q("fieldManager").unwrap_or("").to_string();
     let key = res.def().key(ns, name);
     let exists = srv
         .store
@@ -1150,18 +1224,9 @@ async fn patch(
         .is_some();
     if !exists {
         if ct == "application/apply-patch+yaml" && !status_only {
-            if ctx.q("fieldManager").unwrap_or("").is_empty() {
-                return Err(ApiError::invalid(
-                    res.def(),
-                    name,
-                    &[validation::Cause {
-                        reason: "FieldValueRequired".into(),
-                        message: "Required value: is required for apply patch".into(),
-                        field: "fieldManager".into(),
-                    }],
-                ));
-            }
-            let mut obj = patch_doc;
+            let mut obj =
+                apply::apply(None, &patch_doc, &manager, force, &target).map_err(apply_err)?;
+            apply::check_name(&obj, name, ns).map_err(apply_err)?;
             return create_object(srv, ctx, res, ns, &mut obj).await;
         }
         return Err(ApiError::not_found(res.def(), name));
@@ -1179,8 +1244,14 @@ async fn patch(
             ns,
             name,
             |current| {
-                let patched = apply_patch(res, &ct, current, &patch_doc)?;
-                let mut patched = patched;
+                let mut patched = if ct == "application/apply-patch+yaml" {
+                    let o = apply::apply(Some(current), &patch_doc, &manager, force, &target)
+                        .map_err(apply_err)?;
+                    apply::check_name(&o, name, ns).map_err(apply_err)?;
+                    o
+                } else {
+                    apply_patch(res, &ct, current, &patch_doc)?
+                };
                 check_type(res, &mut patched)?;
                 let (norm, w) = admit(ctx, res, patched, name)?;
                 if let Ok(mut s) = warn_slot.lock() {

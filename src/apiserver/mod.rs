@@ -3,6 +3,7 @@
 //! resource handlers.
 
 pub mod admission;
+pub mod apply;
 pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;

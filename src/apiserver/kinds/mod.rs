@@ -362,6 +362,13 @@ pub trait Strategy: Send + Sync + 'static {
         super::selectors::field_value(obj, path)
     }
 
+    /// What server-side apply needs to know of the kind's fields (list and map types,
+    /// what status writes reset); built-in kinds get theirs from their Rust type.
+    fn field_schema(&self) -> crate::apiserver::apply::schema::KindSchema {
+        let d = self.def();
+        crate::apiserver::apply::schema::for_kind(&d.group, &d.kind)
+    }
+
     /// How strategic merge patch treats the list at `path` (field names from the root;
     /// list items contribute no segment). `metadata` lists are handled by the caller.
     fn list_merge(&self, path: &[&str]) -> ListMerge {
