@@ -84,11 +84,11 @@ pub async fn resource(
         }
         (&Method::PUT, Some(n)) => {
             let body = read_body(req).await?;
-            update(srv, ctx, res, ns, n, &body, false).await
+            update(srv, ctx, res, ns, n, &body, None).await
         }
         (&Method::PATCH, Some(n)) => {
             let body = read_body(req).await?;
-            patch(srv, ctx, res, ns, n, &body, false).await
+            patch(srv, ctx, res, ns, n, &body, None).await
         }
         (&Method::DELETE, Some(n)) => {
             let body = read_body(req).await?;
@@ -114,22 +114,26 @@ async fn subresource(
     name: &str,
     sub: &str,
 ) -> Result<Response<Body>, ApiError> {
-    if matches!(sub, "status" | "finalize" | "binding") {
+    // Subresources that are views of the object itself (`status`, `finalize`,
+    // `ephemeralcontainers`, ...): read and written through the kind's strategy.
+    let writable = res.writable_subresources().contains(&sub);
+    if writable || sub == "binding" {
         check_write_options(ctx)?;
     }
+    let allows = |verb: &str| {
+        res.def()
+            .find_subresource(sub)
+            .is_some_and(|s| s.verbs.iter().any(|v| v == verb))
+    };
     match (sub, &ctx.method) {
-        ("status", &Method::GET) => get(srv, ctx, res, ns, name),
-        ("status", &Method::PUT) => {
+        (_, &Method::GET) if writable && allows("get") => get(srv, ctx, res, ns, name),
+        (_, &Method::PUT) if writable && allows("update") => {
             let body = read_body(req).await?;
-            update(srv, ctx, res, ns, name, &body, true).await
+            update(srv, ctx, res, ns, name, &body, Some(sub)).await
         }
-        ("status", &Method::PATCH) => {
+        (_, &Method::PATCH) if writable && allows("patch") => {
             let body = read_body(req).await?;
-            patch(srv, ctx, res, ns, name, &body, true).await
-        }
-        ("finalize", &Method::PUT) => {
-            let body = read_body(req).await?;
-            update(srv, ctx, res, ns, name, &body, false).await
+            patch(srv, ctx, res, ns, name, &body, Some(sub)).await
         }
         ("binding", &Method::POST) => {
             let body = read_body(req).await?;
@@ -782,24 +786,24 @@ fn apply_err(e: apply::ApplyError) -> ApiError {
 fn apply_target<'a>(
     schema: &'a apply::schema::KindSchema,
     api_version: &'a str,
-    status_only: bool,
+    sub: Option<&'a str>,
     now: &'a str,
 ) -> apply::Target<'a> {
     apply::Target {
         schema,
         api_version,
-        subresource: if status_only { "status" } else { "" },
+        subresource: sub.unwrap_or(""),
         now,
     }
 }
 
 /// Records the fields a non-apply write changed as owned by its manager
 /// (`fieldManager`, else the client's User-Agent), as upstream's field manager does.
-fn track(ctx: &Ctx, res: &dyn Strategy, old: Option<&Value>, new: &mut Value, status_only: bool) {
+fn track(ctx: &Ctx, res: &dyn Strategy, old: Option<&Value>, new: &mut Value, sub: Option<&str>) {
     let schema = res.field_schema();
     let av = res.def().api_version();
     let now = defaults::now_rfc3339();
-    let target = apply_target(&schema, &av, status_only, &now);
+    let target = apply_target(&schema, &av, sub, &now);
     let manager = apply::manager_or_user_agent(ctx.q("fieldManager"), ctx.header("user-agent"));
     apply::track_update(old, new, &manager, &target);
 }
@@ -885,7 +889,7 @@ async fn create_object(
     match given_fields {
         // An apply that creates: its managed fields were computed by `apply`.
         Some(mf) if is_apply(ctx) => obj["metadata"]["managedFields"] = mf,
-        _ => track(ctx, res, None, &mut obj, false),
+        _ => track(ctx, res, None, &mut obj, None),
     }
     let req = admission::Request {
         operation: admission::Operation::Create,
@@ -952,7 +956,7 @@ fn merge_for_update(
     res: &dyn Strategy,
     current: &Value,
     mut incoming: Value,
-    status_only: bool,
+    sub: Option<&str>,
 ) -> Result<Value, ApiError> {
     let name = current["metadata"]["name"].as_str().unwrap_or("");
     if let Some(uid) = incoming["metadata"]["uid"].as_str() {
@@ -967,8 +971,8 @@ fn merge_for_update(
             ));
         }
     }
-    if status_only {
-        return Ok(res.prepare_for_status_update(current, &incoming));
+    if let Some(sub) = sub {
+        return Ok(res.prepare_for_subresource_update(sub, current, &incoming));
     }
     {
         let meta = incoming["metadata"]
@@ -1028,7 +1032,7 @@ async fn update(
     ns: Option<&str>,
     name: &str,
     body: &[u8],
-    status_only: bool,
+    sub: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let mut obj = decode_body(ctx, body)?;
     check_type(res, &mut obj)?;
@@ -1048,7 +1052,7 @@ async fn update(
     }
     let (obj, warnings) = admit(ctx, res, obj, name)?;
     let obj = res.to_storage(obj);
-    let stored = write_update(srv, ctx, res, ns, name, |_| Ok(obj.clone()), status_only).await?;
+    let stored = write_update(srv, ctx, res, ns, name, |_| Ok(obj.clone()), sub).await?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
@@ -1083,10 +1087,9 @@ async fn write_update(
     ns: Option<&str>,
     name: &str,
     make: impl Fn(&Value) -> Result<Value, ApiError>,
-    status_only: bool,
+    sub: Option<&str>,
 ) -> Result<Value, ApiError> {
     let key = res.def().key(ns, name);
-    let sub = status_only.then_some("status");
     for _ in 0..8 {
         let current = srv
             .store
@@ -1098,10 +1101,10 @@ async fn write_update(
         let applied_fields = is_apply(ctx)
             .then(|| incoming["metadata"].get("managedFields").cloned())
             .flatten();
-        let mut merged = merge_for_update(res, &current, incoming, status_only)?;
+        let mut merged = merge_for_update(res, &current, incoming, sub)?;
         match applied_fields {
             Some(mf) => merged["metadata"]["managedFields"] = mf,
-            None => track(ctx, res, Some(&current), &mut merged, status_only),
+            None => track(ctx, res, Some(&current), &mut merged, sub),
         }
         let causes = validate_update(res, &old_view, &res.to_view(&merged));
         if !causes.is_empty() {
@@ -1185,7 +1188,7 @@ async fn patch(
     ns: Option<&str>,
     name: &str,
     body: &[u8],
-    status_only: bool,
+    sub: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let ct = ctx
         .header("content-type")
@@ -1213,7 +1216,7 @@ async fn patch(
     let schema = res.field_schema();
     let av = res.def().api_version();
     let now = defaults::now_rfc3339();
-    let target = apply_target(&schema, &av, status_only, &now);
+    let target = apply_target(&schema, &av, sub, &now);
     let force = ctx.q("force") == Some("true");
     let manager = ctx.q("fieldManager").unwrap_or("").to_string();
     let key = res.def().key(ns, name);
@@ -1223,7 +1226,7 @@ async fn patch(
         .map_err(|e| ApiError::from_store(res.def(), name, e))?
         .is_some();
     if !exists {
-        if ct == "application/apply-patch+yaml" && !status_only {
+        if ct == "application/apply-patch+yaml" && sub.is_none() {
             let mut obj =
                 apply::apply(None, &patch_doc, &manager, force, &target).map_err(apply_err)?;
             apply::check_name(&obj, name, ns).map_err(apply_err)?;
@@ -1259,7 +1262,7 @@ async fn patch(
                 }
                 Ok(res.to_storage(norm))
             },
-            status_only,
+            sub,
         )
         .await;
         match r {

@@ -298,6 +298,23 @@ pub trait Strategy: Send + Sync + 'static {
         }
     }
 
+    /// The subresources that read and write (part of) the object itself, through
+    /// [`Strategy::prepare_for_subresource_update`]: `status` when the kind has one.
+    fn writable_subresources(&self) -> &'static [&'static str] {
+        if self.def().has_status() {
+            &["status"]
+        } else {
+            &[]
+        }
+    }
+
+    /// The object a write through subresource `sub` stores, from the stored `old` and
+    /// the written `new`: by default only `status` is writable this way.
+    fn prepare_for_subresource_update(&self, sub: &str, old: &Value, new: &Value) -> Value {
+        let _ = sub;
+        self.prepare_for_status_update(old, new)
+    }
+
     /// The object a write through the `status` subresource stores: the old object with
     /// the new status, and the new labels and annotations (upstream's status strategies
     /// reset the spec but keep metadata changes).

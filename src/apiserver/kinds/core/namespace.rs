@@ -69,6 +69,24 @@ impl Strategy for Namespaces {
         name_label(new);
     }
 
+    fn writable_subresources(&self) -> &'static [&'static str] {
+        &["status", "finalize"]
+    }
+
+    /// `finalize` writes only `spec.finalizers` (what the namespace controller removes
+    /// once the namespace is empty).
+    fn prepare_for_subresource_update(&self, sub: &str, old: &Value, new: &Value) -> Value {
+        if sub == "finalize" {
+            let mut out = old.clone();
+            out["spec"]["finalizers"] = new["spec"]["finalizers"].clone();
+            if let Some(rv) = new["metadata"].get("resourceVersion") {
+                out["metadata"]["resourceVersion"] = rv.clone();
+            }
+            return out;
+        }
+        self.prepare_for_status_update(old, new)
+    }
+
     fn prepare_for_status_update(&self, old: &Value, new: &Value) -> Value {
         let mut out = default_status_update(old, new);
         name_label(&mut out);
