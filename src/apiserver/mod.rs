@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod kubelet_proxy;
+pub mod live;
 pub mod negotiate;
 pub mod openapi;
 pub mod openapi_v2;
