@@ -68,6 +68,9 @@ pub async fn resource(
         }
         return subresource(srv, ctx, req, res, ns, name, sub).await;
     }
+    if let Some(objects) = res.live_objects(&srv.store) {
+        return super::live::serve(ctx, res, name.as_deref(), objects);
+    }
     check_write_options(ctx)?;
     match (&ctx.method, name.as_deref()) {
         (&Method::GET, None) => {

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod kubelet_proxy;
+pub mod live;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;

@@ -386,6 +386,20 @@ pub trait Strategy: Send + Sync + 'static {
         crate::apiserver::apply::schema::for_kind(&d.group, &d.kind)
     }
 
+    /// The objects of a kind computed on every read instead of stored (ComponentStatus
+    /// reports the components' health now), or `None` for a stored kind. A kind with live
+    /// objects is served by [`crate::apiserver::live`]: get and list only.
+    fn live_objects(&self, store: &crate::store::Store) -> Option<Vec<Value>> {
+        let _ = store;
+        None
+    }
+
+    /// The `Warning` upstream sends with responses for a deprecated API version (`v1
+    /// ComponentStatus is deprecated in v1.19+`). Only the live serving path sends it yet.
+    fn deprecation_warning(&self) -> Option<String> {
+        None
+    }
+
     /// How strategic merge patch treats the list at `path` (field names from the root;
     /// list items contribute no segment). `metadata` lists are handled by the caller.
     fn list_merge(&self, path: &[&str]) -> ListMerge {

@@ -1,11 +1,16 @@
 //! The core group (`/api/v1`).
 
+pub mod componentstatus;
 pub mod configmap;
+pub mod endpoints;
 pub mod event;
 pub mod namespace;
 pub mod node;
+pub mod persistentvolume;
+pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod podspec;
+pub mod podtemplate;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
@@ -28,6 +33,12 @@ pub fn kinds() -> Vec<Kind> {
         Arc::new(configmap::ConfigMaps::new()),
         Arc::new(secret::Secrets::new()),
         Arc::new(serviceaccount::ServiceAccounts::new()),
+        // Upstream lists /api/v1 resources alphabetically; these keep that order.
+        Arc::new(componentstatus::ComponentStatuses::new()),
+        Arc::new(endpoints::EndpointsKind::new()),
+        Arc::new(persistentvolumeclaim::PersistentVolumeClaims::new()),
+        Arc::new(persistentvolume::PersistentVolumes::new()),
+        Arc::new(podtemplate::PodTemplates::new()),
     ]
 }
 

@@ -6,22 +6,19 @@ use serde_json::{Value, json};
 
 use crate::apiserver::defaults::obj_mut;
 use crate::apiserver::validation::{
-    Cause, DNS1123_LABEL_MSG, duplicate, invalid, invalid_num, is_dns1123_label, not_supported,
-    required,
+    self, Cause, DNS1123_LABEL_MSG, duplicate, forbidden, invalid, invalid_num, is_dns1123_label,
+    not_supported, required,
 };
 
-/// Sets upstream's PodSpec defaults in the spec object `spec`.
+/// Sets a pod's defaults in its spec object `spec`: the PodSpec defaults every template
+/// gets too ([`set_spec_defaults`]) and what upstream's admission plugins add to pods
+/// only (service account, priority, the not-ready/unreachable tolerations).
 pub fn set_defaults(spec: &mut Value) {
-    if !spec.is_object() {
-        *spec = json!({});
-    }
-    let spec = spec.as_object_mut().expect("just made an object");
+    set_spec_defaults(spec);
+    let spec = spec
+        .as_object_mut()
+        .expect("made an object by set_spec_defaults");
     let defaults = [
-        ("restartPolicy", json!("Always")),
-        ("dnsPolicy", json!("ClusterFirst")),
-        ("schedulerName", json!("default-scheduler")),
-        ("terminationGracePeriodSeconds", json!(30)),
-        ("securityContext", json!({})),
         ("enableServiceLinks", json!(true)),
         ("preemptionPolicy", json!("PreemptLowerPriority")),
         ("priority", json!(0)),
@@ -41,6 +38,25 @@ pub fn set_defaults(spec: &mut Value) {
             {"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}
         ])
     });
+}
+
+/// Sets upstream's PodSpec defaults (`SetDefaults_PodSpec` and the container defaults) in
+/// `spec`: what a pod template's spec gets, without the pod-only admission defaults.
+pub fn set_spec_defaults(spec: &mut Value) {
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    let spec = spec.as_object_mut().expect("just made an object");
+    let defaults = [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+    ];
+    for (k, v) in defaults {
+        spec.entry(k).or_insert(v);
+    }
     for list in ["initContainers", "containers"] {
         if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
@@ -159,6 +175,52 @@ fn image_tag_is_latest(image: &str) -> bool {
         Some((_, tag)) => tag == "latest",
         None => true,
     }
+}
+
+/// Sets the defaults of a PodTemplateSpec (a PodTemplate's `template`, a workload's
+/// `spec.template`): the PodSpec defaults in its `spec`.
+pub fn set_template_defaults(template: &mut Value) {
+    if !template.is_object() {
+        *template = json!({});
+    }
+    set_spec_defaults(&mut template["spec"]);
+}
+
+/// Validates a PodTemplateSpec found at `root` (`template`, `spec.template`) as upstream's
+/// `ValidatePodTemplateSpec`: its labels and annotations (reported at `<root>.labels`),
+/// its spec at `<root>.spec`, and no ephemeral containers.
+pub fn validate_template(template: &Value, root: &str, out: &mut Vec<Cause>) {
+    let mut meta = Vec::new();
+    validation::validate_meta(&json!({"metadata": template["metadata"]}), &mut meta);
+    out.extend(meta.into_iter().map(|mut c| {
+        c.field = c.field.replacen("metadata", root, 1);
+        c
+    }));
+    let spec_root = format!("{root}.spec");
+    validate(&template["spec"], &spec_root, out);
+    if template["spec"]["ephemeralContainers"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        out.push(forbidden(
+            format!("{spec_root}.ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        ));
+    }
+}
+
+/// The CONTAINERS and IMAGES cells of a template's `spec` (comma-joined, as upstream's
+/// `layoutContainerCells`).
+pub fn container_cells(spec: &Value) -> (String, String) {
+    let containers = spec["containers"].as_array().cloned().unwrap_or_default();
+    let field = |k: &str| -> String {
+        containers
+            .iter()
+            .map(|c| c[k].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    (field("name"), field("image"))
 }
 
 /// Validates a PodSpec found at `root` (`spec`, or `spec.template.spec` in templates).
