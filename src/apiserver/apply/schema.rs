@@ -10,11 +10,12 @@
 //! `schema_name()`, JSON names from the `Field::Key_*` table).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
 use super::fieldpath::{FieldSet, Path};
+use crate::apiserver::kinds::Strategy;
 
 /// How a field of a definition merges (upstream's `x-kubernetes-list-type` /
 /// `x-kubernetes-map-type`, or a patch merge key where no list type is given).
@@ -359,90 +360,20 @@ impl Builder<'_> {
     }
 }
 
-fn zero_object(group: &str, kind: &str) -> Value {
-    let meta = json!({"creationTimestamp": null});
-    let template = json!({"metadata": meta, "spec": {"containers": null}});
-    match (group, kind) {
-        ("", "Pod") => json!({"metadata": meta, "spec": {"containers": null}, "status": {}}),
-        ("", "Service") => json!({"metadata": meta, "spec": {}, "status": {"loadBalancer": {}}}),
-        ("", "Namespace") => json!({"metadata": meta, "spec": {}, "status": {}}),
-        ("", "Node") => json!({"metadata": meta, "spec": {}, "status": {
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
-                "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
-                "kubeProxyVersion": "", "operatingSystem": "", "architecture": ""}}}),
-        ("", "Event") => json!({"metadata": meta, "involvedObject": {}, "source": {},
-            "firstTimestamp": null, "lastTimestamp": null, "eventTime": null,
-            "reportingComponent": "", "reportingInstance": ""}),
-        ("events.k8s.io", "Event") => json!({"metadata": meta, "eventTime": null,
-            "regarding": {}, "deprecatedSource": {}, "deprecatedFirstTimestamp": null,
-            "deprecatedLastTimestamp": null}),
-        ("coordination.k8s.io", "Lease") => json!({"metadata": meta, "spec": {}}),
-        ("apps", "Deployment") => json!({"metadata": meta, "spec": {"selector": null,
-            "template": template, "strategy": {}}, "status": {}}),
-        ("apps", "ReplicaSet") => json!({"metadata": meta, "spec": {"selector": null,
-            "template": template}, "status": {"replicas": 0}}),
-        ("apps", "StatefulSet") => json!({"metadata": meta, "spec": {"selector": null,
-            "template": template, "updateStrategy": {}}, "status": {"replicas": 0, "availableReplicas": 0}}),
-        ("apps", "DaemonSet") => json!({"metadata": meta, "spec": {"selector": null,
-            "template": template, "updateStrategy": {}}, "status": {"currentNumberScheduled": 0,
-            "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}}),
-        ("batch", "Job") => json!({"metadata": meta, "spec": {"template": template}, "status": {}}),
-        ("batch", "CronJob") => json!({"metadata": meta, "spec": {"schedule": "",
-            "jobTemplate": {"metadata": meta, "spec": {"template": template}}}, "status": {}}),
-        _ => json!({"metadata": meta}),
+/// The schema of `kind`, built from its Rust type (what [`Strategy::schema`] gives the
+/// OpenAPI documents) and cached per kind; untyped (upstream's behaviour for kinds
+/// without a structural schema) when the kind has none.
+pub fn for_strategy<S: Strategy + ?Sized>(kind: &S) -> KindSchema {
+    static CACHE: OnceLock<Mutex<HashMap<String, KindSchema>>> = OnceLock::new();
+    let d = kind.def();
+    let key = format!("{}/{}", d.api_version(), d.kind);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return s.clone();
     }
-}
-
-/// Kinds whose main resource resets `status` (they have a status subresource).
-fn has_status(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("", "Pod" | "Service" | "Namespace" | "Node")
-            | (
-                "apps",
-                "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
-            )
-            | ("batch", "Job" | "CronJob")
-    )
-}
-
-/// The schemas of the served kinds, built once per process.
-fn typed_kinds() -> &'static HashMap<(&'static str, &'static str), KindSchema> {
-    static KINDS: OnceLock<HashMap<(&'static str, &'static str), KindSchema>> = OnceLock::new();
-    KINDS.get_or_init(build_typed_kinds)
-}
-
-fn build_typed_kinds() -> HashMap<(&'static str, &'static str), KindSchema> {
-    use k8s_openapi::api::events::v1 as events;
-    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch};
-    use k8s_openapi::api::{coordination::v1 as coordination, core::v1 as core};
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
-    macro_rules! kinds {
-        ($($g:literal, $k:literal => $t:ty;)*) => {
-            vec![$({
-                generator.subschema_for::<$t>();
-                ($g, $k, <$t as schemars::JsonSchema>::schema_name().into_owned())
-            },)*]
-        };
-    }
-    let names: Vec<(&'static str, &'static str, String)> = kinds! {
-        "", "Pod" => core::Pod;
-        "", "Service" => core::Service;
-        "", "ConfigMap" => core::ConfigMap;
-        "", "Secret" => core::Secret;
-        "", "Namespace" => core::Namespace;
-        "", "Node" => core::Node;
-        "", "Event" => core::Event;
-        "", "ServiceAccount" => core::ServiceAccount;
-        "coordination.k8s.io", "Lease" => coordination::Lease;
-        "events.k8s.io", "Event" => events::Event;
-        "apps", "Deployment" => apps::Deployment;
-        "apps", "ReplicaSet" => apps::ReplicaSet;
-        "apps", "StatefulSet" => apps::StatefulSet;
-        "apps", "DaemonSet" => apps::DaemonSet;
-        "batch", "Job" => batch::Job;
-        "batch", "CronJob" => batch::CronJob;
+    let Some(name) = kind.schema(&mut generator) else {
+        return KindSchema::untyped(&d.group, &d.kind);
     };
     let defs = generator.take_definitions(true);
     let mut rels: HashMap<String, FieldRel> = super::schema_data::FIELD_RELS
@@ -458,48 +389,89 @@ fn build_typed_kinds() -> HashMap<(&'static str, &'static str), KindSchema> {
         arena: Arena::new(),
         by_name: HashMap::new(),
     };
-    let roots: Vec<_> = names
-        .into_iter()
-        .map(|(g, k, name)| (g, k, b.def(&name)))
-        .collect();
-    let arena = Arc::new(b.arena);
-    roots
-        .into_iter()
-        .map(|(g, k, root)| {
-            let (reset_main, reset_status) = if has_status(g, k) {
-                let mut status = vec![Path::fields(&["spec"]), Path::fields(&["metadata"])];
-                if k == "Namespace" {
-                    status.pop();
-                }
-                (
-                    FieldSet::from_paths(&[Path::fields(&["status"])]),
-                    FieldSet::from_paths(&status),
-                )
-            } else {
-                (FieldSet::new(), FieldSet::new())
-            };
-            let ks = KindSchema {
-                group: g.to_string(),
-                kind: k.to_string(),
-                arena: arena.clone(),
-                root,
-                zero: zero_object(g, k),
-                reset_main,
-                reset_status,
-            };
-            ((g, k), ks)
-        })
-        .collect()
+    let root = b.def(&name);
+    let (reset_main, reset_status) = if d.has_status() {
+        let status: Vec<Path> = kind
+            .status_resets()
+            .iter()
+            .map(|f| Path::fields(&[f]))
+            .collect();
+        (
+            FieldSet::from_paths(&[Path::fields(&["status"])]),
+            FieldSet::from_paths(&status),
+        )
+    } else {
+        (FieldSet::new(), FieldSet::new())
+    };
+    let schema = KindSchema {
+        group: d.group.clone(),
+        kind: d.kind.clone(),
+        arena: Arc::new(b.arena),
+        root,
+        zero: kind.zero_object(),
+        reset_main,
+        reset_status,
+    };
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, schema.clone());
+    schema
 }
 
-/// The schema of `(group, kind)`: typed for the served built-in kinds, untyped for
-/// anything else (custom resources until a caller supplies their schema).
+/// The schema of a built-in `(group, kind)`, or of the workload kinds the tests use
+/// before they are served; untyped otherwise.
+#[cfg(test)]
 pub fn for_kind(group: &str, kind: &str) -> KindSchema {
-    typed_kinds()
-        .iter()
-        .find(|((g, k), _)| *g == group && *k == kind)
-        .map(|(_, s)| s.clone())
-        .unwrap_or_else(|| KindSchema::untyped(group, kind))
+    use crate::apiserver::kinds::{GET_PATCH_UPDATE, ResourceDef};
+    use std::marker::PhantomData;
+
+    struct Test<T> {
+        def: ResourceDef,
+        zero: Value,
+        _t: PhantomData<fn() -> T>,
+    }
+    impl<T: schemars::JsonSchema + 'static> Strategy for Test<T> {
+        fn def(&self) -> &ResourceDef {
+            &self.def
+        }
+        fn schema(&self, generator: &mut schemars::SchemaGenerator) -> Option<String> {
+            Some(crate::apiserver::kinds::typed::schema_of::<T>(generator))
+        }
+        fn zero_object(&self) -> Value {
+            self.zero.clone()
+        }
+    }
+    if let Some(k) = crate::apiserver::kinds::builtins()
+        .into_iter()
+        .find(|k| k.def().group == group && k.def().kind == kind)
+    {
+        return for_strategy(&*k);
+    }
+    let meta = json!({"creationTimestamp": null});
+    let template = json!({"metadata": meta, "spec": {"containers": null}});
+    match (group, kind) {
+        ("apps", "Deployment") => for_strategy(&Test::<k8s_openapi::api::apps::v1::Deployment> {
+            def: ResourceDef::new("apps", "v1", "Deployment", "deployments").subresource(
+                "status",
+                "Deployment",
+                GET_PATCH_UPDATE,
+            ),
+            zero: json!({"metadata": meta, "spec": {"selector": null, "template": template, "strategy": {}}, "status": {}}),
+            _t: PhantomData,
+        }),
+        ("batch", "CronJob") => for_strategy(&Test::<k8s_openapi::api::batch::v1::CronJob> {
+            def: ResourceDef::new("batch", "v1", "CronJob", "cronjobs").subresource(
+                "status",
+                "CronJob",
+                GET_PATCH_UPDATE,
+            ),
+            zero: json!({"metadata": meta, "spec": {"schedule": "",
+                "jobTemplate": {"metadata": meta, "spec": {"template": template}}}, "status": {}}),
+            _t: PhantomData,
+        }),
+        _ => KindSchema::untyped(group, kind),
+    }
 }
 
 #[cfg(test)]

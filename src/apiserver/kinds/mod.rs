@@ -382,8 +382,20 @@ pub trait Strategy: Send + Sync + 'static {
     /// What server-side apply needs to know of the kind's fields (list and map types,
     /// what status writes reset); built-in kinds get theirs from their Rust type.
     fn field_schema(&self) -> crate::apiserver::apply::schema::KindSchema {
-        let d = self.def();
-        crate::apiserver::apply::schema::for_kind(&d.group, &d.kind)
+        crate::apiserver::apply::schema::for_strategy(self)
+    }
+
+    /// The kind's zero object: what upstream's empty Go struct of the kind encodes to
+    /// (fields without `omitempty` appear), the "live" object server-side apply compares a
+    /// create against.
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}})
+    }
+
+    /// The top-level fields a write through the `status` subresource resets (never owned
+    /// there): the spec and the metadata for most kinds.
+    fn status_resets(&self) -> &'static [&'static str] {
+        &["spec", "metadata"]
     }
 
     /// The objects of a kind computed on every read instead of stored (ComponentStatus

@@ -30,6 +30,10 @@ impl Strategy for Leases {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "spec": {}})
+    }
+
     crate::typed_kind!(k8s_openapi::api::coordination::v1::Lease);
 
     fn columns(&self) -> Vec<Column> {

@@ -31,6 +31,12 @@ impl Strategy for Events {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "involvedObject": {}, "source": {},
+            "firstTimestamp": null, "lastTimestamp": null, "eventTime": null,
+            "reportingComponent": "", "reportingInstance": ""})
+    }
+
     crate::typed_kind!(k8s_openapi::api::core::v1::Event);
 
     fn selectable_fields(&self) -> &'static [&'static str] {

@@ -49,6 +49,15 @@ impl Strategy for Namespaces {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {}})
+    }
+
+    /// Status writes of a namespace keep its metadata changes too.
+    fn status_resets(&self) -> &'static [&'static str] {
+        &["spec"]
+    }
+
     crate::typed_kind!(k8s_openapi::api::core::v1::Namespace);
 
     fn validate_name(&self, name: &str) -> Vec<String> {

@@ -35,6 +35,14 @@ impl Strategy for Nodes {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
+                "kubeProxyVersion": "", "operatingSystem": "", "architecture": ""}}})
+    }
+
     crate::typed_kind!(k8s_openapi::api::core::v1::Node);
 
     fn selectable_fields(&self) -> &'static [&'static str] {

@@ -47,6 +47,10 @@ impl Strategy for Pods {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}, "status": {}})
+    }
+
     crate::typed_kind!(k8s_openapi::api::core::v1::Pod);
 
     fn prepare_for_create(&self, obj: &mut Value) {

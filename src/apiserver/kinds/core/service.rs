@@ -74,6 +74,10 @@ impl Strategy for Services {
         &self.def
     }
 
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {"loadBalancer": {}}})
+    }
+
     crate::typed_kind!(k8s_openapi::api::core::v1::Service);
 
     fn validate_name(&self, name: &str) -> Vec<String> {

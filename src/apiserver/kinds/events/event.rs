@@ -1,7 +1,7 @@
 //! events.k8s.io/v1 Events: the same objects as core/v1 Events (one storage segment),
 //! shown and accepted with the newer API's field names.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::apiserver::kinds::core::event::{event_cells, event_columns};
 use crate::apiserver::kinds::{ResourceDef, Strategy};
@@ -32,6 +32,12 @@ impl Default for Events {
 impl Strategy for Events {
     fn def(&self) -> &ResourceDef {
         &self.def
+    }
+
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}, "eventTime": null,
+            "regarding": {}, "deprecatedSource": {}, "deprecatedFirstTimestamp": null,
+            "deprecatedLastTimestamp": null})
     }
 
     crate::typed_kind!(k8s_openapi::api::events::v1::Event);
