@@ -2,10 +2,12 @@
 
 pub mod configmap;
 pub mod event;
+pub mod limitrange;
 pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod podspec;
+pub mod resourcequota;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
@@ -28,6 +30,8 @@ pub fn kinds() -> Vec<Kind> {
         Arc::new(configmap::ConfigMaps::new()),
         Arc::new(secret::Secrets::new()),
         Arc::new(serviceaccount::ServiceAccounts::new()),
+        Arc::new(resourcequota::ResourceQuotas::new()),
+        Arc::new(limitrange::LimitRanges::new()),
     ]
 }
 
