@@ -212,16 +212,23 @@ impl Background {
             let deadline = tokio::time::Instant::now() + LANDING_WAIT;
             let landed = loop {
                 let now = self.store.get(&key).ok().flatten();
+                // `None`: not known yet.
                 let landed = match (&landing, &now) {
                     (Landing::Created(uid), Some(o)) => {
-                        o["metadata"]["uid"].as_str() == Some(uid.as_str())
+                        // Another object by that name: this create fails.
+                        Some(o["metadata"]["uid"].as_str() == Some(uid.as_str()))
                     }
-                    (Landing::Created(_), None) => false,
-                    (Landing::Changed(rv), Some(o)) => o["metadata"]["resourceVersion"] != *rv,
-                    (Landing::Changed(_), None) => true,
+                    (Landing::Created(_), None) => None,
+                    (Landing::Changed(rv), Some(o)) => {
+                        (o["metadata"]["resourceVersion"] != *rv).then_some(true)
+                    }
+                    (Landing::Changed(_), None) => Some(true),
                 };
-                if landed || tokio::time::Instant::now() >= deadline {
+                if let Some(landed) = landed {
                     break landed;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break false;
                 }
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return,
