@@ -348,11 +348,19 @@ impl ResourceQuota {
         }
         if charged {
             let key = def.key(Some(ns), req.name);
-            let landing = match req.old {
-                Some(old) => Landing::Changed(old["metadata"]["resourceVersion"].clone()),
-                None => Landing::Created(obj["metadata"]["uid"].as_str().unwrap_or("").into()),
+            // An update may be retried by the handler after another write came in (and
+            // charged again): its usage is recalculated once it landed.
+            let (landing, always) = match req.old {
+                Some(old) => (
+                    Landing::Changed(old["metadata"]["resourceVersion"].clone()),
+                    true,
+                ),
+                None => (
+                    Landing::Created(obj["metadata"]["uid"].as_str().unwrap_or("").into()),
+                    false,
+                ),
             };
-            bg.follow_up(key, landing, ns.to_string(), false);
+            bg.follow_up(key, landing, ns.to_string(), always);
         }
         Ok(())
     }
