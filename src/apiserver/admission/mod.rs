@@ -7,6 +7,11 @@
 //! [`Chain::deleted`] once an object is really gone (what upstream's quota controller
 //! learns from its informers; the controller runtime will take that over).
 
+pub mod limitranger;
+pub mod quantity;
+pub mod quota_usage;
+pub mod resourcequota;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -103,9 +108,13 @@ impl Chain {
         Chain { plugins }
     }
 
-    /// The plugins an rkind cluster runs.
+    /// The plugins an rkind cluster runs, in upstream's order (LimitRanger before
+    /// ResourceQuota, so quota charges what the defaults gave a pod).
     pub fn standard() -> Self {
-        Chain::new(Vec::new())
+        Chain::new(vec![
+            Box::new(limitranger::LimitRanger),
+            Box::new(resourcequota::ResourceQuota::new()),
+        ])
     }
 
     /// Runs every plugin's mutating step.

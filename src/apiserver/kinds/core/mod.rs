@@ -4,6 +4,7 @@ pub mod componentstatus;
 pub mod configmap;
 pub mod endpoints;
 pub mod event;
+pub mod limitrange;
 pub mod namespace;
 pub mod node;
 pub mod persistentvolume;
@@ -11,6 +12,7 @@ pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod podspec;
 pub mod podtemplate;
+pub mod resourcequota;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
@@ -36,9 +38,11 @@ pub fn kinds() -> Vec<Kind> {
         // Upstream lists /api/v1 resources alphabetically; these keep that order.
         Arc::new(componentstatus::ComponentStatuses::new()),
         Arc::new(endpoints::EndpointsKind::new()),
+        Arc::new(limitrange::LimitRanges::new()),
         Arc::new(persistentvolumeclaim::PersistentVolumeClaims::new()),
         Arc::new(persistentvolume::PersistentVolumes::new()),
         Arc::new(podtemplate::PodTemplates::new()),
+        Arc::new(resourcequota::ResourceQuotas::new()),
     ]
 }
 
