@@ -230,7 +230,7 @@ fn decode_packed_fixed(
     depth: usize,
     items: &mut Vec<Value>,
 ) -> Result<()> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(ProtobufError::Truncated(&msg.name));
     }
     for chunk in bytes.chunks(width) {

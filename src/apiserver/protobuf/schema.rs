@@ -256,10 +256,10 @@ impl Schema {
         if version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
-        if let Some(package) = group_package(group) {
-            if let Some(i) = self.message(&format!("{package}.{version}.{kind}")) {
-                return Some(i);
-            }
+        if let Some(package) = group_package(group)
+            && let Some(i) = self.message(&format!("{package}.{version}.{kind}"))
+        {
+            return Some(i);
         }
         if META_KINDS.contains(&kind) {
             return self.message(&format!("{META_V1}.{kind}"));
