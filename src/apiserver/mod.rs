@@ -554,7 +554,13 @@ impl ApiServer {
                 namespace,
                 name,
                 sub,
-            } => handlers::resource(self, &ctx, req, res, namespace, name, sub).await,
+            } => {
+                // Upstream negotiates the response type before acting (406 has no effect).
+                if sub.as_deref().is_none_or(|s| s == "status") {
+                    negotiate::check_acceptable(&ctx)?;
+                }
+                handlers::resource(self, &ctx, req, res, namespace, name, sub).await
+            }
             Route::Version | Route::Health => Ok(self.public(&r)),
             Route::DebugTraces => debug_traces::serve(self, &ctx),
             Route::Metrics => {
