@@ -4,6 +4,9 @@
 //! annotation); the validating step refuses pods and PersistentVolumeClaims outside a
 //! range's `min`, `max` or `maxLimitRequestRatio`, with upstream's messages.
 
+use crate::apiserver::kinds::core::limitrange::{
+    LIMIT_TYPE_CLAIM, LIMIT_TYPE_CONTAINER, LIMIT_TYPE_POD,
+};
 use serde_json::{Value, json};
 
 use super::quantity::{self, Quantity, ResourceList};
@@ -77,7 +80,7 @@ fn items_of<'a>(range: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Val
 pub fn apply_defaults(range: &Value, pod: &mut Value) {
     let mut requests = ResourceList::new();
     let mut limits = ResourceList::new();
-    for item in items_of(range, "Container") {
+    for item in items_of(range, LIMIT_TYPE_CONTAINER) {
         requests.extend(quantity::list_of(&item["defaultRequest"]));
         limits.extend(quantity::list_of(&item["default"]));
     }
@@ -251,19 +254,19 @@ pub fn pod_violations(range: &Value, pod: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     for item in range["spec"]["limits"].as_array().into_iter().flatten() {
         match item["type"].as_str() {
-            Some("Container") => {
+            Some(LIMIT_TYPE_CONTAINER) => {
                 for list in ["containers", "initContainers"] {
                     for c in pod["spec"][list].as_array().into_iter().flatten() {
                         let request = quantity::container_list(c, "requests");
                         let limit = quantity::container_list(c, "limits");
-                        check_item(item, "Container", &request, &limit, &mut errs);
+                        check_item(item, LIMIT_TYPE_CONTAINER, &request, &limit, &mut errs);
                     }
                 }
             }
-            Some("Pod") => {
+            Some(LIMIT_TYPE_POD) => {
                 let request = quantity::pod_total(&pod["spec"], "requests", false);
                 let limit = quantity::pod_total(&pod["spec"], "limits", false);
-                check_item(item, "Pod", &request, &limit, &mut errs);
+                check_item(item, LIMIT_TYPE_POD, &request, &limit, &mut errs);
             }
             _ => {}
         }
@@ -275,21 +278,14 @@ pub fn pod_violations(range: &Value, pod: &Value) -> Vec<String> {
 pub fn claim_violations(range: &Value, claim: &Value) -> Vec<String> {
     let mut errs = Vec::new();
     let request = quantity::list_of(&claim["spec"]["resources"]["requests"]);
-    for item in items_of(range, "PersistentVolumeClaim") {
+    for item in items_of(range, LIMIT_TYPE_CLAIM) {
         for (k, v) in quantity::list_of(&item["min"]) {
             errs.extend(
-                min_constraint(
-                    "PersistentVolumeClaim",
-                    &k,
-                    v,
-                    &request,
-                    &ResourceList::new(),
-                )
-                .err(),
+                min_constraint(LIMIT_TYPE_CLAIM, &k, v, &request, &ResourceList::new()).err(),
             );
         }
         for (k, v) in quantity::list_of(&item["max"]) {
-            errs.extend(max_request_constraint("PersistentVolumeClaim", &k, v, &request).err());
+            errs.extend(max_request_constraint(LIMIT_TYPE_CLAIM, &k, v, &request).err());
         }
     }
     errs

@@ -460,3 +460,44 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(events::kinds());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every kind's behaviour lives in its file under `kinds/`: the generic machinery
+    /// (handlers, discovery, OpenAPI, watch, Table, apply, protobuf, admission) names no
+    /// kind. Test code is not checked.
+    #[test]
+    fn only_kind_files_name_a_kind() {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read src/apiserver") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    if !path.ends_with("kinds") {
+                        walk(&path, out);
+                    }
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read source");
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                for (n, line) in code.lines().enumerate() {
+                    if line.contains("\"Pod\"") {
+                        out.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/apiserver");
+        let mut found = Vec::new();
+        walk(&root, &mut found);
+        assert!(
+            found.is_empty(),
+            "kind names outside kinds/:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -12,6 +12,13 @@ use crate::apiserver::kinds::{ResourceDef, Strategy};
 use crate::apiserver::validation::{Cause, duplicate, forbidden, invalid};
 
 /// The quantity lists of an item.
+/// The `type` of a LimitRange item that limits each container.
+pub const LIMIT_TYPE_CONTAINER: &str = "Container";
+/// The `type` of a LimitRange item that limits a pod's total.
+pub const LIMIT_TYPE_POD: &str = "Pod";
+/// The `type` of a LimitRange item that limits a claim's storage request.
+pub const LIMIT_TYPE_CLAIM: &str = "PersistentVolumeClaim";
+
 const LISTS: &[&str] = &[
     "max",
     "min",
