@@ -290,11 +290,8 @@ async fn bridge<S, L>(
                 payload = payload.get(2..).unwrap_or_default();
             }
             match ch {
-                0 => {
-                    if wr.write_all(payload).await.is_err() {
-                        break;
-                    }
-                }
+                0 if wr.write_all(payload).await.is_err() => break,
+                0 => {}
                 1 => {
                     if let Ok(mut e) = errors.lock() {
                         e.push_str(&String::from_utf8_lossy(payload));

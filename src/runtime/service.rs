@@ -383,11 +383,11 @@ impl RuntimeService for CriService {
             ),
             (res.memory_limit_in_bytes, res.cpu_quota, res.cpu_period),
         )?;
-        if let Some(target) = pid_target {
-            if let Err(e) = self.rt.set_pid_target(&id, &target) {
-                let _ = self.rt.remove_container(&id);
-                return Err(e);
-            }
+        if let Some(target) = pid_target
+            && let Err(e) = self.rt.set_pid_target(&id, &target)
+        {
+            let _ = self.rt.remove_container(&id);
+            return Err(e);
         }
         Ok(Response::new(cri::CreateContainerResponse {
             container_id: id,
