@@ -498,3 +498,47 @@ fn proxy_reaches_pods_services_and_nodes() {
     ]);
     assert!(out.contains("\"PodList\""), "{out}");
 }
+
+/// `kubectl debug -it` on a real terminal (util-linux `script`): the ephemeral
+/// container gets a terminal of its own and the typed line reaches its shell.
+#[test]
+fn debug_interactive_on_a_terminal() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let c = Cluster::start("debug-tty");
+    sleeper(&c, "web");
+    let line = "stty cols 100 rows 30; kubectl debug -it web --image=rkind/host --target=c --container=tty -- sh";
+    let mut child = Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .envs(c.envs())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is needed for the tty tests");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Typed at once: the terminal keeps the line until kubectl, attached, reads it.
+    stdin
+        .write_all(b"echo tty-$((6*7)); t=$(tty) && echo on-$t; exit 0\r")
+        .expect("type into the terminal");
+    stdin.flush().expect("flush");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "kubectl debug -it hung"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("script output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tty-42"), "{text:?}");
+    assert!(text.contains("on-/dev/pts/"), "{text:?}");
+    assert_eq!(
+        jsonpath(&c, "web", "{.spec.ephemeralContainers[0].tty}"),
+        "true"
+    );
+}

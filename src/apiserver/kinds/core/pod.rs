@@ -789,6 +789,89 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_containers_subresource_writes_only_them() {
+        let pods = Pods::new();
+        let old = json!({"metadata": {"name": "p", "labels": {"a": "1"}, "generation": 1},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}});
+        let new = json!({"metadata": {"name": "p", "labels": {"a": "2"}},
+            "spec": {"containers": [{"name": "c", "image": "other"}],
+                     "ephemeralContainers": [{"name": "dbg", "image": "busybox"}]},
+            "status": {"phase": "Failed"}});
+        let out = pods.prepare_for_subresource_update("ephemeralcontainers", &old, &new);
+        assert_eq!(out["spec"]["containers"][0]["image"], "i");
+        assert_eq!(out["metadata"]["labels"]["a"], "1");
+        assert_eq!(out["status"]["phase"], "Running");
+        assert_eq!(out["metadata"]["generation"], 2);
+        assert_eq!(
+            out["spec"]["ephemeralContainers"][0]["imagePullPolicy"],
+            "Always"
+        );
+        assert!(
+            pods.validate_subresource_update("ephemeralcontainers", &old, &out)
+                .is_empty()
+        );
+        // The main resource may not add them.
+        assert_eq!(
+            pods.validate_update(&old, &out)[0].reason,
+            "FieldValueForbidden"
+        );
+        let removed = old.clone();
+        let causes = pods.validate_subresource_update("ephemeralcontainers", &out, &removed);
+        assert!(
+            causes[0].message.contains("\"dbg\" may not be removed"),
+            "{causes:?}"
+        );
+    }
+
+    #[test]
+    fn resize_keeps_qos_and_only_cpu_and_memory() {
+        let pods = Pods::new();
+        let res = |cpu: &str, mem: &str| json!({"requests": {"cpu": cpu, "memory": mem}, "limits": {"cpu": cpu, "memory": mem}});
+        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "resources": res("100m", "64Mi")}]},
+            "status": {"qosClass": "Guaranteed"}});
+        let patched = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "other", "resources": res("200m", "128Mi")}]}});
+        let out = pods.prepare_for_subresource_update("resize", &old, &patched);
+        assert_eq!(out["spec"]["containers"][0]["image"], "i");
+        assert_eq!(
+            out["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+            "200m"
+        );
+        assert!(
+            pods.validate_subresource_update("resize", &old, &out)
+                .is_empty()
+        );
+        let mut burst = out.clone();
+        burst["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("50m");
+        let causes = pods.validate_subresource_update("resize", &old, &burst);
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.message.contains("Pod QOS Class may not change")),
+            "{causes:?}"
+        );
+        let smaller = pods.prepare_for_subresource_update(
+            "resize",
+            &old,
+            &json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "resources": res("100m", "32Mi")}]}}),
+        );
+        let causes = pods.validate_subresource_update("resize", &old, &smaller);
+        assert_eq!(
+            causes[0].field,
+            "spec.containers[0].resources.limits[memory]"
+        );
+        let mut storage = out.clone();
+        storage["spec"]["containers"][0]["resources"]["limits"]["ephemeral-storage"] = json!("1Gi");
+        let causes = pods.validate_subresource_update("resize", &old, &storage);
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.message == "Forbidden: only cpu and memory resources are mutable"),
+            "{causes:?}"
+        );
+    }
+
+    #[test]
     fn create_defaults_reset_status() {
         let mut pod = json!({"metadata":{"name":"x"},"spec":{"containers":[{"name":"x","image":"busybox"}]},"status":{"phase":"Running"}});
         Pods::new().prepare_for_create(&mut pod);
