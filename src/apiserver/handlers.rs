@@ -143,6 +143,11 @@ async fn subresource(
             bind(srv, ctx, res, ns.unwrap_or(""), name, &body).await
         }
         ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx).await,
+        ("eviction", &Method::POST) => {
+            let body = read_body(req).await?;
+            super::eviction::evict(srv, ctx, res, ns.unwrap_or(""), name, &body).await
+        }
+        ("proxy", _) => super::proxy::serve(srv, ctx, req, res, ns, name).await,
         ("exec" | "attach" | "portforward", _) => {
             super::streaming::connect(srv, req, res.def(), ns.unwrap_or(""), name, sub).await
         }
@@ -271,7 +276,7 @@ pub fn check_list_options(ctx: &Ctx, watch: bool) -> Result<(), ApiError> {
 
 /// Checks `dryRun` and `fieldValidation` of a write the way upstream validates its
 /// Create/Update/Patch/DeleteOptions: anything but the known values is 422 Invalid.
-fn check_write_options(ctx: &Ctx) -> Result<(), ApiError> {
+pub(crate) fn check_write_options(ctx: &Ctx) -> Result<(), ApiError> {
     let kind = match ctx.method {
         Method::POST => "CreateOptions",
         Method::PUT => "UpdateOptions",
@@ -811,7 +816,7 @@ fn track(ctx: &Ctx, res: &dyn Strategy, old: Option<&Value>, new: &mut Value, su
     apply::track_update(old, new, &manager, &target);
 }
 
-fn dry_run(ctx: &Ctx) -> bool {
+pub(crate) fn dry_run(ctx: &Ctx) -> bool {
     ctx.multi.iter().any(|(k, v)| k == "dryRun" && v == "All")
 }
 
@@ -1065,7 +1070,12 @@ async fn update(
 }
 
 /// The checks of every update: metadata, an unchanged name, then the kind's rules.
-fn validate_update(res: &dyn Strategy, old: &Value, new: &Value) -> Vec<validation::Cause> {
+fn validate_update(
+    res: &dyn Strategy,
+    old: &Value,
+    new: &Value,
+    sub: Option<&str>,
+) -> Vec<validation::Cause> {
     let mut out = Vec::new();
     validation::validate_meta(new, &mut out);
     if old["metadata"]["name"] != new["metadata"]["name"] {
@@ -1075,7 +1085,10 @@ fn validate_update(res: &dyn Strategy, old: &Value, new: &Value) -> Vec<validati
             "field is immutable",
         ));
     }
-    out.extend(res.validate_update(old, new));
+    match sub {
+        Some(sub) => out.extend(res.validate_subresource_update(sub, old, new)),
+        None => out.extend(res.validate_update(old, new)),
+    }
     out
 }
 
@@ -1109,7 +1122,7 @@ async fn write_update(
             Some(mf) => merged["metadata"]["managedFields"] = mf,
             None => track(ctx, res, Some(&current), &mut merged, sub),
         }
-        let causes = validate_update(res, &old_view, &res.to_view(&merged));
+        let causes = validate_update(res, &old_view, &res.to_view(&merged), sub);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res.def(), name, &causes));
         }
@@ -1333,11 +1346,12 @@ pub fn apply_patch(
     Ok(out)
 }
 
+/// What a delete was asked for: grace period and preconditions (`DeleteOptions`).
 #[derive(Default)]
-struct DeleteOpts {
-    grace: Option<i64>,
-    uid: Option<String>,
-    rv: Option<String>,
+pub(crate) struct DeleteOpts {
+    pub(crate) grace: Option<i64>,
+    pub(crate) uid: Option<String>,
+    pub(crate) rv: Option<String>,
 }
 
 fn delete_opts(ctx: &Ctx, body: &Bytes) -> Result<DeleteOpts, ApiError> {
@@ -1385,7 +1399,7 @@ async fn delete(
 }
 
 /// Deletes (or starts deleting) one object; returns the object as it now is.
-async fn delete_one(
+pub(crate) async fn delete_one(
     srv: &Arc<ApiServer>,
     res: &dyn Strategy,
     ns: Option<&str>,

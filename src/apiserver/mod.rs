@@ -7,6 +7,7 @@ pub mod apply;
 pub mod debug_traces;
 pub mod defaults;
 pub mod discovery;
+pub mod eviction;
 pub mod handlers;
 pub mod kinds;
 pub mod kubelet_proxy;
@@ -16,6 +17,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod protobuf;
+pub mod proxy;
 pub mod registry;
 pub mod selectors;
 pub mod smp;
@@ -200,6 +202,14 @@ fn resource_route(snap: &Snapshot, group: &str, version: &str, rest: &[&str]) ->
         ["namespaces", ns, plural, name, sub] if namespaced_plural(plural) => {
             mk(plural, Some(ns), Some(name), Some(sub))
         }
+        // `proxy` takes the rest of the path (`.../pods/web:80/proxy/some/page`).
+        ["namespaces", ns, plural, name, "proxy", _, ..] if namespaced_plural(plural) => {
+            mk(plural, Some(ns), Some(name), Some("proxy"))
+        }
+        [plural, name, "proxy", _, ..] => match find(plural) {
+            Some(r) if !r.def().namespaced => mk(plural, None, Some(name), Some("proxy")),
+            _ => Route::NotFound,
+        },
         [plural] => mk(plural, None, None, None),
         [plural, name] => match find(plural) {
             Some(r) if !r.def().namespaced => mk(plural, None, Some(name), None),

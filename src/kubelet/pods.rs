@@ -69,6 +69,11 @@ struct ContainerTrack {
     probes: ProbeState,
     /// Image id the current container runs.
     image_id: String,
+    /// The resources (requests and limits) the current container runs with: set at its
+    /// start and by each in-place resize the runtime applied.
+    applied: Option<Value>,
+    /// Why the last in-place resize of the current container failed, if it did.
+    resize_error: Option<String>,
 }
 
 /// Results of one container's probes (reset when the container restarts).
@@ -302,9 +307,84 @@ impl Worker {
                 self.maybe_start(c, false).await;
             }
         }
+        if inits_done {
+            self.start_ephemeral_containers().await;
+        }
+        self.resize_containers().await;
         self.run_probes().await;
         self.write_status().await;
         Ok(())
+    }
+
+    /// Starts the ephemeral containers not started yet; they are never restarted.
+    async fn start_ephemeral_containers(&mut self) {
+        let ecs: Vec<Value> = self.spec()["ephemeralContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in &ecs {
+            let cname = c["name"].as_str().unwrap_or("");
+            if self.tracks.get(cname).is_some_and(|t| t.started_once) {
+                continue;
+            }
+            self.maybe_start(c, false).await;
+        }
+    }
+
+    /// Applies in place (CRI `UpdateContainerResources`) the resources a resize wrote
+    /// into the spec of a running container, as upstream's kubelet actuates
+    /// `pods/resize`.
+    async fn resize_containers(&mut self) {
+        let cs: Vec<Value> = self.spec()["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in cs {
+            let cname = c["name"].as_str().unwrap_or("").to_string();
+            let Some(t) = self.tracks.get(&cname) else {
+                continue;
+            };
+            let wanted = cpu_memory(&c["resources"]);
+            let running = !t.id.is_empty() && t.last_terminated.is_none() && t.waiting.is_none();
+            if !running || t.applied.as_ref() == Some(&wanted) {
+                continue;
+            }
+            let id = t.id.clone();
+            let span = tracing::debug_span!("kubelet_to_cri", method = "UpdateContainerResources", container = %cname);
+            let _e = span.enter();
+            let r = self
+                .env
+                .runtime
+                .clone()
+                .update_container_resources(cri::UpdateContainerResourcesRequest {
+                    container_id: id,
+                    linux: Some(linux_resources(&wanted)),
+                    ..Default::default()
+                })
+                .await;
+            drop(_e);
+            let Some(tm) = self.tracks.get_mut(&cname) else {
+                continue;
+            };
+            match r {
+                Ok(_) => {
+                    tm.applied = Some(wanted);
+                    tm.resize_error = None;
+                }
+                Err(e) => {
+                    let msg = e.message().to_string();
+                    if tm.resize_error.as_deref() != Some(msg.as_str()) {
+                        tm.resize_error = Some(msg.clone());
+                        self.event(
+                            "Warning",
+                            "ResizeError",
+                            &format!("Failed to resize container {cname}: {msg}"),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the startup, readiness and liveness probes that are due (exec through CRI
@@ -981,6 +1061,12 @@ impl Worker {
                 .unwrap_or_default()
         };
         let resources = linux_resources(&c["resources"]);
+        // An ephemeral container aimed at another shares that one's PID namespace.
+        let pid_target = c["targetContainerName"]
+            .as_str()
+            .and_then(|t| self.tracks.get(t))
+            .filter(|t| !t.id.is_empty() && t.last_terminated.is_none())
+            .map(|t| t.id.clone());
         let config = cri::ContainerConfig {
             metadata: Some(cri::ContainerMetadata {
                 name: cname.clone(),
@@ -1022,6 +1108,11 @@ impl Worker {
             linux: Some(cri::LinuxContainerConfig {
                 resources: Some(resources),
                 security_context: Some(cri::LinuxContainerSecurityContext {
+                    namespace_options: pid_target.map(|target_id| cri::NamespaceOption {
+                        pid: cri::NamespaceMode::Target as i32,
+                        target_id,
+                        ..Default::default()
+                    }),
                     run_as_user: run_as.map(|v| cri::Int64Value { value: v }),
                     run_as_group: run_as_group.map(|v| cri::Int64Value { value: v }),
                     privileged: sc["privileged"].as_bool().unwrap_or(false),
@@ -1082,6 +1173,8 @@ impl Worker {
         }
         tm.id = id.clone();
         tm.image_id = image_ref.clone();
+        tm.applied = Some(cpu_memory(&c["resources"]));
+        tm.resize_error = None;
         tm.started_once = true;
         tm.waiting = None;
         tm.next_start = None;
@@ -1239,6 +1332,45 @@ impl Worker {
         if !init_statuses.is_empty() {
             status["initContainerStatuses"] = json!(init_statuses);
         }
+        let mut ephemeral = Vec::new();
+        for c in self.spec()["ephemeralContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let mut s = self.container_status(&c).await;
+            if let Some(m) = s.as_object_mut() {
+                // Ephemeral containers have no resources of their own.
+                m.remove("resources");
+                m.remove("allocatedResources");
+            }
+            ephemeral.push(s);
+        }
+        if !ephemeral.is_empty() {
+            status["ephemeralContainerStatuses"] = json!(ephemeral);
+        }
+        // A resize the runtime could not apply is still in progress, with its error
+        // (upstream 1.33's PodResizeInProgress condition, reason Error).
+        let resize_errors: Vec<String> = self.spec()["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let name = c["name"].as_str().unwrap_or("");
+                self.tracks
+                    .get(name)
+                    .and_then(|t| t.resize_error.as_ref())
+                    .map(|e| format!("container {name}: {e}"))
+            })
+            .collect();
+        if !resize_errors.is_empty()
+            && let Some(conds) = status["conditions"].as_array_mut()
+        {
+            conds.push(
+                json!({"type": "PodResizeInProgress", "status": "True", "lastProbeTime": null,
+                "lastTransitionTime": now, "reason": "Error", "message": resize_errors.join("; ")}),
+            );
+        }
         // The generation this status describes, as upstream's kubelet reports it.
         if let Some(g) = self.pod["metadata"]["generation"].as_i64() {
             status["observedGeneration"] = json!(g);
@@ -1287,6 +1419,16 @@ impl Worker {
         };
         if let Some(ls) = &live {
             s["imageID"] = json!(ls.image_ref);
+            // What the container runs with (upstream reports it for running containers;
+            // the API server allows resizes only where it is reported).
+            let applied = t
+                .applied
+                .clone()
+                .unwrap_or_else(|| cpu_memory(&c["resources"]));
+            if applied["requests"].is_object() {
+                s["allocatedResources"] = applied["requests"].clone();
+            }
+            s["resources"] = applied;
         }
         let mut last = t.previous.clone();
         if let Some((reason, msg)) = &t.waiting {
@@ -1668,6 +1810,22 @@ fn expand_env(v: &str, defined: &[cri::KeyValue]) -> String {
         }
     }
     out.push_str(rest);
+    out
+}
+
+/// The cpu and memory requests and limits of a container's `resources` (what a resize
+/// may change and what the runtime enforces); empty lists are left out.
+fn cpu_memory(r: &Value) -> Value {
+    let mut out = json!({});
+    for k in ["limits", "requests"] {
+        let list: serde_json::Map<String, Value> = ["cpu", "memory"]
+            .iter()
+            .filter_map(|n| r[k].get(*n).map(|v| (n.to_string(), v.clone())))
+            .collect();
+        if !list.is_empty() {
+            out[k] = Value::Object(list);
+        }
+    }
     out
 }
 

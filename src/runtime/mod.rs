@@ -164,6 +164,10 @@ pub struct ContainerRecord {
     /// Who its shim is: it holds the container's stdio and writes its exit code.
     #[serde(default)]
     pub shim: identity::ProcessIdentity,
+    /// The container whose PID namespace this one joins (CRI namespace mode `TARGET`:
+    /// an ephemeral container aimed at another with `targetContainerName`).
+    #[serde(default)]
+    pub pid_target: Option<String>,
 }
 
 impl ContainerRecord {
@@ -591,6 +595,7 @@ impl Runtime {
             cgroup: None,
             process: Default::default(),
             shim: Default::default(),
+            pid_target: None,
         };
         self.save_container(&rec);
         self.lock().containers.insert(id.clone(), rec);
@@ -643,10 +648,10 @@ impl Runtime {
                 .collect(),
             hostname: sb.hostname.clone(),
             host_pid: sb.host_pid,
-            join_pid_of: if sb.share_pid {
-                Some(sb.holder_pid)
-            } else {
-                None
+            join_pid_of: match self.pid_target_pid(&rec)? {
+                Some(pid) => Some(pid),
+                None if sb.share_pid => Some(sb.holder_pid),
+                None => None,
             },
             cgroup: rec.cgroup.clone(),
             tty: rec.tty,
@@ -732,6 +737,69 @@ impl Runtime {
             };
             me.mark_exited(&id, code);
         });
+        Ok(())
+    }
+
+    /// Makes a created container join the PID namespace of the running container
+    /// `target` when it starts (CRI namespace mode `TARGET`). Without PID namespaces
+    /// (the unprivileged level) every process is visible already and nothing is joined.
+    pub fn set_pid_target(&self, id: &str, target: &str) -> Result<(), Status> {
+        let target = self.container(target)?;
+        let mut rec = self.container(id)?;
+        if target.sandbox_id != rec.sandbox_id {
+            return Err(Status::invalid_argument(format!(
+                "target container {} is not in the sandbox of container {}",
+                target.id, rec.id
+            )));
+        }
+        if self.isolation.level == linux::Level::Unprivileged {
+            return Ok(());
+        }
+        rec.pid_target = Some(target.id);
+        self.save_container(&rec);
+        self.lock().containers.insert(rec.id.clone(), rec);
+        Ok(())
+    }
+
+    /// The pid whose PID namespace a starting container joins for its target.
+    fn pid_target_pid(&self, rec: &ContainerRecord) -> Result<Option<u32>, Status> {
+        let Some(target) = &rec.pid_target else {
+            return Ok(None);
+        };
+        let t = self.container(target)?;
+        if t.state != ContainerStateKind::Running || t.pid == 0 {
+            return Err(Status::failed_precondition(format!(
+                "target container {} is not running",
+                t.id
+            )));
+        }
+        Ok(Some(t.pid))
+    }
+
+    /// Changes the limits of a container (CRI `UpdateContainerResources`): recorded, and
+    /// applied to its cgroup when it runs in one. Where the machine allows no cgroups the
+    /// container runs unlimited anyway (the node's `CgroupLimits` condition says so).
+    pub fn update_container_resources(
+        &self,
+        id: &str,
+        limits: linux::CgroupLimits,
+    ) -> Result<(), Status> {
+        let mut rec = self.container(id)?;
+        if let Some(cg) = &rec.cgroup
+            && rec.state == ContainerStateKind::Running
+        {
+            cg.update(&limits).map_err(|e| {
+                Status::unknown(format!(
+                    "failed to update container {} resources: {e}",
+                    rec.id
+                ))
+            })?;
+        }
+        rec.memory_limit = limits.memory_bytes;
+        rec.cpu_quota = limits.cpu_quota;
+        rec.cpu_period = limits.cpu_period;
+        self.save_container(&rec);
+        self.lock().containers.insert(rec.id.clone(), rec);
         Ok(())
     }
 

@@ -357,6 +357,11 @@ impl RuntimeService for CriService {
         let linux = cfg.linux.clone().unwrap_or_default();
         let sc = linux.security_context.unwrap_or_default();
         let res = linux.resources.unwrap_or_default();
+        let pid_target = sc
+            .namespace_options
+            .as_ref()
+            .filter(|n| n.pid == cri::NamespaceMode::Target as i32)
+            .map(|n| n.target_id.clone());
         let id = self.rt.create_container(
             &req.pod_sandbox_id,
             &meta.name,
@@ -378,6 +383,12 @@ impl RuntimeService for CriService {
             ),
             (res.memory_limit_in_bytes, res.cpu_quota, res.cpu_period),
         )?;
+        if let Some(target) = pid_target
+            && let Err(e) = self.rt.set_pid_target(&id, &target)
+        {
+            let _ = self.rt.remove_container(&id);
+            return Err(e);
+        }
         Ok(Response::new(cri::CreateContainerResponse {
             container_id: id,
         }))
@@ -623,7 +634,17 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
-        self.rt.container(&r.into_inner().container_id)?;
+        let req = r.into_inner();
+        let res = req.linux.unwrap_or_default();
+        let limits = crate::runtime::linux::CgroupLimits {
+            memory_bytes: res.memory_limit_in_bytes,
+            cpu_quota: res.cpu_quota,
+            cpu_period: res.cpu_period,
+            cpu_shares: u64::try_from(res.cpu_shares).unwrap_or(0),
+        };
+        let rt = self.rt.clone();
+        let id = req.container_id;
+        blocking(move || rt.update_container_resources(&id, limits)).await?;
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 

@@ -334,6 +334,14 @@ pub trait Strategy: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Validates a write through the writable subresource `sub` (upstream gives each its
+    /// own strategy: `pods/ephemeralcontainers` and `pods/resize` have their own rules);
+    /// by default the rules of a main-resource update.
+    fn validate_subresource_update(&self, sub: &str, old: &Value, new: &Value) -> Vec<Cause> {
+        let _ = sub;
+        self.validate_update(old, new)
+    }
+
     /// How deleting `current` proceeds, given the client's grace period.
     fn deletion(&self, current: &Value, requested_grace: Option<i64>) -> Deletion {
         let _ = (current, requested_grace);

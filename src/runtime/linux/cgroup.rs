@@ -262,6 +262,82 @@ impl ContainerCgroup {
         u
     }
 
+    /// Changes the limits of a running container in place (CRI
+    /// `UpdateContainerResources`): 0 lifts a limit. On v1 the memory+swap limit moves
+    /// with the memory limit, in the order the kernel accepts (it may never be below it).
+    pub fn update(&self, limits: &CgroupLimits) -> Result<(), String> {
+        let write = |dir: &Path, file: &str, value: String| {
+            std::fs::write(dir.join(file), &value)
+                .map_err(|e| format!("writing {value} to {}: {e}", dir.join(file).display()))
+        };
+        if self.unified {
+            let Some(dir) = self.dirs.first() else {
+                return Ok(());
+            };
+            let mem = if limits.memory_bytes > 0 {
+                limits.memory_bytes.to_string()
+            } else {
+                "max".into()
+            };
+            write(dir, "memory.max", mem)?;
+            let period = if limits.cpu_period > 0 {
+                limits.cpu_period
+            } else {
+                100_000
+            };
+            let quota = if limits.cpu_quota > 0 {
+                limits.cpu_quota.to_string()
+            } else {
+                "max".into()
+            };
+            write(dir, "cpu.max", format!("{quota} {period}"))?;
+            if limits.cpu_shares > 0 {
+                let weight = 1 + ((limits.cpu_shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                write(dir, "cpu.weight", weight.to_string())?;
+            }
+            return Ok(());
+        }
+        let dir = |c: &str| {
+            self.dirs
+                .iter()
+                .find(|d| d.starts_with(Path::new(ROOT).join(c)))
+        };
+        if let Some(d) = dir("memory") {
+            let new = if limits.memory_bytes > 0 {
+                limits.memory_bytes
+            } else {
+                -1
+            };
+            let current = std::fs::read_to_string(d.join("memory.limit_in_bytes"))
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(i64::MAX);
+            let growing = new < 0 || new > current;
+            if growing {
+                let _ = write(d, "memory.memsw.limit_in_bytes", new.to_string());
+            }
+            write(d, "memory.limit_in_bytes", new.to_string())?;
+            if !growing {
+                let _ = write(d, "memory.memsw.limit_in_bytes", new.to_string());
+            }
+        }
+        if let Some(d) = dir("cpu") {
+            if limits.cpu_period > 0 {
+                write(d, "cpu.cfs_period_us", limits.cpu_period.to_string())?;
+            }
+            let quota = if limits.cpu_quota > 0 {
+                limits.cpu_quota
+            } else {
+                -1
+            };
+            write(d, "cpu.cfs_quota_us", quota.to_string())?;
+            if limits.cpu_shares > 0 {
+                write(d, "cpu.shares", limits.cpu_shares.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the calling process into the cgroup (its children follow).
     pub fn join_self(&self) -> Result<(), String> {
         for d in &self.dirs {

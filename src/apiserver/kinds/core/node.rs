@@ -19,6 +19,7 @@ impl Nodes {
                 .cluster_scoped()
                 .short_names(&["no"])
                 .subresource("status", "Node", GET_PATCH_UPDATE)
+                .subresource("proxy", "NodeProxyOptions", super::pod::PROXY_VERBS)
                 .storage("minions"),
         }
     }

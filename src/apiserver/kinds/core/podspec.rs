@@ -359,6 +359,7 @@ pub fn validate(spec: &Value, root: &str, out: &mut Vec<Cause>) {
         }
     }
     validate_sysctls(&spec["securityContext"]["sysctls"], root, out);
+    validate_ephemeral_containers(spec, root, out);
     if let Some(rp) = spec["restartPolicy"].as_str()
         && !["Always", "OnFailure", "Never"].contains(&rp)
     {
@@ -385,6 +386,153 @@ pub fn validate(spec: &Value, root: &str, out: &mut Vec<Cause>) {
             g,
             "must be greater than or equal to 0",
         ));
+    }
+}
+
+/// Fields an ephemeral container may not set (upstream's allow list, inverted), in the
+/// order of the Container struct, as upstream reports them.
+const EPHEMERAL_FORBIDDEN: &[&str] = &[
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+];
+
+/// Whether a JSON value is a Go zero value (absent, null, empty object/list/string).
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.values().all(is_zero),
+        Value::Array(a) => a.is_empty(),
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+    }
+}
+
+/// Sets the container defaults (pull policy, termination message) on ephemeral
+/// containers, as upstream's defaulting does on every write of a pod.
+pub fn set_ephemeral_defaults(spec: &mut Value) {
+    let Some(cs) = spec
+        .get_mut("ephemeralContainers")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for c in cs {
+        let Some(c) = c.as_object_mut() else { continue };
+        let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+        let pull = if image_tag_is_latest(image) {
+            "Always"
+        } else {
+            "IfNotPresent"
+        };
+        c.entry("imagePullPolicy").or_insert(json!(pull));
+        c.entry("terminationMessagePath")
+            .or_insert(json!("/dev/termination-log"));
+        c.entry("terminationMessagePolicy").or_insert(json!("File"));
+    }
+}
+
+/// Upstream's `validateEphemeralContainers`: the common container rules, a name unique
+/// across every container of the pod, a `targetContainerName` naming a regular or init
+/// container, and none of the fields that would make the pod rely on it (ports, probes,
+/// resources, lifecycle, subPath mounts).
+pub fn validate_ephemeral_containers(spec: &Value, root: &str, out: &mut Vec<Cause>) {
+    let Some(ecs) = spec["ephemeralContainers"].as_array() else {
+        return;
+    };
+    let volumes: Vec<&str> = spec["volumes"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    let mut others: Vec<&str> = Vec::new();
+    for list in ["containers", "initContainers"] {
+        for c in spec[list].as_array().into_iter().flatten() {
+            if let Some(n) = c["name"].as_str() {
+                others.push(n);
+            }
+        }
+    }
+    let mut all = others.clone();
+    for (i, c) in ecs.iter().enumerate() {
+        let base = format!("{root}.ephemeralContainers[{i}]");
+        let name = c["name"].as_str().unwrap_or("");
+        if name.is_empty() {
+            out.push(required(format!("{base}.name")));
+        } else if !is_dns1123_label(name) {
+            out.push(invalid(format!("{base}.name"), name, DNS1123_LABEL_MSG));
+        }
+        if c["image"].as_str().unwrap_or("").trim().is_empty() {
+            out.push(required(format!("{base}.image")));
+        }
+        for (j, m) in c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let n = m["name"].as_str().unwrap_or("");
+            if !volumes.contains(&n) {
+                out.push(Cause {
+                    reason: "FieldValueNotFound".into(),
+                    message: format!(
+                        "Not found: {}",
+                        serde_json::to_string(n).unwrap_or_default()
+                    ),
+                    field: format!("{base}.volumeMounts[{j}].name"),
+                });
+            }
+            if m["mountPath"].as_str().unwrap_or("").is_empty() {
+                out.push(required(format!("{base}.volumeMounts[{j}].mountPath")));
+            }
+        }
+        if !name.is_empty() {
+            if all.contains(&name) {
+                out.push(duplicate(format!("{base}.name"), name));
+            } else {
+                all.push(name);
+            }
+        }
+        if let Some(t) = c["targetContainerName"].as_str().filter(|t| !t.is_empty())
+            && !others.contains(&t)
+        {
+            out.push(Cause {
+                reason: "FieldValueNotFound".into(),
+                message: format!(
+                    "Not found: {}",
+                    serde_json::to_string(t).unwrap_or_default()
+                ),
+                field: format!("{base}.targetContainerName"),
+            });
+        }
+        for f in EPHEMERAL_FORBIDDEN {
+            if !is_zero(&c[*f]) {
+                out.push(forbidden(
+                    format!("{base}.{f}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        for (j, m) in c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for f in ["subPath", "subPathExpr"] {
+                if !is_zero(&m[f]) {
+                    out.push(forbidden(
+                        format!("{base}.volumeMounts[{j}].{f}"),
+                        "cannot be set for an Ephemeral Container",
+                    ));
+                }
+            }
+        }
     }
 }
 

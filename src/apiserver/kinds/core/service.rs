@@ -58,6 +58,7 @@ impl Services {
                 .short_names(&["svc"])
                 .categories(&["all"])
                 .subresource("status", "Service", GET_PATCH_UPDATE)
+                .subresource("proxy", "ServiceProxyOptions", super::pod::PROXY_VERBS)
                 .storage("services/specs"),
         }
     }
