@@ -463,7 +463,10 @@ mod tests {
         let a = ClusterPki::load_or_create(&pki_dir, "n-control-plane").unwrap();
         let user = |id: &Identity| user_from_cert(&id.cert_chain().unwrap()[0]).unwrap();
         assert_eq!(user(&a.scheduler).name, "system:kube-scheduler");
-        assert_eq!(user(&a.controller_manager).name, "system:kube-controller-manager");
+        assert_eq!(
+            user(&a.controller_manager).name,
+            "system:kube-controller-manager"
+        );
         assert_eq!(
             user(&a.kubelet_client),
             UserInfo {
@@ -479,7 +482,10 @@ mod tests {
         assert_eq!(a.ca.cert_pem, b.ca.cert_pem);
         assert_eq!(a.scheduler.cert_pem, b.scheduler.cert_pem);
         assert_ne!(a.controller_manager.cert_pem, b.controller_manager.cert_pem);
-        assert_eq!(user(&b.controller_manager).name, "system:kube-controller-manager");
+        assert_eq!(
+            user(&b.controller_manager).name,
+            "system:kube-controller-manager"
+        );
         b.client_tls(&b.controller_manager).unwrap();
     }
 

@@ -232,8 +232,13 @@ fn up_once(c: &Cluster) -> Result<String, String> {
     let status = child.wait().expect("wait rkind up");
     out.extend(rx.try_iter());
     let text = out.join("\n");
-    if ready { Ok(text) } else {
-        assert!(!status.success(), "rkind up exited 0 without becoming ready:\n{text}");
+    if ready {
+        Ok(text)
+    } else {
+        assert!(
+            !status.success(),
+            "rkind up exited 0 without becoming ready:\n{text}"
+        );
         Err(text)
     }
 }
@@ -255,7 +260,10 @@ fn each_component_authenticates_with_its_own_certificate() {
             .iter()
             .map(|ext| {
                 let p = pki.join(format!("{file}.{ext}"));
-                (p.display().to_string(), std::fs::read(&p).expect("cert file"))
+                (
+                    p.display().to_string(),
+                    std::fs::read(&p).expect("cert file"),
+                )
             })
             .collect();
         let intruder = format!("rkind-intruder-{file}");
@@ -265,7 +273,8 @@ fn each_component_authenticates_with_its_own_certificate() {
             Err(out) => out,
         };
         assert!(
-            out.contains(&format!("User \"{intruder}\" cannot")) || out.contains(&format!("User \\\"{intruder}\\\" cannot")),
+            out.contains(&format!("User \"{intruder}\" cannot"))
+                || out.contains(&format!("User \\\"{intruder}\\\" cannot")),
             "{component}: no Forbidden for {intruder}:\n{out}"
         );
         for (path, bytes) in saved {

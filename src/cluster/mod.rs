@@ -207,9 +207,10 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let tls = pki.apiserver_tls()?;
     tasks.push(tokio::spawn(server.clone().serve(listener, tls)));
     // No component uses the admin identity: each has its own certificate.
-    let identity = |binary: &str, id: &crate::pki::Identity| -> Result<ComponentIdentity, UpError> {
-        Ok(ComponentIdentity::new(binary, pki.client_tls(id)?))
-    };
+    let identity =
+        |binary: &str, id: &crate::pki::Identity| -> Result<ComponentIdentity, UpError> {
+            Ok(ComponentIdentity::new(binary, pki.client_tls(id)?))
+        };
     let controller_manager = crate::controller::kube_client(
         api_addr,
         &identity("kube-controller-manager", &pki.controller_manager)?,

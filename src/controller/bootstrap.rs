@@ -7,13 +7,20 @@ use serde_json::{Value, json};
 use super::{ControllerError, code, post_json};
 
 /// The namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the bootstrap objects that do not exist yet.
 pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), ControllerError> {
     for ns in SYSTEM_NAMESPACES {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        create(client, "/api/v1/namespaces", &body, &format!("namespace {ns}")).await?;
+        create(
+            client,
+            "/api/v1/namespaces",
+            &body,
+            &format!("namespace {ns}"),
+        )
+        .await?;
     }
     let svc = json!({
         "apiVersion": "v1",

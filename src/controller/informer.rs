@@ -535,7 +535,12 @@ mod tests {
     fn indexes_follow_changes_and_relists_report_what_vanished() {
         let (cache, _tx) = Cache::new(vec![by_namespace(), by_owner(), by_node()]);
         cache.apply(watcher::Event::Init);
-        cache.apply(watcher::Event::InitApply(pod("a", "1", Some("n1"), Some("u1"))));
+        cache.apply(watcher::Event::InitApply(pod(
+            "a",
+            "1",
+            Some("n1"),
+            Some("u1"),
+        )));
         cache.apply(watcher::Event::InitApply(pod("b", "2", None, Some("u1"))));
         let first = cache.apply(watcher::Event::InitDone);
         assert_eq!(first.len(), 2);
@@ -550,8 +555,12 @@ mod tests {
         let mut seen: Vec<String> = changes
             .iter()
             .map(|c| match c {
-                Change::Applied(p) => format!("applied {}", p.metadata.name.as_deref().unwrap_or("")),
-                Change::Deleted(p) => format!("deleted {}", p.metadata.name.as_deref().unwrap_or("")),
+                Change::Applied(p) => {
+                    format!("applied {}", p.metadata.name.as_deref().unwrap_or(""))
+                }
+                Change::Deleted(p) => {
+                    format!("deleted {}", p.metadata.name.as_deref().unwrap_or(""))
+                }
             })
             .collect();
         seen.sort();

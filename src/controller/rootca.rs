@@ -194,10 +194,7 @@ mod tests {
             DESCRIPTION.to_string(),
         )]));
         assert!(up_to_date(&cm, &data));
-        cm.data
-            .as_mut()
-            .unwrap()
-            .insert("extra".into(), "x".into());
+        cm.data.as_mut().unwrap().insert("extra".into(), "x".into());
         assert!(!up_to_date(&cm, &data), "an extra key");
     }
 }

@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::record_event_kube;
 use super::informer::{Cache, Change, Informer, ObjectKey, by_namespace, by_owner};
-use super::{Action, ControllerError, WorkQueue, code, post_json, run_workers, synced, watch_config};
+use super::{
+    Action, ControllerError, WorkQueue, code, post_json, run_workers, synced, watch_config,
+};
 
 /// The scheduler's name (pods naming another `schedulerName` are left alone).
 pub const NAME: &str = "default-scheduler";
@@ -117,7 +119,10 @@ impl Ctx {
             || spec
                 .and_then(|s| s.node_name.as_deref())
                 .is_some_and(|n| !n.is_empty())
-            || spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or(NAME) != NAME
+            || spec
+                .and_then(|s| s.scheduler_name.as_deref())
+                .unwrap_or(NAME)
+                != NAME
         {
             return Ok(Action::Done);
         }
