@@ -1,7 +1,8 @@
-//! A small HTTPS client of the API server, used by rkind's own components (kubelet,
-//! scheduler, controllers) and by the CLI. It speaks to the API server's real endpoint
-//! over h2 with the caller's own client certificate, exactly like a real kubelet does:
-//! there is no in-process shortcut to the store.
+//! A small HTTPS client of the API server, used by the kubelet's writes (node status,
+//! lease, pod status) and by the CLI and tools. It speaks to the API server's real
+//! endpoint over h2 with the caller's own client certificate, exactly like a real kubelet
+//! does: there is no in-process shortcut to the store. Watches and caches of the
+//! components go through [`crate::controller`] (kube-rs) instead.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

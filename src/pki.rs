@@ -90,6 +90,8 @@ pub struct ClusterPki {
     pub apiserver_kubelet_client: Identity,
     /// The scheduler's client certificate (CN system:kube-scheduler).
     pub scheduler: Identity,
+    /// The controller-manager's client certificate (CN system:kube-controller-manager).
+    pub controller_manager: Identity,
 }
 
 /// The user name the kubelet accepts on its port: only the API server may call it.
@@ -210,6 +212,16 @@ impl ClusterPki {
                 server: false,
                 client: true,
             },
+            // Added later than the others: older data directories get it on their next
+            // start (a missing file is issued by the existing CA, the rest reused).
+            Spec {
+                file: "controller-manager",
+                cn: "system:kube-controller-manager".into(),
+                orgs: vec![],
+                sans: vec![],
+                server: false,
+                client: true,
+            },
         ];
         let mut ids = Vec::with_capacity(specs.len());
         for spec in &specs {
@@ -237,6 +249,7 @@ impl ClusterPki {
             kubelet_serving: next(),
             apiserver_kubelet_client: next(),
             scheduler: next(),
+            controller_manager: next(),
         })
     }
 
@@ -440,6 +453,40 @@ mod tests {
         a.apiserver_tls().unwrap();
         a.kubelet_tls().unwrap();
         a.client_tls(&a.admin).unwrap();
+    }
+
+    #[test]
+    fn each_component_has_its_own_user_and_old_dirs_get_the_new_ones() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let pki_dir = dir.path().join("pki");
+        let a = ClusterPki::load_or_create(&pki_dir, "n-control-plane").unwrap();
+        let user = |id: &Identity| user_from_cert(&id.cert_chain().unwrap()[0]).unwrap();
+        assert_eq!(user(&a.scheduler).name, "system:kube-scheduler");
+        assert_eq!(
+            user(&a.controller_manager).name,
+            "system:kube-controller-manager"
+        );
+        assert_eq!(
+            user(&a.kubelet_client),
+            UserInfo {
+                name: "system:node:n-control-plane".into(),
+                groups: vec!["system:nodes".into()]
+            }
+        );
+        // A data directory from before the controller-manager identity: it is issued by
+        // the existing CA, everything else is reused.
+        fs::remove_file(pki_dir.join("controller-manager.crt")).unwrap();
+        fs::remove_file(pki_dir.join("controller-manager.key")).unwrap();
+        let b = ClusterPki::load_or_create(&pki_dir, "n-control-plane").unwrap();
+        assert_eq!(a.ca.cert_pem, b.ca.cert_pem);
+        assert_eq!(a.scheduler.cert_pem, b.scheduler.cert_pem);
+        assert_ne!(a.controller_manager.cert_pem, b.controller_manager.cert_pem);
+        assert_eq!(
+            user(&b.controller_manager).name,
+            "system:kube-controller-manager"
+        );
+        b.client_tls(&b.controller_manager).unwrap();
     }
 
     #[test]

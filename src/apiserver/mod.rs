@@ -273,13 +273,17 @@ pub fn version_info() -> Value {
     })
 }
 
-/// Decides whether `user` may do anything. rkind's cluster has three kinds of callers:
-/// admins (system:masters / kubeadm:cluster-admins), its own node and its scheduler.
+/// Decides whether `user` may do anything. rkind's cluster has four kinds of callers:
+/// admins (system:masters / kubeadm:cluster-admins), its nodes (`system:node:<name>` in
+/// system:nodes), its scheduler and its controller-manager (each its own user, as
+/// upstream's, ready for per-identity rules).
 fn authorize(user: &UserInfo) -> bool {
-    user.groups
-        .iter()
-        .any(|g| g == "system:masters" || g == "kubeadm:cluster-admins" || g == "system:nodes")
+    let group = |g: &str| user.groups.iter().any(|x| x == g);
+    group("system:masters")
+        || group("kubeadm:cluster-admins")
+        || (group("system:nodes") && user.name.starts_with("system:node:"))
         || user.name == "system:kube-scheduler"
+        || user.name == "system:kube-controller-manager"
 }
 
 impl ApiServer {

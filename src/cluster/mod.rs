@@ -1,5 +1,6 @@
 //! The cluster's life cycle: the start-up pipeline (certificates → store → API server →
-//! bootstrap objects → kubelet/node → scheduler → kubeconfig), readiness, graceful
+//! bootstrap objects → kubelet/node → scheduler → controller-manager → kubeconfig; each
+//! component with its own certificate), readiness, graceful
 //! shutdown, and the on-disk state that `down`, `status` and `kubeconfig` read.
 
 pub mod index;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::ApiServer;
 use crate::client::ApiClient;
+use crate::controller::ComponentIdentity;
 use crate::pki::ClusterPki;
 use crate::store::Store;
 use state::ClusterState;
@@ -56,6 +58,9 @@ pub enum UpError {
     /// The CRI socket could not be bound.
     #[error("CRI socket: {0}")]
     CriSocket(std::io::Error),
+    /// A controller-runtime component (scheduler, controller-manager) could not start.
+    #[error("{0}")]
+    Controller(#[from] crate::controller::ControllerError),
     /// The kubelet could not start.
     #[error("kubelet: {0}")]
     Kubelet(#[from] crate::kubelet::KubeletError),
@@ -204,13 +209,16 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     let mut tasks = Vec::new();
     let tls = pki.apiserver_tls()?;
     tasks.push(tokio::spawn(server.clone().serve(listener, tls)));
-    let admin = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.admin)?));
-    crate::controllers::bootstrap(&admin, api_addr.port())
-        .await
-        .map_err(|source| UpError::Api {
-            step: "bootstrap objects",
-            source,
-        })?;
+    // No component uses the admin identity: each has its own certificate.
+    let identity =
+        |binary: &str, id: &crate::pki::Identity| -> Result<ComponentIdentity, UpError> {
+            Ok(ComponentIdentity::new(binary, pki.client_tls(id)?))
+        };
+    let controller_manager = crate::controller::kube_client(
+        api_addr,
+        &identity("kube-controller-manager", &pki.controller_manager)?,
+    );
+    crate::controller::bootstrap::ensure(&controller_manager, api_addr.port()).await?;
     step(&format!("API server on https://{api_addr}"), t, ());
 
     let t = Instant::now();
@@ -271,6 +279,8 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         api_addr,
         pki.client_tls(&pki.kubelet_client)?,
     ));
+    let kubelet_kube =
+        crate::controller::kube_client(api_addr, &identity("kubelet", &pki.kubelet_client)?);
     crate::kubelet::start(
         crate::kubelet::KubeletConfig {
             node_name: node.clone(),
@@ -279,19 +289,22 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
             pods_dir: opts.data_dir.join("pods"),
         },
         kubelet_api,
+        kubelet_kube,
         shutdown.clone(),
     )
     .await
     .map_err(UpError::Kubelet)?;
-    let sched_api = Arc::new(ApiClient::new(api_addr, pki.client_tls(&pki.scheduler)?));
-    tasks.push(tokio::spawn(crate::scheduler::run(
-        sched_api,
-        shutdown.clone(),
-    )));
-    tasks.push(tokio::spawn(crate::controllers::service_accounts(
-        admin.clone(),
-        shutdown.clone(),
-    )));
+    let scheduler =
+        crate::controller::kube_client(api_addr, &identity("kube-scheduler", &pki.scheduler)?);
+    tasks.extend(crate::controller::scheduler::start(scheduler, shutdown.clone()).await?);
+    tasks.extend(
+        crate::controller::start_controller_manager(
+            controller_manager,
+            pki.ca.cert_pem.clone(),
+            shutdown.clone(),
+        )
+        .await?,
+    );
     step(&format!("Node {node} Ready"), t, ());
 
     let t = Instant::now();

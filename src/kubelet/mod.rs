@@ -1,5 +1,6 @@
 //! The kubelet: registers its Node through the API server (with its own certificate),
-//! keeps the Node status and its Lease fresh, watches the pods bound to it, and serves
+//! keeps the Node status and its Lease fresh, follows the pods bound to it through an
+//! informer of the controller runtime ([`crate::controller`]), and serves
 //! its own HTTPS port (mutual TLS: only the API server's client certificate is let in).
 //!
 //! Pods run through the CRI runtime: the kubelet is only ever a gRPC client of it
@@ -12,12 +13,12 @@ pub mod server;
 pub mod streaming;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ApiClient;
+use crate::controller::informer::{Change, Informer, by_node};
 
 /// What the kubelet needs to run.
 pub struct KubeletConfig {
@@ -31,10 +32,13 @@ pub struct KubeletConfig {
     pub pods_dir: std::path::PathBuf,
 }
 
-/// Registers the node and returns once it is Ready; then keeps it alive in the background.
+/// Registers the node and returns once it is Ready and its pod informer is synced; then
+/// keeps it alive in the background. `api` and `kube` authenticate as the node
+/// (`system:node:<name>`).
 pub async fn start(
     cfg: KubeletConfig,
     api: Arc<ApiClient>,
+    kube: kube_client::Client,
     shutdown: CancellationToken,
 ) -> Result<(), KubeletError> {
     let channel = pods::connect_cri(&cfg.cri_socket).await.map_err(|e| {
@@ -83,8 +87,17 @@ pub async fn start(
         pods_dir: cfg.pods_dir.clone(),
     };
     let manager = pods::PodManager::new(env, shutdown.clone());
-    let name = cfg.node_name.clone();
-    tokio::spawn(async move { pod_watch(api, name, manager, shutdown).await });
+    let mut informer: Informer<Pod> = Informer::new(
+        kube_client::Api::all(kube),
+        crate::controller::watch_config().fields(&format!("spec.nodeName={}", cfg.node_name)),
+        "pods",
+        vec![by_node()],
+    );
+    let feed = informer.subscribe();
+    let cache = informer.cache();
+    tokio::spawn(informer.run(shutdown.clone()));
+    tokio::spawn(pod_source(feed, manager, shutdown));
+    crate::controller::synced(&cache, "kubelet", "pods").await?;
     Ok(())
 }
 
@@ -94,51 +107,34 @@ pub enum KubeletError {
     /// The API server refused or could not be reached.
     #[error(transparent)]
     Api(#[from] crate::client::ClientError),
+    /// The pod informer could not list this node's pods.
+    #[error(transparent)]
+    Informer(#[from] crate::controller::ControllerError),
     /// The CRI runtime could not be reached.
     #[error("container runtime: {0}")]
     Cri(String),
 }
 
-/// Watches the pods bound to this node and hands each change to its pod worker.
-async fn pod_watch(
-    api: Arc<ApiClient>,
-    node: String,
+/// Hands each change of the pods bound to this node to its pod worker, in order.
+async fn pod_source(
+    mut feed: tokio::sync::mpsc::Receiver<Change<Pod>>,
     mut manager: pods::PodManager,
     shutdown: CancellationToken,
 ) {
-    let selector = format!("spec.nodeName%3D{node}");
     loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        let path =
-            format!("/api/v1/pods?watch=true&fieldSelector={selector}&allowWatchBookmarks=true");
-        let stream = match api.watch(&path).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "kubelet pod watch failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                }
-            }
+        let change = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = feed.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
         };
-        tokio::pin!(stream);
-        loop {
-            let ev = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                ev = stream.next() => ev,
-            };
-            let Some(Ok(ev)) = ev else { break };
-            if ev["type"] == "DELETED" {
-                // Gone from the API without the kubelet's final delete (forced): stop it.
-                manager.removed(ev["object"].clone()).await;
-                continue;
-            }
-            if ev["type"] == "BOOKMARK" || ev["type"] == "ERROR" {
-                continue;
-            }
-            manager.update(ev["object"].clone()).await;
+        let pod = serde_json::to_value(change.object().as_ref()).unwrap_or_default();
+        match change {
+            // Gone from the API without the kubelet's final delete (forced), or missed
+            // while the watch was down and found gone by a relist: stop it.
+            Change::Deleted(_) => manager.removed(pod).await,
+            Change::Applied(_) => manager.update(pod).await,
         }
     }
 }

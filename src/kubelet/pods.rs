@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 use crate::apiserver::defaults::now_rfc3339;
 use crate::client::ApiClient;
-use crate::controllers::record_event;
+use crate::controller::events::record_event;
 use crate::runtime::cri;
 use cri::image_service_client::ImageServiceClient;
 use cri::runtime_service_client::RuntimeServiceClient;

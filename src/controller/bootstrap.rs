@@ -1,0 +1,57 @@
+//! The objects every cluster starts with: the system namespaces and the `kubernetes`
+//! Service. Created once at start (idempotently), as kube-apiserver's bootstrap
+//! controller does, here with the controller-manager's identity.
+
+use serde_json::{Value, json};
+
+use super::{ControllerError, code, post_json};
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the bootstrap objects that do not exist yet.
+pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), ControllerError> {
+    for ns in SYSTEM_NAMESPACES {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        create(
+            client,
+            "/api/v1/namespaces",
+            &body,
+            &format!("namespace {ns}"),
+        )
+        .await?;
+    }
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api_port}]},
+    });
+    create(
+        client,
+        "/api/v1/namespaces/default/services",
+        &svc,
+        "service default/kubernetes",
+    )
+    .await
+}
+
+async fn create(
+    client: &kube_client::Client,
+    path: &str,
+    body: &Value,
+    what: &str,
+) -> Result<(), ControllerError> {
+    match post_json(client, path, body).await {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == 409 => Ok(()),
+        Err(source) => Err(ControllerError::Request {
+            component: "kube-controller-manager",
+            what: format!("creating {what}"),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,190 @@
+//! The controller runtime of rkind's own components (scheduler, controller-manager
+//! loops, the kubelet's pod source), each an API client with its own certificate:
+//!
+//! - [`client`]: a kube-rs client per identity, over our rustls (ring) connector;
+//! - [`informer`]: kube-runtime's watcher (list + watch, resume from the last
+//!   resourceVersion, bookmarks, relist on 410, back-off) feeding a shared cache indexed
+//!   by namespace, owner uid and node name, and change feeds;
+//! - [`queue`]: a rate-limited work queue with requeue;
+//! - [`run_workers`]: the glue that reconciles queued keys.
+//!
+//! kube-runtime's own `Controller` is not used: it keeps a private reflector per
+//! controller (a second copy of every object, where the informers here are shared), and
+//! its watcher cannot be told to relist when a watch request itself is answered 410 (see
+//! [`informer`]). Its watcher and kube-client are used as they are.
+
+pub mod bootstrap;
+pub mod client;
+pub mod events;
+pub mod informer;
+pub mod queue;
+pub mod rootca;
+pub mod scheduler;
+pub mod serviceaccount;
+
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::Instrument;
+
+pub use client::{ComponentIdentity, kube_client};
+pub use informer::{Cache, Change, Informer, ObjectKey};
+pub use queue::WorkQueue;
+
+/// How long `rkind up` waits for a component's informers to hold a first full list.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a component could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// An informer's first list did not complete (refused, or the server is unreachable).
+    #[error("{component}: cannot list {kind}: {message}")]
+    NotSynced {
+        /// The component (`kube-scheduler`, `kube-controller-manager`, `kubelet`).
+        component: &'static str,
+        /// What it lists.
+        kind: &'static str,
+        /// The server's answer or what went wrong.
+        message: String,
+    },
+    /// A one-off request failed (bootstrap objects).
+    #[error("{component}: {what}: {source}")]
+    Request {
+        /// The component.
+        component: &'static str,
+        /// What it was doing.
+        what: String,
+        /// The client's error.
+        source: kube_client::Error,
+    },
+}
+
+/// Waits for `cache` to sync, naming `component` and `kind` on failure.
+pub async fn synced<K: kube_client::core::Resource>(
+    cache: &Cache<K>,
+    component: &'static str,
+    kind: &'static str,
+) -> Result<(), ControllerError> {
+    cache
+        .wait_synced(SYNC_TIMEOUT)
+        .await
+        .map_err(|message| ControllerError::NotSynced {
+            component,
+            kind,
+            message,
+        })
+}
+
+/// The watcher configuration every informer starts from: kube-runtime's defaults
+/// (bookmarks, list then watch) with the watch timeout of `RKIND_CONTROLLER_WATCH_TIMEOUT`
+/// seconds where set (tests shorten it to make watches reconnect often).
+pub fn watch_config() -> kube_runtime::watcher::Config {
+    let c = kube_runtime::watcher::Config::default();
+    match std::env::var("RKIND_CONTROLLER_WATCH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        Some(t) if t > 0 => c.timeout(t),
+        _ => c,
+    }
+}
+
+/// What a reconcile asks of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing more until the key changes again.
+    Done,
+    /// Look again after this long.
+    RequeueAfter(Duration),
+}
+
+/// Reconciles keys from `queue` one at a time until shutdown: a failure is logged and
+/// the key comes back after its back-off delay.
+pub async fn run_workers<T, F, Fut, E>(name: &'static str, queue: Arc<WorkQueue<T>>, reconcile: F)
+where
+    T: Clone + Eq + Hash + Display,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<Action, E>>,
+    E: Display,
+{
+    while let Some(item) = queue.next().await {
+        let span = tracing::debug_span!("controller_reconcile", controller = name, key = %item);
+        match reconcile(item.clone()).instrument(span).await {
+            Ok(Action::Done) => queue.forget(&item),
+            Ok(Action::RequeueAfter(d)) => {
+                queue.forget(&item);
+                queue.add_after(item.clone(), d);
+            }
+            Err(e) => {
+                let failures = queue.failures(&item);
+                if failures < 3 {
+                    tracing::debug!(controller = name, key = %item, error = %e, "reconcile failed; retrying");
+                } else {
+                    tracing::warn!(controller = name, key = %item, error = %e, failures, "reconcile keeps failing");
+                }
+                queue.add_rate_limited(item.clone());
+            }
+        }
+        queue.done(&item);
+    }
+}
+
+/// POSTs a JSON object to `path` and decodes the JSON answer.
+pub async fn post_json(
+    client: &kube_client::Client,
+    path: &str,
+    body: &Value,
+) -> Result<Value, kube_client::Error> {
+    let bytes = serde_json::to_vec(body).map_err(kube_client::Error::SerdeError)?;
+    let req = http::Request::post(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .body(bytes)
+        .map_err(kube_client::Error::HttpError)?;
+    client.request::<Value>(req).await
+}
+
+/// The HTTP code of an API error (0 for other failures).
+pub fn code(e: &kube_client::Error) -> u16 {
+    informer::api_status(e).map_or(0, |s| s.code)
+}
+
+/// Whether a namespace is going away (its objects must not be recreated).
+pub fn terminating(ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+}
+
+/// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
+/// ConfigMap) on one shared Namespace informer; returns once their caches are synced.
+pub async fn start_controller_manager(
+    client: kube_client::Client,
+    ca_pem: String,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let mut namespaces: Informer<Namespace> = Informer::new(
+        kube_client::Api::all(client.clone()),
+        watch_config(),
+        "namespaces",
+        vec![],
+    );
+    let mut tasks = Vec::new();
+    let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
+    let ca = rootca::Controller::new(client, &mut namespaces, ca_pem, shutdown.clone());
+    let ns_cache = namespaces.cache();
+    tasks.push(tokio::spawn(namespaces.run(shutdown.clone())));
+    let (sa_tasks, sa_cache) = sa.start();
+    tasks.extend(sa_tasks);
+    let (ca_tasks, ca_cache) = ca.start();
+    tasks.extend(ca_tasks);
+    const CM: &str = "kube-controller-manager";
+    synced(&ns_cache, CM, "namespaces").await?;
+    synced(&sa_cache, CM, "serviceaccounts").await?;
+    synced(&ca_cache, CM, "configmaps").await?;
+    Ok(tasks)
+}
