@@ -140,10 +140,16 @@ pub async fn serve(
             rv
         }
     };
-    let cursor = srv
-        .store
-        .watch(&prefix, from)
-        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
+    // A start older than the window is accepted and answered with one ERROR event
+    // (410 Expired), as upstream's watch cache does: clients relist on that event.
+    let cursor = match srv.store.watch(&prefix, from) {
+        Ok(c) => c,
+        Err(e @ crate::store::StoreError::Expired { .. }) => {
+            let line = enc.line("ERROR", &ApiError::from_store(res.def(), "", e).to_status());
+            return respond(&enc.framer, futures_util::stream::iter([line]));
+        }
+        Err(e) => return Err(ApiError::from_store(res.def(), "", e)),
+    };
     let Some(timeout) = timeout else {
         return respond(&enc.framer, futures_util::stream::empty());
     };
