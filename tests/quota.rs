@@ -156,28 +156,35 @@ fn pod_quota_refuses_the_second_pod_and_follows_deletes_and_dry_runs() {
 fn object_counts_and_compute_quotas() {
     let c = Cluster::start("quota-counts");
     c.ok(&["create", "ns", "q"]);
+    // The controller-manager publishes kube-root-ca.crt in every namespace; it counts
+    // against ConfigMap quotas as on a real cluster.
+    c.eventually(30, "kube-root-ca.crt in q", || {
+        c.kubectl(&["-n", "q", "get", "configmap", "kube-root-ca.crt"])
+            .status
+            .success()
+    });
     c.ok(&[
         "-n",
         "q",
         "create",
         "quota",
         "cm",
-        "--hard=count/configmaps=1,configmaps=5",
+        "--hard=count/configmaps=2,configmaps=6",
     ]);
     c.ok(&["-n", "q", "create", "configmap", "one"]);
-    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "1");
-    assert_eq!(used(&c, "q", "cm", "configmaps"), "1");
+    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
+    assert_eq!(used(&c, "q", "cm", "configmaps"), "2");
     let err = c.fails(&["-n", "q", "create", "configmap", "two"]);
     assert!(
         err.contains(
-            "configmaps \"two\" is forbidden: exceeded quota: cm, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1"
+            "configmaps \"two\" is forbidden: exceeded quota: cm, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"
         ),
         "{err}"
     );
     c.ok(&["-n", "q", "delete", "configmap", "one"]);
-    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "0");
-    c.ok(&["-n", "q", "create", "configmap", "two"]);
     assert_eq!(used(&c, "q", "cm", "count/configmaps"), "1");
+    c.ok(&["-n", "q", "create", "configmap", "two"]);
+    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
     // A create that fails after admission (the name is taken) is not left charged.
     c.ok(&[
         "-n",
@@ -186,12 +193,12 @@ fn object_counts_and_compute_quotas() {
         "quota",
         "cm",
         "-p",
-        r#"{"spec":{"hard":{"count/configmaps":"3"}}}"#,
+        r#"{"spec":{"hard":{"count/configmaps":"4"}}}"#,
     ]);
-    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "1");
+    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
     let err = c.fails(&["-n", "q", "create", "configmap", "two"]);
     assert!(err.contains("already exists"), "{err}");
-    wait_used(&c, "q", "cm", "count/configmaps", "1");
+    wait_used(&c, "q", "cm", "count/configmaps", "2");
 
     // A quota on requests.cpu: pods must say what they request, and fit.
     c.ok(&[
