@@ -446,6 +446,16 @@ pub fn make_table(
     t
 }
 
+/// The `<namespace>/<name>` an object is ordered by in lists and continue tokens.
+fn list_key(obj: &Value) -> String {
+    let m = &obj["metadata"];
+    format!(
+        "{}/{}",
+        m["namespace"].as_str().unwrap_or(""),
+        m["name"].as_str().unwrap_or("")
+    )
+}
+
 /// Lists the objects under `ns` (or all namespaces) that pass the request's selectors.
 pub fn list_matching(
     srv: &ApiServer,
@@ -462,11 +472,7 @@ pub fn list_matching(
     for obj in items {
         let view = res.to_view(&obj);
         if filter.matches(res, &view) {
-            let key = format!(
-                "{}/{}",
-                view["metadata"]["namespace"].as_str().unwrap_or(""),
-                view["metadata"]["name"].as_str().unwrap_or("")
-            );
+            let key = list_key(&view);
             out.push((key, view));
         }
     }
@@ -494,20 +500,8 @@ pub fn list_at(
     let too_old =
         || ApiError::expired("The resourceVersion for the provided list is too old.".to_string());
     let mut cursor = srv.store.watch(&prefix, at).map_err(|_| too_old())?;
-    let mut state: std::collections::BTreeMap<String, Value> = items
-        .into_iter()
-        .map(|o| {
-            let m = &o["metadata"];
-            (
-                format!(
-                    "{}/{}",
-                    m["namespace"].as_str().unwrap_or(""),
-                    m["name"].as_str().unwrap_or("")
-                ),
-                o,
-            )
-        })
-        .collect();
+    let mut state: std::collections::BTreeMap<String, Value> =
+        items.into_iter().map(|o| (list_key(&o), o)).collect();
     let mut later = Vec::new();
     loop {
         let batch = srv.store.next_events(&mut cursor).map_err(|_| too_old())?;
@@ -522,12 +516,7 @@ pub fn list_at(
     }
     for ev in later.iter().rev() {
         let current = ev.object().map_err(|e| ApiError::internal(e.to_string()))?;
-        let m = &current["metadata"];
-        let key = format!(
-            "{}/{}",
-            m["namespace"].as_str().unwrap_or(""),
-            m["name"].as_str().unwrap_or("")
-        );
+        let key = list_key(&current);
         match ev
             .previous()
             .map_err(|e| ApiError::internal(e.to_string()))?
