@@ -175,13 +175,19 @@ pub fn resource_list(snap: &Snapshot, group: &str, version: &str) -> Option<Valu
         }
         resources.push(v);
         for s in &r.subresources {
-            resources.push(json!({
+            let mut sub = json!({
                 "name": format!("{}/{}", r.plural, s.name),
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": s.kind,
                 "verbs": s.verbs,
-            }));
+            });
+            // A subresource of another group-version names it (`scale`: autoscaling/v1).
+            if (s.group.as_str(), s.version.as_str()) != (r.group.as_str(), r.version.as_str()) {
+                sub["group"] = json!(s.group);
+                sub["version"] = json!(s.version);
+            }
+            resources.push(sub);
         }
     }
     let gv = if group.is_empty() {

@@ -138,6 +138,9 @@ async fn subresource(
             let body = read_body(req).await?;
             patch(srv, ctx, res, ns, name, &body, Some(sub)).await
         }
+        ("scale", _) if res.scale().is_some() => {
+            super::scale::serve(srv, ctx, req, res, ns, name).await
+        }
         ("binding", &Method::POST) => {
             let body = read_body(req).await?;
             bind(srv, ctx, res, ns.unwrap_or(""), name, &body).await
@@ -1085,7 +1088,7 @@ fn validate_update(
 /// object; the result is merged, validated, admitted and stored. The write is guarded by
 /// the resourceVersion it was computed from; when another write came in between, it is
 /// computed again from the new state (a client's own resourceVersion still conflicts).
-async fn write_update(
+pub(crate) async fn write_update(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     res: &dyn Strategy,

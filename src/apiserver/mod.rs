@@ -19,6 +19,7 @@ pub mod openapi_v2;
 pub mod protobuf;
 pub mod proxy;
 pub mod registry;
+pub mod scale;
 pub mod selectors;
 pub mod smp;
 pub mod status;

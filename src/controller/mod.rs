@@ -17,7 +17,9 @@ pub mod bootstrap;
 pub mod client;
 pub mod events;
 pub mod informer;
+pub mod podcontrol;
 pub mod queue;
+pub mod replicationcontroller;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
@@ -175,6 +177,7 @@ pub async fn start_controller_manager(
     );
     let mut tasks = Vec::new();
     let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
+    let rc = replicationcontroller::Controller::new(client.clone(), shutdown.clone());
     let ca = rootca::Controller::new(client, &mut namespaces, ca_pem, shutdown.clone());
     let ns_cache = namespaces.cache();
     tasks.push(tokio::spawn(namespaces.run(shutdown.clone())));
@@ -182,9 +185,13 @@ pub async fn start_controller_manager(
     tasks.extend(sa_tasks);
     let (ca_tasks, ca_cache) = ca.start();
     tasks.extend(ca_tasks);
+    let (rc_tasks, rc_cache, rc_pods) = rc.start();
+    tasks.extend(rc_tasks);
     const CM: &str = "kube-controller-manager";
     synced(&ns_cache, CM, "namespaces").await?;
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
+    synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&rc_pods, CM, "pods").await?;
     Ok(tasks)
 }

@@ -242,6 +242,33 @@ pub enum ListMerge {
     MergePrimitives,
 }
 
+/// How a kind writes the selector its `scale` subresource reports as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorForm {
+    /// A map of labels (core/v1 ReplicationController's `spec.selector`).
+    Map,
+    /// A `metav1.LabelSelector` (`matchLabels`/`matchExpressions`, apps/v1 workloads).
+    LabelSelector,
+    /// Already a selector string (a CRD's `labelSelectorPath`).
+    String,
+}
+
+/// Where a kind keeps what its `scale` subresource (autoscaling/v1 `Scale`) reads and
+/// writes, as upstream's per-kind ScaleREST (and a CRD's `subresources.scale`) names it.
+/// Paths are JSON pointers (`/spec/replicas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// The desired replicas (`Scale.spec.replicas`), written by scale updates.
+    pub spec_replicas: String,
+    /// The observed replicas (`Scale.status.replicas`).
+    pub status_replicas: String,
+    /// The selector (`Scale.status.selector`) and its form, if the kind has one.
+    pub selector: Option<(String, SelectorForm)>,
+    /// The group upstream names in the subresource's NotFound message
+    /// (`replicationcontrollers/scale.autoscaling "x" not found`).
+    pub not_found_group: String,
+}
+
 /// The behaviour of one kind. Every method but [`Strategy::def`] has a default that is
 /// what upstream's generic store does for a kind that does not override it.
 pub trait Strategy: Send + Sync + 'static {
@@ -417,6 +444,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// The `Warning` upstream sends with responses for a deprecated API version (`v1
     /// ComponentStatus is deprecated in v1.19+`). Only the live serving path sends it yet.
     fn deprecation_warning(&self) -> Option<String> {
+        None
+    }
+
+    /// Where the kind's `scale` subresource finds its replicas and selector, for a kind
+    /// that serves one ([`crate::apiserver::scale`]).
+    fn scale(&self) -> Option<ScalePaths> {
         None
     }
 

@@ -12,6 +12,7 @@ pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod podspec;
 pub mod podtemplate;
+pub mod replicationcontroller;
 pub mod resourcequota;
 pub mod secret;
 pub mod service;
@@ -42,6 +43,7 @@ pub fn kinds() -> Vec<Kind> {
         Arc::new(persistentvolumeclaim::PersistentVolumeClaims::new()),
         Arc::new(persistentvolume::PersistentVolumes::new()),
         Arc::new(podtemplate::PodTemplates::new()),
+        Arc::new(replicationcontroller::ReplicationControllers::new()),
         Arc::new(resourcequota::ResourceQuotas::new()),
     ]
 }
