@@ -177,7 +177,10 @@ pub fn selector_string(obj: &Value, paths: &ScalePaths) -> String {
         }
     }
     reqs.sort();
-    reqs.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(",")
+    reqs.into_iter()
+        .map(|(_, r)| r)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The Scale view of `obj` (a view object of the parent kind).
@@ -243,8 +246,10 @@ fn validate_scale(scale: &Value) -> Result<i64, ApiError> {
         code: 422,
         reason: "Invalid",
         message: validation::invalid_message("Scale.autoscaling", name, &causes),
-        details: Some(json!({"name": name, "group": "autoscaling", "kind": "Scale",
-            "causes": causes})),
+        details: Some(
+            json!({"name": name, "group": "autoscaling", "kind": "Scale",
+            "causes": causes}),
+        ),
     })
 }
 
@@ -457,7 +462,7 @@ mod tests {
                 {"key": "env", "operator": "DoesNotExist"}]}}});
         assert_eq!(
             selector_string(&obj, &paths(SelectorForm::LabelSelector, "/spec/selector")),
-            "!env,app=w,tier in (a,b)"
+            "app=w,!env,tier in (a,b)"
         );
         let crd = json!({"status": {"sel": "a=b"}});
         assert_eq!(

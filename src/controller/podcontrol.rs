@@ -216,9 +216,10 @@ impl PodControl {
         let span = tracing::debug_span!("controller_to_apiserver_create_pod", owner = %owner.name);
         let pod = pod_from_template(template, owner);
         let api = Api::<Pod>::namespaced(self.client.clone(), &owner.namespace);
-        let created = tracing::Instrument::instrument(api.create(&PostParams::default(), &pod), span)
-            .await
-            .map_err(PodControlError::from);
+        let created =
+            tracing::Instrument::instrument(api.create(&PostParams::default(), &pod), span)
+                .await
+                .map_err(PodControlError::from);
         match created {
             Ok(p) => {
                 let name = p.metadata.name.unwrap_or_default();
@@ -250,8 +251,8 @@ impl PodControl {
     pub async fn delete(&self, owner: &Owner, name: &str) -> Result<(), PodControlError> {
         let span = tracing::debug_span!("controller_to_apiserver_delete_pod", pod = %name);
         let api = Api::<Pod>::namespaced(self.client.clone(), &owner.namespace);
-        let r = tracing::Instrument::instrument(api.delete(name, &DeleteParams::default()), span)
-            .await;
+        let r =
+            tracing::Instrument::instrument(api.delete(name, &DeleteParams::default()), span).await;
         match r {
             Ok(_) => {
                 self.event(
@@ -616,7 +617,9 @@ where
                 }
             }
             None => {
-                if claim.deleting || !(claim.matches)(pod) || pod.metadata.deletion_timestamp.is_some()
+                if claim.deleting
+                    || !(claim.matches)(pod)
+                    || pod.metadata.deletion_timestamp.is_some()
                 {
                     continue;
                 }
@@ -691,9 +694,18 @@ mod tests {
         ];
         assert_eq!(
             names(&pods_to_delete(&pods, 5)),
-            vec!["unscheduled", "pending", "unready", "new-ready", "old-ready"]
+            vec![
+                "unscheduled",
+                "pending",
+                "unready",
+                "new-ready",
+                "old-ready"
+            ]
         );
-        assert_eq!(names(&pods_to_delete(&pods, 2)), vec!["unscheduled", "pending"]);
+        assert_eq!(
+            names(&pods_to_delete(&pods, 2)),
+            vec!["unscheduled", "pending"]
+        );
     }
 
     #[test]

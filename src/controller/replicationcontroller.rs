@@ -243,10 +243,9 @@ impl Ctx {
             deleting,
             matches: &matches,
         };
-        let claimed = podcontrol::claim_pods(&self.control, &claim, &active, || {
-            self.recheck(key, &owner)
-        })
-        .await?;
+        let claimed =
+            podcontrol::claim_pods(&self.control, &claim, &active, || self.recheck(key, &owner))
+                .await?;
         let mut manage_err = None;
         if needs_sync && !deleting {
             manage_err = self.manage(&rc, &owner, &claimed).await.err();
@@ -301,7 +300,12 @@ impl Ctx {
         pods: &[Arc<Pod>],
     ) -> Result<(), PodControlError> {
         let ekey = format!("{}/{}", owner.namespace, owner.name);
-        let want = rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+        let want = rc
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as usize;
         if pods.len() < want {
             let Some(template) = rc.spec.as_ref().and_then(|s| s.template.as_ref()) else {
                 return Ok(());
@@ -325,10 +329,9 @@ impl Ctx {
                 .collect();
             tracing::debug!(rc = %ekey, surplus, "deleting pods");
             self.expectations.expect_deletions(&ekey, names.clone());
-            let results = futures_util::future::join_all(
-                names.iter().map(|n| self.control.delete(owner, n)),
-            )
-            .await;
+            let results =
+                futures_util::future::join_all(names.iter().map(|n| self.control.delete(owner, n)))
+                    .await;
             let mut first = None;
             for (n, r) in names.iter().zip(results) {
                 if let Err(e) = r {

@@ -194,10 +194,7 @@ impl Strategy for ReplicationControllers {
     /// the handler moves the generation when the spec changed.
     fn prepare_for_update(&self, old: &Value, new: &mut Value) {
         set_defaults(new);
-        new["status"] = old
-            .get("status")
-            .cloned()
-            .unwrap_or(json!({"replicas": 0}));
+        new["status"] = old.get("status").cloned().unwrap_or(json!({"replicas": 0}));
     }
 
     fn validate(&self, obj: &Value) -> Vec<Cause> {
@@ -318,7 +315,10 @@ mod tests {
         let mut obj = rc();
         ReplicationControllers::new().prepare_for_create(&mut obj);
         assert_eq!(obj["spec"]["selector"], json!({"app": "web", "tier": "fe"}));
-        assert_eq!(obj["metadata"]["labels"], json!({"app": "web", "tier": "fe"}));
+        assert_eq!(
+            obj["metadata"]["labels"],
+            json!({"app": "web", "tier": "fe"})
+        );
         assert_eq!(obj["spec"]["replicas"], 1);
         assert_eq!(obj["status"], json!({"replicas": 0}));
         assert_eq!(
