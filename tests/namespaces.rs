@@ -142,6 +142,19 @@ fn content_with_finalizers_holds_the_namespace_with_upstream_conditions() {
     let parsing = condition(&last, "NamespaceDeletionGroupVersionParsingFailure").unwrap();
     assert_eq!(parsing["reason"], "ParsedGroupVersions");
     assert_eq!(last["spec"]["finalizers"], json!(["kubernetes"]));
+    // Written by the namespace controller as kube-controller-manager.
+    let status_writer = c.ok(&[
+        "get",
+        "ns",
+        "held",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[?(@.subresource==\"status\")].manager}",
+    ]);
+    assert!(
+        status_writer.contains("kube-controller-manager"),
+        "{status_writer}"
+    );
     let table = c.ok(&["get", "ns", "held"]);
     assert!(table.contains("Terminating"), "{table}");
 

@@ -55,8 +55,34 @@ fn pod_quota_refuses_the_second_pod_and_follows_deletes_and_dry_runs() {
     let c = Cluster::start("quota-pods");
     c.ok(&["create", "ns", "q"]);
     c.ok(&["-n", "q", "create", "quota", "pods", "--hard=pods=1"]);
-    // The quota controller fills the status in.
+    // The quota controller fills the status in, over HTTPS with its own identity.
     wait_used(&c, "q", "pods", "pods", "0");
+    let quota: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "-n",
+        "q",
+        "get",
+        "quota",
+        "pods",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .expect("quota JSON");
+    let managers: Vec<(String, String)> = quota["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap_or("").to_string(),
+                m["subresource"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("kube-controller-manager".to_string(), "status".to_string())),
+        "{managers:?}"
+    );
     assert_eq!(
         c.ok(&[
             "-n",
