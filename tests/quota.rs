@@ -55,8 +55,34 @@ fn pod_quota_refuses_the_second_pod_and_follows_deletes_and_dry_runs() {
     let c = Cluster::start("quota-pods");
     c.ok(&["create", "ns", "q"]);
     c.ok(&["-n", "q", "create", "quota", "pods", "--hard=pods=1"]);
-    // The status is there as soon as the quota is.
-    assert_eq!(used(&c, "q", "pods", "pods"), "0");
+    // The quota controller fills the status in, over HTTPS with its own identity.
+    wait_used(&c, "q", "pods", "pods", "0");
+    let quota: serde_json::Value = serde_json::from_str(&c.ok(&[
+        "-n",
+        "q",
+        "get",
+        "quota",
+        "pods",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .expect("quota JSON");
+    let managers: Vec<(String, String)> = quota["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap_or("").to_string(),
+                m["subresource"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("kube-controller-manager".to_string(), "status".to_string())),
+        "{managers:?}"
+    );
     assert_eq!(
         c.ok(&[
             "-n",
@@ -102,7 +128,7 @@ fn pod_quota_refuses_the_second_pod_and_follows_deletes_and_dry_runs() {
     let err = stderr(&run_pod(&c, "q", "second", &["--dry-run=server"]));
     assert!(err.contains("exceeded quota: pods"), "{err}");
 
-    // Deleting the pod gives the quota back (before the delete returns).
+    // Deleting the pod gives the quota back (the controller sees it go).
     c.ok(&[
         "-n",
         "q",
@@ -171,6 +197,7 @@ fn object_counts_and_compute_quotas() {
         "cm",
         "--hard=count/configmaps=2,configmaps=6",
     ]);
+    wait_used(&c, "q", "cm", "count/configmaps", "1");
     c.ok(&["-n", "q", "create", "configmap", "one"]);
     assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
     assert_eq!(used(&c, "q", "cm", "configmaps"), "2");
@@ -182,10 +209,10 @@ fn object_counts_and_compute_quotas() {
         "{err}"
     );
     c.ok(&["-n", "q", "delete", "configmap", "one"]);
-    assert_eq!(used(&c, "q", "cm", "count/configmaps"), "1");
+    wait_used(&c, "q", "cm", "count/configmaps", "1");
     c.ok(&["-n", "q", "create", "configmap", "two"]);
     assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
-    // A create that fails after admission (the name is taken) is not left charged.
+    // A new spec.hard reaches the status.
     c.ok(&[
         "-n",
         "q",
@@ -195,10 +222,18 @@ fn object_counts_and_compute_quotas() {
         "-p",
         r#"{"spec":{"hard":{"count/configmaps":"4"}}}"#,
     ]);
+    c.eventually(30, "status.hard follows the spec", || {
+        c.ok(&[
+            "-n",
+            "q",
+            "get",
+            "quota",
+            "cm",
+            "-o",
+            "jsonpath={.status.hard.count/configmaps}",
+        ]) == "4"
+    });
     assert_eq!(used(&c, "q", "cm", "count/configmaps"), "2");
-    let err = c.fails(&["-n", "q", "create", "configmap", "two"]);
-    assert!(err.contains("already exists"), "{err}");
-    wait_used(&c, "q", "cm", "count/configmaps", "2");
 
     // A quota on requests.cpu: pods must say what they request, and fit.
     c.ok(&[
@@ -209,6 +244,7 @@ fn object_counts_and_compute_quotas() {
         "cpu",
         "--hard=requests.cpu=1,limits.memory=1Gi",
     ]);
+    wait_used(&c, "q", "cpu", "requests.cpu", "0");
     let err = stderr(&run_pod(&c, "q", "nocpu", &[]));
     assert!(
         err.contains(
@@ -250,6 +286,48 @@ fn object_counts_and_compute_quotas() {
     assert!(table.contains("requests.cpu: 500m/1"), "{table}");
     assert!(table.contains("limits.memory: 256Mi/1Gi"), "{table}");
     assert_eq!(described(&c, "q", "cpu", "requests.cpu"), ["500m", "1"]);
+}
+
+/// The controller's full resync (shortened here; upstream's is 5 minutes) is what undoes
+/// the charge of a create that failed after admission, and what corrects a status a
+/// client wrote.
+#[test]
+fn the_full_resync_undoes_charges_that_did_not_land() {
+    let c = Cluster::start_with_env("quota-resync", &[("RKIND_QUOTA_RESYNC_SECONDS", "2")]);
+    c.ok(&["create", "ns", "q"]);
+    c.eventually(30, "kube-root-ca.crt in q", || {
+        c.kubectl(&["-n", "q", "get", "configmap", "kube-root-ca.crt"])
+            .status
+            .success()
+    });
+    c.ok(&[
+        "-n",
+        "q",
+        "create",
+        "quota",
+        "cm",
+        "--hard=count/configmaps=4",
+    ]);
+    wait_used(&c, "q", "cm", "count/configmaps", "1");
+    c.ok(&["-n", "q", "create", "configmap", "two"]);
+    wait_used(&c, "q", "cm", "count/configmaps", "2");
+    // The name is taken: admission charged, the store refused.
+    let err = c.fails(&["-n", "q", "create", "configmap", "two"]);
+    assert!(err.contains("already exists"), "{err}");
+    wait_used(&c, "q", "cm", "count/configmaps", "2");
+    // A status written by hand is recalculated.
+    c.ok(&[
+        "-n",
+        "q",
+        "patch",
+        "quota",
+        "cm",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"used":{"count/configmaps":"3"}}}"#,
+    ]);
+    wait_used(&c, "q", "cm", "count/configmaps", "2");
 }
 
 #[test]
@@ -352,7 +430,7 @@ spec:
         "cpu",
         "--hard=requests.cpu=250m",
     ]);
-    assert_eq!(used(&c, "lr", "cpu", "requests.cpu"), "100m");
+    wait_used(&c, "lr", "cpu", "requests.cpu", "100m");
     let out = run_pod(&c, "lr", "defaulted", &[]);
     assert!(
         out.status.success(),

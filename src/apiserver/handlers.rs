@@ -743,7 +743,12 @@ fn admit(
     Ok((norm, warnings))
 }
 
-fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
+fn namespace_check(
+    srv: &ApiServer,
+    ns: &str,
+    res: &ResourceDef,
+    name: &str,
+) -> Result<(), ApiError> {
     let snap = srv.registry.snapshot();
     let nsdef = snap
         .find("", "v1", "namespaces")
@@ -755,9 +760,20 @@ fn namespace_check(srv: &ApiServer, ns: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::from_store(nsdef, ns, e))?
         .ok_or_else(|| ApiError::namespace_not_found(ns))?;
     if obj["metadata"]["deletionTimestamp"].is_string() {
-        return Err(ApiError::forbidden(format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
-        )));
+        // Upstream's NamespaceLifecycle admission: a Forbidden about the object, with
+        // a NamespaceTerminating cause.
+        let mut e = ApiError::forbidden(format!(
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            res.qualified()
+        ));
+        e.details = Some(
+            json!({"name": name, "group": res.group, "kind": res.plural, "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {ns} is being terminated"),
+                "field": "metadata.namespace",
+            }]}),
+        );
+        return Err(e);
     }
     Ok(())
 }
@@ -922,7 +938,7 @@ async fn create_object(
         return Err(ApiError::invalid(res.def(), &name, &causes));
     }
     if res.def().namespaced {
-        namespace_check(srv, ns.unwrap_or("default"))?;
+        namespace_check(srv, ns.unwrap_or("default"), res.def(), &name)?;
     }
     srv.admission
         .validate(srv, &req, &res.to_view(&obj))
@@ -1469,9 +1485,7 @@ pub(crate) async fn delete_one(
             })
             .await
             .map_err(|e| ApiError::from_store(res.def(), name, e))?;
-        if is_ns {
-            spawn_namespace_cleanup(srv.clone(), name.to_string());
-        } else if !has_finalizers && grace == 0 {
+        if !has_finalizers && grace == 0 {
             finish_if_deletable(srv, res, ns, name, &stored).await;
         }
         return Ok(stored);
@@ -1491,71 +1505,6 @@ pub(crate) async fn delete_one(
         .deleted(srv, res, &res.to_view(&deleted))
         .await;
     Ok(deleted)
-}
-
-/// Empties a terminating namespace, then removes it (what upstream's namespace
-/// controller does). Kinds sharing a storage segment (core and events.k8s.io events) are
-/// emptied once.
-fn spawn_namespace_cleanup(srv: Arc<ApiServer>, ns: String) {
-    tokio::spawn(async move {
-        let opts = DeleteOpts::default();
-        loop {
-            let snap = srv.registry.snapshot();
-            let mut remaining = 0usize;
-            let mut seen: Vec<&str> = Vec::new();
-            for res in snap.kinds.iter().filter(|r| r.def().namespaced) {
-                let def = res.def();
-                if seen.contains(&def.storage.as_str()) {
-                    continue;
-                }
-                seen.push(&def.storage);
-                let Ok((items, _)) = srv.store.list(&def.prefix(Some(&ns))) else {
-                    continue;
-                };
-                for obj in items {
-                    remaining += 1;
-                    if obj["metadata"]["deletionTimestamp"].is_string() {
-                        continue;
-                    }
-                    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    let _ = delete_one(&srv, &**res, Some(&ns), &name, &opts, false).await;
-                }
-            }
-            if remaining == 0 {
-                let Some(nsdef) = snap.find("", "v1", "namespaces") else {
-                    return;
-                };
-                let _ = srv
-                    .store
-                    .delete(&nsdef.def().key(None, &ns), |_: &Value| {
-                        Ok::<_, StoreError>(())
-                    })
-                    .await;
-                return;
-            }
-            tokio::select! {
-                _ = srv.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-        }
-    });
-}
-
-/// Finishes the cleanup of namespaces left terminating by a previous run.
-pub fn resume_namespace_cleanups(srv: &Arc<ApiServer>) {
-    let snap = srv.registry.snapshot();
-    let Some(nsdef) = snap.find("", "v1", "namespaces") else {
-        return;
-    };
-    if let Ok((items, _)) = srv.store.list(&nsdef.def().prefix(None)) {
-        for ns in items {
-            if ns["metadata"]["deletionTimestamp"].is_string()
-                && let Some(name) = ns["metadata"]["name"].as_str()
-            {
-                spawn_namespace_cleanup(srv.clone(), name.to_string());
-            }
-        }
-    }
 }
 
 async fn delete_collection(

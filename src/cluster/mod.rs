@@ -205,7 +205,6 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         admission: crate::apiserver::admission::Chain::standard(),
         metrics: Default::default(),
     });
-    crate::apiserver::handlers::resume_namespace_cleanups(&server);
     let mut tasks = Vec::new();
     let tls = pki.apiserver_tls()?;
     tasks.push(tokio::spawn(server.clone().serve(listener, tls)));

@@ -13,13 +13,16 @@
 //! its watcher cannot be told to relist when a watch request itself is answered 410 (see
 //! [`informer`]). Its watcher and kube-client are used as they are.
 
+pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
 pub mod events;
 pub mod informer;
+pub mod namespace;
 pub mod podcontrol;
 pub mod queue;
 pub mod replicationcontroller;
+pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
@@ -162,7 +165,8 @@ pub fn terminating(ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
 }
 
 /// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
-/// ConfigMap) on one shared Namespace informer; returns once their caches are synced.
+/// ConfigMap, namespace deletion, resource quota) on one shared Namespace informer;
+/// returns once their caches are synced.
 pub async fn start_controller_manager(
     client: kube_client::Client,
     ca_pem: String,
@@ -178,7 +182,9 @@ pub async fn start_controller_manager(
     let mut tasks = Vec::new();
     let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
     let rc = replicationcontroller::Controller::new(client.clone(), shutdown.clone());
-    let ca = rootca::Controller::new(client, &mut namespaces, ca_pem, shutdown.clone());
+    let ca = rootca::Controller::new(client.clone(), &mut namespaces, ca_pem, shutdown.clone());
+    let ns = namespace::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
+    let quota = resourcequota::Controller::new(client, shutdown.clone());
     let ns_cache = namespaces.cache();
     tasks.push(tokio::spawn(namespaces.run(shutdown.clone())));
     let (sa_tasks, sa_cache) = sa.start();
@@ -187,11 +193,15 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache, rc_pods) = rc.start();
     tasks.extend(rc_tasks);
+    tasks.extend(ns.start());
+    let (quota_tasks, quota_cache) = quota.start();
+    tasks.extend(quota_tasks);
     const CM: &str = "kube-controller-manager";
     synced(&ns_cache, CM, "namespaces").await?;
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&rc_pods, CM, "pods").await?;
+    synced(&quota_cache, CM, "resourcequotas").await?;
     Ok(tasks)
 }

@@ -1,18 +1,14 @@
 //! What objects count against a ResourceQuota: upstream's quota evaluators
-//! (`pkg/quota/v1/evaluator/core` and the generic object counter), and the recalculation
-//! of a namespace's quota usage from the store (what upstream's quota controller does).
-//!
-//! [`recalculate_namespace`] is the one place usage is recomputed from scratch. Today the
-//! ResourceQuota admission plugin triggers it (quota created or changed, counted object
-//! deleted, pod finished, a charged write that did not land) and a slow periodic resync
-//! backs it up; a quota controller on the controller runtime will take the triggers over.
+//! (`pkg/quota/v1/evaluator/core` and the generic object counter), as pure functions of
+//! the objects: the ResourceQuota admission plugin charges with them, and the quota
+//! controller (`crate::controller::resourcequota`) recalculates `status.used` with them
+//! from what it lists over HTTPS.
 
 use serde_json::Value;
 
 use super::quantity::{self, Format, Quantity, ResourceList};
+use crate::apiserver::kinds::ResourceDef;
 use crate::apiserver::kinds::core::podspec;
-use crate::apiserver::kinds::{Kind, ResourceDef, Strategy};
-use crate::store::{Store, StoreError};
 
 /// The compute resources a pod is charged for (besides hugepages and extended ones).
 const POD_RESOURCES: &[&str] = &[
@@ -53,7 +49,12 @@ const STORAGE_CLASS_SUFFIX: &str = ".storageclass.storage.k8s.io/";
 
 /// Resources quota never counts (upstream's default ignored resources).
 pub fn ignored(def: &ResourceDef) -> bool {
-    def.group.is_empty() && def.plural == "events"
+    ignored_resource(&def.group, &def.plural)
+}
+
+/// [`ignored`] by group and resource name.
+pub fn ignored_resource(group: &str, plural: &str) -> bool {
+    group.is_empty() && plural == "events"
 }
 
 /// How usage of one kind is measured.
@@ -71,22 +72,33 @@ pub enum Evaluator {
 
 /// The evaluator of a kind.
 pub fn evaluator_for(def: &ResourceDef) -> Evaluator {
-    if def.group.is_empty() {
-        match def.plural.as_str() {
+    evaluator_for_resource(&def.group, &def.plural)
+}
+
+/// The evaluator of the resource `plural` of `group` (what controllers know from
+/// discovery).
+pub fn evaluator_for_resource(group: &str, plural: &str) -> Evaluator {
+    if group.is_empty() {
+        match plural {
             "pods" => return Evaluator::Pods,
             "services" => return Evaluator::Services,
             "persistentvolumeclaims" => return Evaluator::Claims,
             _ => {}
         }
     }
-    let mut names = vec![format!("count/{}", def.qualified())];
-    if def.group.is_empty()
+    let qualified = if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    };
+    let mut names = vec![format!("count/{qualified}")];
+    if group.is_empty()
         && matches!(
-            def.plural.as_str(),
+            plural,
             "configmaps" | "resourcequotas" | "replicationcontrollers" | "secrets"
         )
     {
-        names.push(def.plural.clone());
+        names.push(plural.to_string());
     }
     Evaluator::Count(names)
 }
@@ -433,112 +445,49 @@ impl Evaluator {
     }
 }
 
-/// The usage of every resource in `hard` by the objects of `namespace` that `scopes`
-/// select (upstream's `CalculateUsage`); names no evaluator measures are left out.
-/// `pending` is an object about to be stored (a quota being created counts itself).
-pub fn calculate_usage(
-    store: &Store,
-    kinds: &[Kind],
-    namespace: &str,
+/// The usage of the resources `names` (what `ev` measures of a quota's `hard`) by
+/// `items`, the objects of one kind in one namespace, counting those `scopes` select
+/// (one kind's share of upstream's `CalculateUsage`). Every name is present, 0 if unused.
+pub fn kind_usage<'a>(
+    ev: &Evaluator,
     scopes: &[ScopeRequirement],
-    hard: &[String],
-    pending: Option<(&dyn Strategy, &Value)>,
-) -> Result<ResourceList, StoreError> {
-    let now = jiff::Timestamp::now();
-    let mut used = ResourceList::new();
-    for kind in kinds {
-        let def = kind.def();
-        if !def.namespaced || ignored(def) {
-            continue;
+    names: &[String],
+    items: impl IntoIterator<Item = &'a Value>,
+    now: jiff::Timestamp,
+) -> ResourceList {
+    let mut sum: ResourceList = names.iter().map(|n| (n.clone(), Quantity::ZERO)).collect();
+    for item in items {
+        if ev.matches_scopes(scopes, item) {
+            sum = quantity::add(&sum, &quantity::mask(&ev.usage(item, now), names));
         }
-        let ev = evaluator_for(def);
-        let names = ev.matching(hard);
-        if names.is_empty() {
-            continue;
-        }
-        let mut sum: ResourceList = names.iter().map(|n| (n.clone(), Quantity::ZERO)).collect();
-        let (items, _) = store.list(&def.prefix(Some(namespace)))?;
-        let pending_here = pending
-            .filter(|(k, _)| k.def().plural == def.plural && k.def().group == def.group)
-            .map(|(_, obj)| obj.clone());
-        for item in items.iter().map(|i| kind.to_view(i)).chain(pending_here) {
-            if ev.matches_scopes(scopes, &item) {
-                sum = quantity::add(&sum, &quantity::mask(&ev.usage(&item, now), &names));
-            }
-        }
-        used = quantity::add(&used, &sum);
     }
-    Ok(quantity::mask(&used, hard))
+    sum
 }
 
-/// The status a quota object should have: `hard` from its spec, `used` recalculated.
-pub fn quota_status(
-    store: &Store,
-    kinds: &[Kind],
-    namespace: &str,
-    quota: &Value,
-    pending: Option<(&dyn Strategy, &Value)>,
-) -> Result<Value, StoreError> {
+/// The status a quota should have given `computed`, the usage of what evaluators
+/// measure (upstream's `syncResourceQuota`): `hard` from the spec, `used` the computed
+/// values over the previous ones, limited to the names in `hard`.
+pub fn quota_status(quota: &Value, computed: &ResourceList) -> Value {
     let hard = quantity::list_of(&quota["spec"]["hard"]);
     let names: Vec<String> = hard.keys().cloned().collect();
-    let used = calculate_usage(
-        store,
-        kinds,
-        namespace,
-        &quota_scopes(quota),
-        &names,
-        pending,
-    )?;
-    Ok(serde_json::json!({
+    let mut used = quantity::list_of(&quota["status"]["used"]);
+    for (k, v) in computed {
+        used.insert(k.clone(), *v);
+    }
+    let used = quantity::mask(&used, &names);
+    serde_json::json!({
         "hard": quantity::list_to_json(&hard),
         "used": quantity::list_to_json(&used),
-    }))
+    })
 }
 
-/// Recomputes the status of every quota in `namespace` from what is stored, writing
-/// each one whose status differs (guarded by its resourceVersion; recomputed when a
-/// charge came in between).
-pub async fn recalculate_namespace(
-    store: &Store,
-    kinds: &[Kind],
-    namespace: &str,
-) -> Result<(), StoreError> {
-    let Some(quotas) = kinds
-        .iter()
-        .find(|k| k.def().group.is_empty() && k.def().plural == "resourcequotas")
-    else {
-        return Ok(());
+/// Whether a quota's status already says `status` (quantities compared by value).
+pub fn status_current(quota: &Value, status: &Value) -> bool {
+    let same = |k: &str| {
+        quota["status"].get(k).is_some()
+            && quantity::list_of(&quota["status"][k]) == quantity::list_of(&status[k])
     };
-    let (items, _) = store.list(&quotas.def().prefix(Some(namespace)))?;
-    for item in items {
-        let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let key = quotas.def().key(Some(namespace), &name);
-        for _ in 0..8 {
-            let Some(current) = store.get(&key)? else {
-                break;
-            };
-            let status = quota_status(store, kinds, namespace, &current, None)?;
-            if current["status"] == status {
-                break;
-            }
-            let seen = current["metadata"]["resourceVersion"].clone();
-            let written = store
-                .update(&key, |mut now: Value| {
-                    if now["metadata"]["resourceVersion"] != seen {
-                        return Err(StoreError::Conflict);
-                    }
-                    now["status"] = status;
-                    Ok(now)
-                })
-                .await;
-            match written {
-                Ok(_) | Err(StoreError::NotFound) => break,
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
+    same("hard") && same("used")
 }
 
 #[cfg(test)]

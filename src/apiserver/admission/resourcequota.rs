@@ -6,72 +6,31 @@
 //! checked but never charged.
 //!
 //! Usage also has to go down, and charges of writes that never landed have to be undone:
-//! upstream's quota controller recalculates from its informers. Until a controller on the
-//! controller runtime does that, this plugin triggers
-//! [`quota_usage::recalculate_namespace`] itself: when a quota is created or its spec or
-//! status is written, when a counted object is deleted, when a pod finishes, when a
-//! charged write did not land, and in a slow periodic resync.
-
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+//! that is the quota controller's work (`crate::controller::resourcequota`), which
+//! recalculates `status.used` over HTTPS when a quota changes, when a counted object goes
+//! away and in a periodic full resync; this plugin, as upstream's, only checks and
+//! charges. A quota whose status the controller has not filled in yet refuses what it
+//! covers (`status unknown for quota`), as upstream's does.
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use super::quantity::{self, ResourceList};
 use super::quota_usage::{self, Evaluator, evaluator_for};
 use super::{Admit, Operation, Plugin, Request};
 use crate::apiserver::ApiServer;
-use crate::apiserver::kinds::{Kind, Strategy};
 use crate::apiserver::registry::Snapshot;
 use crate::apiserver::status::ApiError;
 use crate::store::{Store, StoreError};
 
-/// How often every quota is recalculated regardless of triggers (upstream's controller
-/// resyncs every 5 minutes; triggers here cover the common cases, so this only mops up).
-const RESYNC: Duration = Duration::from_secs(60);
-
-/// How long a follow-up waits for the write it follows to land before recalculating.
-const LANDING_WAIT: Duration = Duration::from_secs(10);
-
 /// The `ResourceQuota` plugin.
 #[derive(Default)]
-pub struct ResourceQuota {
-    background: OnceLock<Arc<Background>>,
-}
+pub struct ResourceQuota;
 
 impl ResourceQuota {
-    /// The plugin; its background work starts with the first write it sees.
+    /// The plugin.
     pub fn new() -> Self {
-        Self::default()
+        Self
     }
-
-    /// The shared state of follow-ups and the resync, started on first use, with the
-    /// kinds served now.
-    fn background(&self, srv: &ApiServer) -> Arc<Background> {
-        let bg = self
-            .background
-            .get_or_init(|| {
-                let bg = Arc::new(Background {
-                    store: srv.store.clone(),
-                    shutdown: srv.shutdown.clone(),
-                    snapshot: Mutex::new(srv.registry.snapshot()),
-                });
-                tokio::spawn(bg.clone().resync_loop());
-                bg
-            })
-            .clone();
-        if let Ok(mut s) = bg.snapshot.lock() {
-            *s = srv.registry.snapshot();
-        }
-        bg
-    }
-}
-
-fn is_quota_kind(kind: &dyn Strategy) -> bool {
-    let d = kind.def();
-    d.group.is_empty() && d.plural == "resourcequotas"
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -149,99 +108,6 @@ pub fn check(
     Ok(Some(new_used))
 }
 
-/// What a follow-up waits for before it decides whether to recalculate.
-enum Landing {
-    /// The created object, by uid.
-    Created(String),
-    /// Any change of the object from this resourceVersion (or its removal).
-    Changed(Value),
-}
-
-/// State shared by the plugin's follow-ups and resync (all 'static, so they can run as
-/// tasks of their own).
-struct Background {
-    store: Arc<Store>,
-    shutdown: CancellationToken,
-    snapshot: Mutex<Arc<Snapshot>>,
-}
-
-impl Background {
-    fn kinds(&self) -> Vec<Kind> {
-        self.snapshot
-            .lock()
-            .map(|s| s.kinds.clone())
-            .unwrap_or_default()
-    }
-
-    async fn recalculate(&self, namespace: &str) {
-        let span = tracing::debug_span!("quota_recalculate", namespace = %namespace);
-        let kinds = self.kinds();
-        if let Err(e) = quota_usage::recalculate_namespace(&self.store, &kinds, namespace)
-            .instrument(span)
-            .await
-        {
-            tracing::warn!(namespace = %namespace, error = %e, "quota recalculation failed");
-        }
-    }
-
-    /// Recalculates every namespace with a quota, now and then, until shutdown.
-    async fn resync_loop(self: Arc<Self>) {
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(RESYNC) => {}
-            }
-            let Ok((items, _)) = self.store.list("/registry/resourcequotas/") else {
-                continue;
-            };
-            let mut namespaces: Vec<String> = items
-                .iter()
-                .filter_map(|q| q["metadata"]["namespace"].as_str().map(String::from))
-                .collect();
-            namespaces.dedup();
-            for ns in namespaces {
-                self.recalculate(&ns).await;
-            }
-        }
-    }
-
-    /// Waits (in a task of its own) for the write to `key` to land; recalculates
-    /// `namespace` if it did not, or always with `always`.
-    fn follow_up(self: Arc<Self>, key: String, landing: Landing, namespace: String, always: bool) {
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + LANDING_WAIT;
-            let landed = loop {
-                let now = self.store.get(&key).ok().flatten();
-                // `None`: not known yet.
-                let landed = match (&landing, &now) {
-                    (Landing::Created(uid), Some(o)) => {
-                        // Another object by that name: this create fails.
-                        Some(o["metadata"]["uid"].as_str() == Some(uid.as_str()))
-                    }
-                    (Landing::Created(_), None) => None,
-                    (Landing::Changed(rv), Some(o)) => {
-                        (o["metadata"]["resourceVersion"] != *rv).then_some(true)
-                    }
-                    (Landing::Changed(_), None) => Some(true),
-                };
-                if let Some(landed) = landed {
-                    break landed;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    break false;
-                }
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            };
-            if always || !landed {
-                self.recalculate(&namespace).await;
-            }
-        });
-    }
-}
-
 impl ResourceQuota {
     /// Charges `obj` to every quota of its namespace covering it, or refuses it.
     async fn charge(
@@ -288,8 +154,6 @@ impl ResourceQuota {
         let Some(qkind) = snap.find("", "v1", "resourcequotas") else {
             return Ok(());
         };
-        let bg = self.background(srv);
-        let mut charged = false;
         for name in affected {
             let key = qkind.def().key(Some(ns), &name);
             let mut done = false;
@@ -305,12 +169,8 @@ impl ResourceQuota {
                         done = true;
                         break;
                     }
-                    Err(msg) => {
-                        if charged {
-                            bg.recalculate(ns).await;
-                        }
-                        return Err(forbidden(msg));
-                    }
+                    // Charges already written stay until the controller recalculates.
+                    Err(msg) => return Err(forbidden(msg)),
                 };
                 let seen = current["metadata"]["resourceVersion"].clone();
                 let written = srv
@@ -325,7 +185,6 @@ impl ResourceQuota {
                     .await;
                 match written {
                     Ok(_) => {
-                        charged = true;
                         done = true;
                         break;
                     }
@@ -338,87 +197,18 @@ impl ResourceQuota {
                 }
             }
             if !done {
-                if charged {
-                    bg.recalculate(ns).await;
-                }
                 return Err(ApiError::internal(format!(
                     "resource quota evaluation failed: quota {name} kept changing"
                 )));
             }
         }
-        if charged {
-            let key = def.key(Some(ns), req.name);
-            // An update may be retried by the handler after another write came in (and
-            // charged again): its usage is recalculated once it landed.
-            let (landing, always) = match req.old {
-                Some(old) => (
-                    Landing::Changed(old["metadata"]["resourceVersion"].clone()),
-                    true,
-                ),
-                None => (
-                    Landing::Created(obj["metadata"]["uid"].as_str().unwrap_or("").into()),
-                    false,
-                ),
-            };
-            bg.follow_up(key, landing, ns.to_string(), always);
-        }
         Ok(())
-    }
-
-    /// Writes that change usage without being charged: a pod finishing, a quota's status
-    /// written by a client. Recalculated once they land.
-    fn watch_for_release(&self, srv: &ApiServer, req: &Request<'_>, obj: &Value) {
-        let (Some(ns), Some(old)) = (req.namespace, req.old) else {
-            return;
-        };
-        let def = req.kind.def();
-        let now = jiff::Timestamp::now();
-        let finished = evaluator_for(def) == Evaluator::Pods
-            && quota_usage::pod_counts(old, now)
-            && !quota_usage::pod_counts(obj, now);
-        let quota_status = is_quota_kind(req.kind) && req.subresource == Some("status");
-        if req.dry_run || !(finished || quota_status) {
-            return;
-        }
-        if !finished
-            || quotas_in(&srv.registry.snapshot(), &srv.store, ns).is_ok_and(|q| !q.is_empty())
-        {
-            let key = def.key(Some(ns), req.name);
-            let rv = old["metadata"]["resourceVersion"].clone();
-            self.background(srv)
-                .follow_up(key, Landing::Changed(rv), ns.to_string(), true);
-        }
     }
 }
 
 impl Plugin for ResourceQuota {
     fn name(&self) -> &'static str {
         "ResourceQuota"
-    }
-
-    /// A quota being created or changed gets its status: `hard` from the spec and
-    /// `used` calculated (upstream's controller fills it in right after the write).
-    fn mutate<'a>(
-        &'a self,
-        srv: &'a ApiServer,
-        req: &'a Request<'a>,
-        obj: &'a mut Value,
-    ) -> Admit<'a> {
-        Box::pin(async move {
-            let (Some(ns), true, None) = (req.namespace, is_quota_kind(req.kind), req.subresource)
-            else {
-                return Ok(());
-            };
-            if req.operation == Operation::Delete {
-                return Ok(());
-            }
-            let kinds = srv.registry.snapshot().kinds.clone();
-            let pending = (req.operation == Operation::Create).then_some((req.kind, &*obj));
-            let status = quota_usage::quota_status(&srv.store, &kinds, ns, obj, pending)
-                .map_err(store_error)?;
-            obj["status"] = status;
-            Ok(())
-        })
     }
 
     fn validate<'a>(
@@ -431,41 +221,7 @@ impl Plugin for ResourceQuota {
             if req.operation == Operation::Delete {
                 return Ok(());
             }
-            self.charge(srv, req, obj).await?;
-            self.watch_for_release(srv, req, obj);
-            Ok(())
-        })
-    }
-
-    /// A counted object is gone: its namespace's quotas are recalculated before the
-    /// delete returns.
-    fn deleted<'a>(
-        &'a self,
-        srv: &'a ApiServer,
-        kind: &'a dyn Strategy,
-        obj: &'a Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move {
-            let def = kind.def();
-            let Some(ns) = obj["metadata"]["namespace"].as_str() else {
-                return;
-            };
-            if !def.namespaced || quota_usage::ignored(def) {
-                return;
-            }
-            let ev = evaluator_for(def);
-            let Ok(quotas) = quotas_in(&srv.registry.snapshot(), &srv.store, ns) else {
-                return;
-            };
-            let counted = quotas.iter().any(|q| {
-                let hard: Vec<String> = quantity::list_of(&q["status"]["hard"])
-                    .into_keys()
-                    .collect();
-                !ev.matching(&hard).is_empty()
-            });
-            if counted {
-                self.background(srv).recalculate(ns).await;
-            }
+            self.charge(srv, req, obj).await
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Namespaces: DNS-1123 label names, the `kubernetes` finalizer and the
-//! `kubernetes.io/metadata.name` label, `Active`/`Terminating` phases, and deletion that
-//! empties the namespace first.
+//! `kubernetes.io/metadata.name` label, `Active`/`Terminating` phases, and deletion held
+//! until `spec.finalizers` is empty (the namespace controller empties the namespace,
+//! then finalizes it).
 
 use serde_json::{Value, json};
 
@@ -8,6 +9,9 @@ use crate::apiserver::kinds::{
     Deletion, GET_PATCH_UPDATE, ResourceDef, Strategy, default_status_update,
 };
 use crate::apiserver::table::{Column, age, age_col, col, name_col, s};
+
+/// The finalizer of the namespace controller, on every namespace from its creation.
+pub const FINALIZER: &str = "kubernetes";
 
 /// Every namespace carries `kubernetes.io/metadata.name: <name>` (upstream keeps it on
 /// every write).
@@ -64,17 +68,35 @@ impl Strategy for Namespaces {
         crate::apiserver::validation::label_name(name)
     }
 
+    /// A new namespace keeps the finalizers it asks for and always gets `kubernetes`
+    /// (the namespace controller's, removed once the namespace is empty).
     fn prepare_for_create(&self, obj: &mut Value) {
         name_label(obj);
-        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        let mut finalizers: Vec<Value> = obj["spec"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !finalizers.iter().any(|f| f == FINALIZER) {
+            finalizers.push(json!(FINALIZER));
+        }
+        obj["spec"] = json!({"finalizers": finalizers});
         obj["status"] = json!({"phase": "Active"});
     }
 
+    /// Only `finalize` changes `spec.finalizers`, only `status` the status.
     fn prepare_for_update(&self, old: &Value, new: &mut Value) {
         new["status"] = old
             .get("status")
             .cloned()
             .unwrap_or(json!({"phase": "Active"}));
+        match old["spec"].get("finalizers") {
+            Some(f) => new["spec"]["finalizers"] = f.clone(),
+            None => {
+                if let Some(spec) = new["spec"].as_object_mut() {
+                    spec.remove("finalizers");
+                }
+            }
+        }
         name_label(new);
     }
 
@@ -113,8 +135,13 @@ impl Strategy for Namespaces {
         obj["status"]["phase"] = json!("Terminating");
     }
 
-    fn deletion_held(&self, _obj: &Value) -> bool {
-        true
+    /// A deleted namespace stays until its `spec.finalizers` are gone too (upstream's
+    /// `ShouldDeleteNamespaceDuringUpdate`): the namespace controller removes
+    /// `kubernetes` once the namespace is empty, other owners their own.
+    fn deletion_held(&self, obj: &Value) -> bool {
+        obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
     }
 
     fn selectable_fields(&self) -> &'static [&'static str] {
