@@ -16,6 +16,7 @@
 pub mod bootstrap;
 pub mod client;
 pub mod events;
+pub mod gc;
 pub mod informer;
 pub mod queue;
 pub mod rootca;
@@ -175,6 +176,7 @@ pub async fn start_controller_manager(
     );
     let mut tasks = Vec::new();
     let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
+    tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(client, &mut namespaces, ca_pem, shutdown.clone());
     let ns_cache = namespaces.cache();
     tasks.push(tokio::spawn(namespaces.run(shutdown.clone())));
