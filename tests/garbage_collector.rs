@@ -512,3 +512,89 @@ fn delete_options_are_validated_as_upstream() {
     assert!(owner_uids(&mid).is_empty(), "{mid}");
     let _ = (ch.mid, ch.leaf);
 }
+
+/// Sends one raw HTTP/1.1 GET with `accept` as the admin and reads the answer until the
+/// server closes (watches end by their timeoutSeconds).
+fn raw_get(c: &Cluster, path: &str, accept: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    rkind::install_crypto_provider();
+    let st = rkind::cluster::state::ClusterState::load(&c.data_dir()).expect("cluster state");
+    let pki = rkind::pki::ClusterPki::load_or_create(
+        &c.data_dir().join("pki"),
+        &format!("{}-control-plane", c.name),
+    )
+    .expect("pki");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let cfg = pki.client_tls(&pki.admin).expect("admin tls");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut s = tokio_rustls::TlsConnector::from(cfg)
+            .connect(
+                rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+                tcp,
+            )
+            .await
+            .expect("TLS handshake");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write request");
+        let mut out = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(60), s.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    })
+}
+
+/// What the collector's informers ask for: upstream answers metadata only, in lists and
+/// in watch events, as `meta.k8s.io/v1` PartialObjectMetadata.
+#[test]
+fn metadata_only_lists_and_watches() {
+    let c = Cluster::start("gc-meta");
+    c.ok(&[
+        "create",
+        "configmap",
+        "big",
+        "--from-literal=payload=not-in-metadata",
+    ]);
+    let (code, body) = raw_get(
+        &c,
+        "/api/v1/namespaces/default/configmaps",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(code, 200, "{body}");
+    let list: Value = serde_json::from_str(body.trim()).expect("list JSON");
+    assert_eq!(list["kind"], "PartialObjectMetadataList", "{list}");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    assert!(list["metadata"]["resourceVersion"].is_string());
+    let big = list["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|o| o["metadata"]["name"] == "big"))
+        .expect("the ConfigMap listed");
+    assert_eq!(big["kind"], "PartialObjectMetadata");
+    assert!(big.get("data").is_none(), "metadata only: {big}");
+    assert!(big["metadata"]["uid"].is_string());
+
+    let (code, body) = raw_get(
+        &c,
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1",
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("not-in-metadata"), "{body}");
+    assert!(
+        body.contains(r#""kind":"PartialObjectMetadata""#) && body.contains(r#""name":"big""#),
+        "{body}"
+    );
+}
