@@ -511,6 +511,20 @@ fn delete_options_are_validated_as_upstream() {
     let mid = get(&c, "coll", "secret/mid").expect("mid orphaned by the collection delete");
     assert!(owner_uids(&mid).is_empty(), "{mid}");
     let _ = (ch.mid, ch.leaf);
+
+    // ownerReferences are validated as upstream's ValidateOwnerReferences.
+    let two = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: a, uid: u1, controller: true}\n  - {apiVersion: v1, kind: Secret, name: b, uid: u2, controller: true}\n";
+    let err = c.fails_stdin(&["create", "-f", "-"], two);
+    assert!(
+        err.contains("Only one reference can have Controller set to true. Found \"true\" in references for ConfigMap/a and Secret/b"),
+        "{err}"
+    );
+    let no_uid = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nouid\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: a}\n";
+    let err = c.fails_stdin(&["create", "-f", "-"], no_uid);
+    assert!(
+        err.contains(r#"metadata.ownerReferences.uid: Invalid value: "": uid must not be empty"#),
+        "{err}"
+    );
 }
 
 /// Sends one raw HTTP/1.1 GET with `accept` as the admin and reads the answer until the
