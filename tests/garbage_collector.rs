@@ -195,7 +195,7 @@ fn foreground_cascade_waits_for_blocking_dependents() {
     assert_eq!(root["metadata"]["uid"].as_str(), Some(ch.root.as_str()));
     assert_eq!(
         owner_uids(&get(&c, "held", "secret/mid").expect("mid")),
-        [ch.root.clone()]
+        [ch.root.as_str()]
     );
     c.ok(&[
         "-n",
@@ -302,7 +302,7 @@ fn orphan_cascade_keeps_dependents_without_the_reference() {
         let leaf = get(&c, ns, "configmap/leaf").expect("leaf kept");
         assert_eq!(
             owner_uids(&leaf),
-            [ch.mid.clone()],
+            [ch.mid.as_str()],
             "the leaf keeps its own owner"
         );
         assert_eq!(leaf["metadata"]["uid"].as_str(), Some(ch.leaf.as_str()));

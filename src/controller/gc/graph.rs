@@ -122,9 +122,9 @@ pub enum Work {
     /// Record the `OwnerRefInvalidNamespace` Event on `dependent` about the owner `owner`.
     InvalidNamespace {
         /// The dependent's identity.
-        dependent: Identity,
+        dependent: Box<Identity>,
         /// The owner reference in question, with the dependent's namespace.
-        owner: Identity,
+        owner: Box<Identity>,
     },
 }
 
@@ -397,14 +397,14 @@ fn invalid_namespace(dep: &Node, owner_uid: &str) -> Work {
         .cloned()
         .unwrap_or_default();
     Work::InvalidNamespace {
-        dependent: dep.identity.clone(),
-        owner: Identity {
+        dependent: Box::new(dep.identity.clone()),
+        owner: Box::new(Identity {
             api_version: r.api_version,
             kind: r.kind,
             namespace: dep.identity.namespace.clone(),
             name: r.name,
             uid: r.uid,
-        },
+        }),
     }
 }
 
