@@ -6,6 +6,7 @@ pub mod admission;
 pub mod apply;
 pub mod debug_traces;
 pub mod defaults;
+pub mod deletion;
 pub mod discovery;
 pub mod eviction;
 pub mod handlers;

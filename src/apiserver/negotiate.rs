@@ -146,6 +146,39 @@ pub fn check_acceptable(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the client asked for objects as `meta.k8s.io/v1 PartialObjectMetadata` (and
+/// lists as `PartialObjectMetadataList`), as metadata-only informers do.
+pub fn wants_metadata(ctx: &Ctx) -> bool {
+    let accept = ctx.header("accept");
+    accept.contains("as=PartialObjectMetadata")
+        && accept.contains("g=meta.k8s.io")
+        && !ctx.wants_table()
+}
+
+/// `obj` (an object or a list) as upstream's metadata-only conversion shows it; Status
+/// objects are left alone.
+pub fn partial_metadata(obj: &Value) -> Value {
+    let one = |o: &Value| {
+        serde_json::json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": o.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+        })
+    };
+    if obj["kind"] == "Status" {
+        return obj.clone();
+    }
+    match obj.get("items").and_then(Value::as_array) {
+        Some(items) => serde_json::json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+            "items": items.iter().map(one).collect::<Vec<_>>(),
+        }),
+        None => one(obj),
+    }
+}
+
 /// Answers `value` with `code` in the media type the client accepts, with `warnings` as
 /// `Warning: 299` headers.
 pub fn object_response(
@@ -155,6 +188,13 @@ pub fn object_response(
     warnings: &[String],
 ) -> Response<Body> {
     let _span = tracing::debug_span!("negotiate").entered();
+    let partial;
+    let value = if wants_metadata(ctx) {
+        partial = partial_metadata(value);
+        &partial
+    } else {
+        value
+    };
     let accept = ctx.header("accept");
     let mut resp = if ctx.wants_table() {
         super::json_response(code, value)

@@ -185,6 +185,7 @@ pub fn validate_meta(obj: &Value, out: &mut Vec<Cause>) {
             }
         }
     }
+    validate_owner_references(&meta["ownerReferences"], out);
     if let Some(ann) = meta["annotations"].as_object() {
         let mut total = 0usize;
         for (k, v) in ann {
@@ -199,6 +200,76 @@ pub fn validate_meta(obj: &Value, out: &mut Vec<Cause>) {
                 message: "Too long: must have at most 262144 bytes".into(),
                 field: "metadata.annotations".into(),
             });
+        }
+    }
+}
+
+/// `metadata.ownerReferences` as upstream's `ValidateOwnerReferences`: apiVersion (with a
+/// version), kind, name and uid present, no Event as owner, at most one controller.
+pub fn validate_owner_references(refs: &Value, out: &mut Vec<Cause>) {
+    const FIELD: &str = "metadata.ownerReferences";
+    let Some(list) = refs.as_array() else {
+        return;
+    };
+    let mut first_controller: Option<String> = None;
+    for r in list {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let (api_version, kind, name, uid) = (s("apiVersion"), s("kind"), s("name"), s("uid"));
+        // Upstream's schema.ParseGroupVersion: `v`, or `group/version` with one slash.
+        let version = match api_version.split('/').collect::<Vec<_>>().as_slice() {
+            [v] => v.to_string(),
+            [_, v] => v.to_string(),
+            _ => String::new(),
+        };
+        if version.is_empty() {
+            out.push(invalid(
+                format!("{FIELD}.apiVersion"),
+                &api_version,
+                "version must not be empty",
+            ));
+        }
+        if kind.is_empty() {
+            out.push(invalid(
+                format!("{FIELD}.kind"),
+                &kind,
+                "kind must not be empty",
+            ));
+        }
+        if name.is_empty() {
+            out.push(invalid(
+                format!("{FIELD}.name"),
+                &name,
+                "name must not be empty",
+            ));
+        }
+        if uid.is_empty() {
+            out.push(invalid(
+                format!("{FIELD}.uid"),
+                &uid,
+                "uid must not be empty",
+            ));
+        }
+        if api_version == "v1" && kind == "Event" {
+            out.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: {r}: /v1, Kind=Event is disallowed from being an owner"
+                ),
+                field: FIELD.into(),
+            });
+        }
+        if r["controller"].as_bool() == Some(true) {
+            let this = format!("{kind}/{name}");
+            match &first_controller {
+                Some(first) => out.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "Invalid value: {refs}: Only one reference can have Controller set to true. Found \"true\" in references for {first} and {this}"
+                    ),
+                    field: FIELD.into(),
+                }),
+                None => first_controller = Some(this),
+            }
         }
     }
 }
@@ -245,6 +316,45 @@ mod tests {
         );
         assert_eq!(label_name(&"a".repeat(64)).len(), 1);
         assert_eq!(dns1035_name(&"a".repeat(64)).len(), 1);
+    }
+
+    #[test]
+    fn owner_references() {
+        let mut out = Vec::new();
+        let refs = serde_json::json!([
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "a", "uid": "1", "controller": true},
+            {"apiVersion": "apps/", "kind": "", "name": "", "uid": ""},
+            {"apiVersion": "v1", "kind": "Secret", "name": "b", "uid": "2", "controller": true},
+        ]);
+        validate_owner_references(&refs, &mut out);
+        let fields: Vec<&str> = out.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.ownerReferences.apiVersion",
+                "metadata.ownerReferences.kind",
+                "metadata.ownerReferences.name",
+                "metadata.ownerReferences.uid",
+                "metadata.ownerReferences",
+            ]
+        );
+        assert_eq!(
+            out[0].message,
+            "Invalid value: \"apps/\": version must not be empty"
+        );
+        assert!(out[4].message.ends_with(
+            "Only one reference can have Controller set to true. Found \"true\" in references for ConfigMap/a and Secret/b"
+        ));
+        out.clear();
+        validate_owner_references(
+            &serde_json::json!([{"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "3"}]),
+            &mut out,
+        );
+        assert!(
+            out[0]
+                .message
+                .ends_with("/v1, Kind=Event is disallowed from being an owner")
+        );
     }
 
     #[test]

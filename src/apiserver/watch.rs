@@ -42,6 +42,8 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 struct Encoder {
     res: Kind,
     table: bool,
+    /// Objects as `PartialObjectMetadata` (metadata-only informers).
+    metadata: bool,
     sent_columns: bool,
     ctx: Ctx,
     framer: WatchFramer,
@@ -60,6 +62,8 @@ impl Encoder {
             );
             self.sent_columns = true;
             t
+        } else if self.metadata && kind != "ERROR" {
+            super::negotiate::partial_metadata(obj)
         } else {
             obj.clone()
         };
@@ -108,6 +112,7 @@ pub async fn serve(
     let mut enc = Encoder {
         res: res.clone(),
         table: ctx.wants_table(),
+        metadata: super::negotiate::wants_metadata(ctx),
         sent_columns: false,
         ctx: ctx.clone(),
         framer: WatchFramer::for_request(ctx),

@@ -14,9 +14,12 @@ use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use kube_client::Api;
-use kube_client::core::Resource;
+use kube_client::core::{PartialObjectMeta, Resource};
 use kube_runtime::WatchStreamExt;
 use kube_runtime::watcher;
 use serde::de::DeserializeOwned;
@@ -355,6 +358,30 @@ impl<K: Resource> Cache<K> {
     }
 }
 
+impl<D> Informer<PartialObjectMeta<D>>
+where
+    D: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    D::DynamicType: Clone + Send + Sync,
+    PartialObjectMeta<D>: Resource + Clone + DeserializeOwned + Debug + Send + Sync,
+{
+    /// An informer of only the metadata of `api`'s objects (kube-client asks for
+    /// `PartialObjectMetadata` lists and watch events), kept without their managed
+    /// fields: the garbage collector's monitors, which must stay small.
+    pub fn metadata(
+        api: Api<PartialObjectMeta<D>>,
+        config: watcher::Config,
+        what: String,
+        indexers: Vec<Indexer<PartialObjectMeta<D>>>,
+    ) -> Self {
+        let source: StreamSource<PartialObjectMeta<D>> = Box::new(move |c| {
+            watcher(api.clone(), c)
+                .modify(|m: &mut PartialObjectMeta<D>| m.metadata.managed_fields = None)
+                .boxed()
+        });
+        Self::with_source(source, config, Cow::Owned(what), indexers)
+    }
+}
+
 /// The status a kube error carries, if it is an API error.
 pub fn api_status(e: &kube_client::Error) -> Option<&kube_client::core::Status> {
     match e {
@@ -363,11 +390,18 @@ pub fn api_status(e: &kube_client::Error) -> Option<&kube_client::core::Status> 
     }
 }
 
+/// Starts one list/watch stream (a fresh one on each relist).
+type StreamSource<K> = Box<
+    dyn Fn(watcher::Config) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
+        + Send
+        + Sync,
+>;
+
 /// One list/watch of one kind, its cache and its subscribers.
 pub struct Informer<K: Resource> {
-    api: Api<K>,
+    source: StreamSource<K>,
     config: watcher::Config,
-    what: &'static str,
+    what: Cow<'static, str>,
     cache: Cache<K>,
     sync: tokio::sync::watch::Sender<SyncState>,
     subscribers: Vec<mpsc::Sender<Change<K>>>,
@@ -388,9 +422,19 @@ where
         what: &'static str,
         indexers: Vec<Indexer<K>>,
     ) -> Self {
+        let source: StreamSource<K> = Box::new(move |c| watcher(api.clone(), c).boxed());
+        Self::with_source(source, config, Cow::Borrowed(what), indexers)
+    }
+
+    fn with_source(
+        source: StreamSource<K>,
+        config: watcher::Config,
+        what: Cow<'static, str>,
+        indexers: Vec<Indexer<K>>,
+    ) -> Self {
         let (cache, sync) = Cache::new(indexers);
         Informer {
-            api,
+            source,
             config,
             what,
             cache,
@@ -413,12 +457,12 @@ where
 
     /// Lists, watches and feeds until shutdown.
     pub async fn run(self, shutdown: CancellationToken) {
-        let span = tracing::debug_span!("informer_to_apiserver", kind = self.what);
+        let span = tracing::debug_span!("informer_to_apiserver", kind = %self.what);
         tracing::Instrument::instrument(
             async move {
                 let mut relists: u32 = 0;
                 'relist: loop {
-                    let mut stream = watcher(self.api.clone(), self.config.clone())
+                    let mut stream = (self.source)(self.config.clone())
                         .default_backoff()
                         .boxed();
                     loop {
@@ -442,7 +486,7 @@ where
                                 if api_status(&e).is_some_and(|s| s.code == 410) =>
                             {
                                 tracing::warn!(
-                                    kind = self.what,
+                                    kind = %self.what,
                                     error = %e,
                                     "the API server answered a watch with HTTP 410 instead of a 410 ERROR event; relisting"
                                 );
@@ -474,7 +518,7 @@ where
         };
         match status {
             Some(s) if s.code == 403 || s.code == 401 => {
-                tracing::warn!(kind = self.what, code = s.code, message = %s.message, "list/watch refused");
+                tracing::warn!(kind = %self.what, code = s.code, message = %s.message, "list/watch refused");
                 if *self.sync.borrow() != SyncState::Synced {
                     self.sync.send_replace(SyncState::Failing(format!(
                         "{} {}: {}",
@@ -482,7 +526,7 @@ where
                     )));
                 }
             }
-            _ => tracing::debug!(kind = self.what, error = %e, "watch error; retrying"),
+            _ => tracing::debug!(kind = %self.what, error = %e, "watch error; retrying"),
         }
     }
 

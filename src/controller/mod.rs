@@ -17,6 +17,7 @@ pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
 pub mod events;
+pub mod gc;
 pub mod informer;
 pub mod namespace;
 pub mod podcontrol;
@@ -182,6 +183,7 @@ pub async fn start_controller_manager(
     let mut tasks = Vec::new();
     let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
     let rc = replicationcontroller::Controller::new(client.clone(), shutdown.clone());
+    tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(client.clone(), &mut namespaces, ca_pem, shutdown.clone());
     let ns = namespace::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
     let quota = resourcequota::Controller::new(client, shutdown.clone());

@@ -375,6 +375,12 @@ pub trait Strategy: Send + Sync + 'static {
         Deletion::IMMEDIATE
     }
 
+    /// What deleting an object does to its dependents when the request does not say
+    /// (upstream's `DefaultGarbageCollectionPolicy`): background deletion by default.
+    fn default_gc_policy(&self) -> crate::apiserver::deletion::GcPolicy {
+        crate::apiserver::deletion::GcPolicy::DeleteDependents
+    }
+
     /// Marks the start of a deletion in the object (namespaces go `Terminating`).
     fn deletion_started(&self, obj: &mut Value) {
         let _ = obj;
