@@ -282,6 +282,11 @@ impl<K: Resource> Cache<K> {
             .collect()
     }
 
+    /// Whether the cache holds a complete list (its first list has arrived).
+    pub fn is_synced(&self) -> bool {
+        *self.sync.borrow() == SyncState::Synced
+    }
+
     /// Waits until the cache holds a complete list, for at most `timeout`. Fails with the
     /// server's message if the list is being refused (e.g. 403), or on timeout.
     pub async fn wait_synced(&self, timeout: Duration) -> Result<(), String> {

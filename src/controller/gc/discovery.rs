@@ -17,6 +17,9 @@ use crate::controller::watch_config;
 /// How often the served resources are discovered again (upstream: 30 s).
 pub const REDISCOVERY: Duration = Duration::from_secs(30);
 
+/// How often a monitor checks whether its first list is complete.
+const SYNC_POLL: Duration = Duration::from_millis(50);
+
 /// Resources never watched (upstream's default `GCIgnoredResources`): Events are many,
 /// short-lived and never owners.
 const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
@@ -132,8 +135,14 @@ pub async fn discover(client: &kube_client::Client) -> Result<Discovered, kube_c
     Ok(out)
 }
 
-/// One object change of a monitored resource, as the graph builder receives it.
-pub type Event = (Served, Change<PartialObjectMeta<DynamicObject>>);
+/// What a monitor tells the graph builder, in the order it happened.
+pub enum Event {
+    /// One object change of a monitored resource.
+    Change(Served, Change<PartialObjectMeta<DynamicObject>>),
+    /// Every object of the resource's first list has been sent before this: once the
+    /// builder has applied it, the graph knows the whole resource.
+    Synced(Served),
+}
 
 /// A running monitor: its informer and forwarder stop when `stop` fires.
 pub struct Monitor {
@@ -141,7 +150,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts watching `res`'s metadata; its changes go to `events`.
+    /// Starts watching `res`'s metadata; its changes go to `events`, followed by one
+    /// [`Event::Synced`] once its first list is complete.
     pub fn start(
         client: &kube_client::Client,
         res: Served,
@@ -154,18 +164,35 @@ impl Monitor {
         let mut informer =
             Informer::metadata(api, watch_config(), format!("gc:{}", ar.plural), Vec::new());
         let mut feed = informer.subscribe();
+        let cache = informer.cache();
         tokio::spawn(informer.run(stop.clone()));
         let done = stop.clone();
         tokio::spawn(async move {
+            let mut announced = false;
+            let mut tick = tokio::time::interval(SYNC_POLL);
             loop {
                 tokio::select! {
                     _ = done.cancelled() => return,
                     c = feed.recv() => match c {
-                        Some(c) => if events.send((res.clone(), c)).await.is_err() {
+                        Some(c) => if events.send(Event::Change(res.clone(), c)).await.is_err() {
                             return;
                         },
                         None => return,
                     },
+                    _ = tick.tick(), if !announced => {}
+                }
+                // The informer feeds its first list before it reports the sync, so
+                // what is queued once it has reported is the rest of that list.
+                if !announced && cache.is_synced() {
+                    while let Ok(c) = feed.try_recv() {
+                        if events.send(Event::Change(res.clone(), c)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if events.send(Event::Synced(res.clone())).await.is_err() {
+                        return;
+                    }
+                    announced = true;
                 }
             }
         });

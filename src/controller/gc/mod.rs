@@ -19,7 +19,7 @@
 pub mod discovery;
 pub mod graph;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -99,6 +99,14 @@ struct Gc {
     graph: Mutex<Graph>,
     discovered: RwLock<Discovered>,
     queue: Arc<WorkQueue<Item>>,
+    /// Workers hold it shared for each item; discovery holds it exclusively while new
+    /// monitors make their first list, so no decision is taken on a graph that does not
+    /// yet know every dependent (upstream's `workerLock`).
+    gate: Arc<tokio::sync::RwLock<()>>,
+    /// The resources whose first list the graph holds.
+    synced: Mutex<HashSet<Served>>,
+    /// Wakes discovery when `synced` grows.
+    synced_grew: tokio::sync::Notify,
 }
 
 /// Starts the collector: discovery (now and every 30 s), one monitor per deletable
@@ -109,10 +117,19 @@ pub fn start(client: kube_client::Client, shutdown: CancellationToken) -> Vec<Jo
         graph: Mutex::new(Graph::default()),
         discovered: RwLock::new(Discovered::default()),
         queue: Arc::new(WorkQueue::new(shutdown.clone())),
+        gate: Arc::new(tokio::sync::RwLock::new(())),
+        synced: Mutex::new(HashSet::new()),
+        synced_grew: tokio::sync::Notify::new(),
     });
+    // Taken before any worker runs: the workers wait for the first discovery's monitors.
+    let first = gc
+        .gate
+        .clone()
+        .try_write_owned()
+        .expect("a new lock is free");
     let (tx, rx) = mpsc::channel(256);
     let mut tasks = vec![
-        tokio::spawn(gc.clone().keep_monitors(tx, shutdown.clone())),
+        tokio::spawn(gc.clone().keep_monitors(tx, first, shutdown.clone())),
         tokio::spawn(gc.clone().build_graph(rx, shutdown)),
     ];
     for _ in 0..WORKERS {
@@ -123,6 +140,7 @@ pub fn start(client: kube_client::Client, shutdown: CancellationToken) -> Vec<Jo
             move |item: Item| {
                 let gc = gc.clone();
                 async move {
+                    let _running = gc.gate.read().await;
                     match item {
                         Item::Delete(uid) => gc.attempt_to_delete(&uid).await,
                         Item::Orphan(uid) => gc.attempt_to_orphan(&uid).await,
@@ -181,31 +199,76 @@ impl Gc {
     async fn keep_monitors(
         self: Arc<Self>,
         events: mpsc::Sender<discovery::Event>,
+        first: tokio::sync::OwnedRwLockWriteGuard<()>,
         shutdown: CancellationToken,
     ) {
         let mut monitors: HashMap<Served, Monitor> = HashMap::new();
+        let mut first = Some(first);
         loop {
             match discovery::discover(&self.client).await {
                 Ok(found) => {
                     monitors.retain(|res, _| found.monitored.contains(res));
-                    for res in &found.monitored {
-                        if !monitors.contains_key(res) {
-                            let m = Monitor::start(
-                                &self.client,
-                                res.clone(),
-                                events.clone(),
-                                &shutdown,
-                            );
-                            monitors.insert(res.clone(), m);
-                        }
+                    self.lock_synced()
+                        .retain(|res| found.monitored.contains(res));
+                    let new: Vec<&Served> = found
+                        .monitored
+                        .iter()
+                        .filter(|res| !monitors.contains_key(*res))
+                        .collect();
+                    let pause = match first.take() {
+                        Some(g) => Some(g),
+                        None if !new.is_empty() => Some(self.gate.clone().write_owned().await),
+                        None => None,
+                    };
+                    for res in new {
+                        let m =
+                            Monitor::start(&self.client, res.clone(), events.clone(), &shutdown);
+                        monitors.insert(res.clone(), m);
                     }
+                    let wanted: Vec<Served> = found.monitored.clone();
                     *self.discovered.write().unwrap_or_else(|e| e.into_inner()) = found;
+                    if let Some(paused) = pause {
+                        self.wait_graph_synced(&wanted, &shutdown).await;
+                        drop(paused);
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "garbage collector: discovery failed"),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(discovery::REDISCOVERY) => {}
+            }
+        }
+    }
+
+    fn lock_synced(&self) -> std::sync::MutexGuard<'_, HashSet<Served>> {
+        self.synced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (at most [`super::SYNC_TIMEOUT`], as upstream bounds its resync wait) until the
+    /// graph holds the first list of every resource in `wanted`.
+    async fn wait_graph_synced(&self, wanted: &[Served], shutdown: &CancellationToken) {
+        let deadline = tokio::time::Instant::now() + super::SYNC_TIMEOUT;
+        loop {
+            let grew = self.synced_grew.notified();
+            let missing: Vec<String> = {
+                let synced = self.lock_synced();
+                wanted
+                    .iter()
+                    .filter(|r| !synced.contains(*r))
+                    .map(|r| r.api_resource().plural)
+                    .collect()
+            };
+            if missing.is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = grew => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(?missing, "garbage collector: monitors not synced; resuming workers anyway");
+                    return;
+                }
             }
         }
     }
@@ -220,7 +283,12 @@ impl Gc {
             let (res, change) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 e = events.recv() => match e {
-                    Some(e) => e,
+                    Some(discovery::Event::Change(res, change)) => (res, change),
+                    Some(discovery::Event::Synced(res)) => {
+                        self.lock_synced().insert(res);
+                        self.synced_grew.notify_waiters();
+                        continue;
+                    }
                     None => return,
                 },
             };
