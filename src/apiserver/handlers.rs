@@ -466,6 +466,9 @@ fn view_of(res: &dyn Strategy, stored: Arc<Value>) -> Arc<Value> {
     }
 }
 
+/// Listed views by [`list_key`], shared with the store, and the revision of the list.
+pub type Listed = (Vec<(String, Arc<Value>)>, u64);
+
 /// The views of the objects under `ns` (or all namespaces) that pass the request's
 /// selectors, by [`list_key`], shared with the store (nothing is copied).
 pub fn list_views(
@@ -473,7 +476,7 @@ pub fn list_views(
     res: &dyn Strategy,
     ns: Option<&str>,
     filter: &Filter,
-) -> (Vec<(String, Arc<Value>)>, u64) {
+) -> Listed {
     let prefix = res.def().prefix(ns);
     let (items, rv) = srv.store.list_shared(&prefix);
     let mut out = Vec::with_capacity(items.len());
@@ -515,7 +518,7 @@ pub fn list_at(
     ns: Option<&str>,
     filter: &Filter,
     at: u64,
-) -> Result<(Vec<(String, Arc<Value>)>, u64), ApiError> {
+) -> Result<Listed, ApiError> {
     let prefix = res.def().prefix(ns);
     let (items, now) = srv.store.list_shared(&prefix);
     let too_old =
