@@ -15,6 +15,19 @@ fn main() {
     rkind::install_crypto_provider();
     println!("rkind foundation benchmarks (medians)");
 
+    // RKIND_BENCH_READ_PATH=1: only the API server's read-path figures (idle RSS, get
+    // pods, lists), skipping start-up, `rkind run` and pod-start measurements.
+    let read_path_only = std::env::var_os("RKIND_BENCH_READ_PATH").is_some();
+    if !read_path_only {
+        startup_and_run();
+    }
+    read_path();
+    if !read_path_only {
+        pod_start();
+    }
+}
+
+fn startup_and_run() {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for _ in 0..5 {
@@ -48,7 +61,9 @@ fn main() {
         let run_m = median_run(&[], Some(&user));
         println!("rkind run -- true (user {user}):  {run_m:.1} ms   (rootless as found by trying)");
     }
+}
 
+fn read_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (child, _) = start(dir.path());
     std::thread::sleep(Duration::from_secs(2));
@@ -111,7 +126,15 @@ fn main() {
     });
     let get_many = time_cmd(dir.path(), &["get", "pods"], 5);
     println!("kubectl get pods with 1000+ pods (Table): {get_many:.1} ms");
+    println!(
+        "RSS with 1000+ pods stored: {:.1} MB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
     stop(child);
+}
+
+fn pod_start() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
 
     // Pod create → Running (container really started in its namespaces), host image.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,8 +2,8 @@
 //! creates pods owned by the RC, replaces deleted ones, scales up and down through the
 //! `scale` subresource (kubectl scale, raw GET/PUT with resourceVersion semantics),
 //! adopts matching orphans and releases pods that stop matching, and surfaces a failing
-//! create (exceeded quota) as the `ReplicaFailure` condition. Tests clean up their pods
-//! themselves (no garbage collector yet: deleting an RC leaves its pods).
+//! create (exceeded quota) as the `ReplicaFailure` condition; deleting an RC takes its
+//! pods with it (garbage collector), unless asked to orphan them.
 
 mod common;
 
@@ -378,4 +378,87 @@ fn exceeded_quota_surfaces_a_replica_failure_condition() {
     c.eventually(WAIT, "the condition removed", || condition(&c).is_none());
     wait_running(&c, "q", "capped", 2);
     remove_rc(&c, "q", "capped", "capped");
+}
+
+/// Upstream's GC conformance cases on RCs: `kubectl delete rc` (background) takes the
+/// pods; `--cascade=orphan` leaves them without the ownerReference, and a new RC with the
+/// same selector adopts them; `--cascade=foreground` keeps the RC (with the
+/// `foregroundDeletion` finalizer) until its pods are gone.
+#[test]
+fn deleting_an_rc_cascades_to_its_pods_unless_orphaning() {
+    let c = Cluster::start("rc-gc");
+    let f = write_file(c.dir.path(), "rc.yaml", &rc_yaml("gc", "gc", 2, ""));
+    let path = f.display().to_string();
+
+    c.ok(&["apply", "-f", &path]);
+    wait_running(&c, "default", "gc", 2);
+    c.ok(&["delete", "rc", "gc", "--cascade=background"]);
+    c.eventually(WAIT, "background: the RC's pods are collected", || {
+        get(&c, "default", &["pods", "-l", "app=gc"])["items"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+
+    c.ok(&["apply", "-f", &path]);
+    wait_running(&c, "default", "gc", 2);
+    let kept = names(&pods(&c, "default", "gc"));
+    c.ok(&["delete", "rc", "gc", "--cascade=orphan"]);
+    c.eventually(
+        WAIT,
+        "orphan: the RC is gone, its pods stay unowned",
+        || {
+            rc_gone(&c, "gc")
+                && pods(&c, "default", "gc")
+                    .iter()
+                    .all(|p| p["metadata"]["ownerReferences"].is_null())
+        },
+    );
+    assert_eq!(
+        names(&pods(&c, "default", "gc")),
+        kept,
+        "orphaned pods survive"
+    );
+
+    // A new RC with the same selector adopts the orphans instead of creating pods.
+    c.ok(&["apply", "-f", &path]);
+    let uid = get(&c, "default", &["rc", "gc"])["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    c.eventually(WAIT, "the orphans are adopted", || {
+        pods(&c, "default", "gc")
+            .iter()
+            .all(|p| p["metadata"]["ownerReferences"][0]["uid"] == uid.as_str())
+    });
+    assert_eq!(
+        names(&pods(&c, "default", "gc")),
+        kept,
+        "adopted, not replaced"
+    );
+
+    let out = c.ok(&["delete", "rc", "gc", "--cascade=foreground", "--wait=false"]);
+    assert!(out.contains("deleted"), "{out}");
+    let held = c.kubectl(&["get", "rc", "gc", "-o", "json"]);
+    if held.status.success() {
+        let rc = json(&String::from_utf8_lossy(&held.stdout));
+        // Still there while its pods terminate: held by the foreground finalizer.
+        assert_eq!(
+            rc["metadata"]["finalizers"],
+            serde_json::json!(["foregroundDeletion"]),
+            "{rc}"
+        );
+        assert!(rc["metadata"]["deletionTimestamp"].is_string(), "{rc}");
+    }
+    c.eventually(WAIT, "foreground: pods and then the RC are gone", || {
+        rc_gone(&c, "gc")
+            && get(&c, "default", &["pods", "-l", "app=gc"])["items"]
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+    });
+}
+
+/// Whether RC `name` is gone (kubectl answers NotFound).
+fn rc_gone(c: &Cluster, name: &str) -> bool {
+    let out = c.kubectl(&["get", "rc", name]);
+    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound")
 }

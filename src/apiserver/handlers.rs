@@ -374,10 +374,9 @@ fn get(
 ) -> Result<Response<Body>, ApiError> {
     let obj = srv
         .store
-        .get(&res.def().key(ns, name))
-        .map_err(|e| ApiError::from_store(res.def(), name, e))?
+        .get_shared(&res.def().key(ns, name))
         .ok_or_else(|| ApiError::not_found(res.def(), name))?;
-    let view = res.to_view(&obj);
+    let view = view_of(res, obj);
     if ctx.wants_table() {
         let rv = view["metadata"]["resourceVersion"].clone();
         return Ok(super::negotiate::object_response(
@@ -396,9 +395,9 @@ fn get(
 }
 
 /// Builds a `meta.k8s.io/v1 Table` for `items`.
-pub fn make_table(
+pub fn make_table<T: std::borrow::Borrow<Value>>(
     res: &dyn Strategy,
-    items: &[Value],
+    items: &[T],
     ctx: &Ctx,
     rv: Option<Value>,
     cont: Option<String>,
@@ -409,6 +408,7 @@ pub fn make_table(
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
+            let o: &Value = o.borrow();
             let mut row = json!({
                 "cells": res.cells(o, now),
             });
@@ -461,29 +461,56 @@ fn list_key(obj: &Value) -> String {
     )
 }
 
-/// Lists the objects under `ns` (or all namespaces) that pass the request's selectors.
+/// What a read answers for a stored object: the object itself, shared, when the kind's
+/// view is its stored form; else its view.
+fn view_of(res: &dyn Strategy, stored: Arc<Value>) -> Arc<Value> {
+    if res.stored_is_view() {
+        stored
+    } else {
+        Arc::new(res.to_view(&stored))
+    }
+}
+
+/// Listed views by [`list_key`], shared with the store, and the revision of the list.
+pub type Listed = (Vec<(String, Arc<Value>)>, u64);
+
+/// The views of the objects under `ns` (or all namespaces) that pass the request's
+/// selectors, by [`list_key`], shared with the store (nothing is copied).
+pub fn list_views(
+    srv: &ApiServer,
+    res: &dyn Strategy,
+    ns: Option<&str>,
+    filter: &Filter,
+) -> Listed {
+    let prefix = res.def().prefix(ns);
+    let (items, rv) = srv.store.list_shared(&prefix);
+    let mut out = Vec::with_capacity(items.len());
+    for obj in items {
+        let view = view_of(res, obj);
+        if filter.matches(res, &view) {
+            out.push((list_key(&view), view));
+        }
+    }
+    // Scans are key-ordered; sort anyway so continue tokens are stable (cheap when
+    // sorted already).
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    (out, rv)
+}
+
+/// Lists the objects under `ns` (or all namespaces) that pass the request's selectors,
+/// as copies the caller may change.
 pub fn list_matching(
     srv: &ApiServer,
     res: &dyn Strategy,
     ns: Option<&str>,
     filter: &Filter,
 ) -> Result<(Vec<(String, Value)>, u64), ApiError> {
-    let prefix = res.def().prefix(ns);
-    let (items, rv) = srv
-        .store
-        .list(&prefix)
-        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
-    let mut out = Vec::with_capacity(items.len());
-    for obj in items {
-        let view = res.to_view(&obj);
-        if filter.matches(res, &view) {
-            let key = list_key(&view);
-            out.push((key, view));
-        }
-    }
-    // Scans are key-ordered; sort anyway so continue tokens are stable.
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((out, rv))
+    let (items, rv) = list_views(srv, res, ns, filter);
+    let items = items
+        .into_iter()
+        .map(|(k, v)| (k, Arc::unwrap_or_clone(v)))
+        .collect();
+    Ok((items, rv))
 }
 
 /// Lists the objects under `ns` as they were at revision `at` (`resourceVersionMatch=
@@ -496,28 +523,21 @@ pub fn list_at(
     ns: Option<&str>,
     filter: &Filter,
     at: u64,
-) -> Result<(Vec<(String, Value)>, u64), ApiError> {
+) -> Result<Listed, ApiError> {
     let prefix = res.def().prefix(ns);
-    let (items, now) = srv
-        .store
-        .list(&prefix)
-        .map_err(|e| ApiError::from_store(res.def(), "", e))?;
+    let (items, now) = srv.store.list_shared(&prefix);
     let too_old =
         || ApiError::expired("The resourceVersion for the provided list is too old.".to_string());
     let mut cursor = srv.store.watch(&prefix, at).map_err(|_| too_old())?;
-    let mut state: std::collections::BTreeMap<String, Value> =
+    let mut state: std::collections::BTreeMap<String, Arc<Value>> =
         items.into_iter().map(|o| (list_key(&o), o)).collect();
     let mut later = Vec::new();
-    loop {
+    while cursor.revision() < now {
         let batch = srv.store.next_events(&mut cursor).map_err(|_| too_old())?;
         if batch.is_empty() {
             break;
         }
-        let done = batch.iter().any(|e| e.revision >= now);
         later.extend(batch.into_iter().filter(|e| e.revision <= now));
-        if done {
-            break;
-        }
     }
     for ev in later.iter().rev() {
         let current = ev.object().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -527,7 +547,7 @@ pub fn list_at(
             .map_err(|e| ApiError::internal(e.to_string()))?
         {
             Some(prev) => {
-                state.insert(key, prev);
+                state.insert(key, Arc::new(prev));
             }
             None => {
                 state.remove(&key);
@@ -536,7 +556,7 @@ pub fn list_at(
     }
     let out = state
         .into_iter()
-        .map(|(k, o)| (k, res.to_view(&o)))
+        .map(|(k, o)| (k, view_of(res, o)))
         .filter(|(_, v)| filter.matches(res, v))
         .collect();
     Ok((out, at))
@@ -579,20 +599,34 @@ async fn list(
     if !continuing && let Some(rv) = asked_rv.filter(|rv| *rv > 0) {
         wait_until_fresh(srv, rv).await?;
     }
-    let (mut items, rv) = match asked_rv {
-        Some(at) if exact => list_at(srv, res, ns, &filter, at)?,
-        _ => list_matching(srv, res, ns, &filter)?,
+    let token = match ctx.q("continue").filter(|s| !s.is_empty()) {
+        Some(tok) => {
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(tok)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("continue key is not valid: malformed token")
+                })?;
+            let start = decoded["start"].as_str().unwrap_or("").to_string();
+            Some((start, decoded["rv"].as_u64()))
+        }
+        None => None,
+    };
+    let (mut items, rv) = match (asked_rv, &token) {
+        (Some(at), None) if exact => list_at(srv, res, ns, &filter, at)?,
+        // A next page is the list as it was at the first page's version, as upstream
+        // serves it; past the watch window, the current state.
+        (_, Some((_, Some(at)))) => match list_at(srv, res, ns, &filter, *at) {
+            Ok(listed) => listed,
+            Err(_) => list_views(srv, res, ns, &filter),
+        },
+        _ => list_views(srv, res, ns, &filter),
     };
     let mut rv_out = rv;
-    if let Some(tok) = ctx.q("continue").filter(|s| !s.is_empty()) {
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(tok)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .ok_or_else(|| ApiError::bad_request("continue key is not valid: malformed token"))?;
-        let start = decoded["start"].as_str().unwrap_or("").to_string();
-        rv_out = decoded["rv"].as_u64().unwrap_or(rv);
-        items.retain(|(k, _)| *k > start);
+    if let Some((start, at)) = &token {
+        rv_out = at.unwrap_or(rv);
+        items.retain(|(k, _)| k > start);
     }
     let limit = params
         .limit
@@ -608,7 +642,7 @@ async fn list(
         cont = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tok));
         remaining = Some(rest);
     }
-    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+    let items: Vec<Arc<Value>> = items.into_iter().map(|(_, v)| v).collect();
     if ctx.wants_table() {
         return Ok(super::negotiate::object_response(
             ctx,
@@ -631,17 +665,25 @@ async fn list(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    Ok(super::negotiate::object_response(
-        ctx,
-        StatusCode::OK,
-        &json!({
-            "kind": format!("{}List", res.def().kind),
-            "apiVersion": res.def().api_version(),
+    if super::negotiate::wants_metadata(ctx) {
+        // Metadata-only informers (the garbage collector's) ask for this.
+        let head = json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
             "metadata": meta,
-            "items": items,
-        }),
-        &[],
-    ))
+        });
+        let parts: Vec<Value> = items
+            .iter()
+            .map(|o| super::negotiate::partial_metadata(o))
+            .collect();
+        return Ok(super::negotiate::list_response(ctx, &head, &parts));
+    }
+    let head = json!({
+        "kind": format!("{}List", res.def().kind),
+        "apiVersion": res.def().api_version(),
+        "metadata": meta,
+    });
+    Ok(super::negotiate::list_response(ctx, &head, &items))
 }
 
 /// Decodes a request body by Content-Type: JSON, YAML or Kubernetes protobuf.

@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::protobuf;
 use super::status::ApiError;
@@ -227,6 +227,66 @@ pub fn object_response(
     resp
 }
 
+/// Answers a list in the media type the client accepts: `head` is the list less its
+/// items (`kind`, `apiVersion`, `metadata`), `items` are borrowed, so a list is encoded
+/// straight from the objects the store shares (never Tables: those go through
+/// [`object_response`]).
+pub fn list_response<T: std::borrow::Borrow<Value>>(
+    ctx: &Ctx,
+    head: &Value,
+    items: &[T],
+) -> Response<Body> {
+    let _span = tracing::debug_span!("negotiate").entered();
+    let accept = ctx.header("accept");
+    let json = || bytes_response(StatusCode::OK, "application/json", list_json(head, items));
+    match negotiate(accept) {
+        Some(Media::Protobuf) => match protobuf::encode_list(head, items) {
+            Ok(bytes) => bytes_response(StatusCode::OK, PROTOBUF, bytes),
+            Err(e) => match negotiate_among(accept, |m| m == Media::Json) {
+                Some(_) => {
+                    tracing::debug!(error = %e, "answering JSON: no protobuf encoding");
+                    json()
+                }
+                None => {
+                    super::json_response(StatusCode::NOT_ACCEPTABLE, &not_acceptable().to_status())
+                }
+            },
+        },
+        Some(Media::Json) => json(),
+        None => super::json_response(StatusCode::NOT_ACCEPTABLE, &not_acceptable().to_status()),
+    }
+}
+
+/// The JSON of `head` with `"items"` appended: the bytes `serde_json` writes for the whole
+/// list object.
+fn list_json<T: std::borrow::Borrow<Value>>(head: &Value, items: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let written = (|| -> serde_json::Result<()> {
+        out.push(b'{');
+        if let Some(members) = head.as_object() {
+            for (k, v) in members {
+                serde_json::to_writer(&mut out, k)?;
+                out.push(b':');
+                serde_json::to_writer(&mut out, v)?;
+                out.push(b',');
+            }
+        }
+        out.extend_from_slice(b"\"items\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, item.borrow())?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(())
+    })();
+    if written.is_err() {
+        out.clear();
+    }
+    out
+}
+
 fn bytes_response(code: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
     Response::builder()
         .status(code)
@@ -276,9 +336,19 @@ impl WatchFramer {
                 }
             }
         }
-        let mut out =
-            serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
-        out.push(b'\n');
+        // `{"type":…,"object":…}` written around the borrowed object (no copy of it).
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"type\":");
+        let written = serde_json::to_writer(&mut out, event_type)
+            .and_then(|()| {
+                out.extend_from_slice(b",\"object\":");
+                serde_json::to_writer(&mut out, object)
+            })
+            .is_ok();
+        if !written {
+            return Bytes::new();
+        }
+        out.extend_from_slice(b"}\n");
         Bytes::from(out)
     }
 }
@@ -358,6 +428,61 @@ mod tests {
         for (accept, want) in cases {
             assert_eq!(negotiate(accept), want, "Accept: {accept}");
         }
+    }
+
+    fn sample_list() -> (Value, Vec<Value>) {
+        let head = serde_json::json!({"kind": "ConfigMapList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "7", "continue": "abc", "remainingItemCount": 2}});
+        let items = (0..3)
+            .map(|i| {
+                serde_json::json!({"metadata": {"name": format!("cm-{i}"), "namespace": "default",
+                    "labels": {"b": "2", "a": "1"}, "resourceVersion": format!("{}", i + 4)},
+                    "data": {"k": "v", "\u{e9}\"q": "line\nbreak"}, "immutable": i == 1})
+            })
+            .collect();
+        (head, items)
+    }
+
+    /// The list written around its borrowed items is byte for byte the list object's
+    /// encoding, in JSON and in protobuf.
+    #[test]
+    fn borrowed_lists_encode_as_the_whole_list_does() {
+        let (head, items) = sample_list();
+        let mut whole = head.clone();
+        whole["items"] = Value::Array(items.clone());
+        assert_eq!(
+            list_json(&head, &items),
+            serde_json::to_vec(&whole).unwrap()
+        );
+        let shared: Vec<std::sync::Arc<Value>> =
+            items.iter().cloned().map(std::sync::Arc::new).collect();
+        assert_eq!(
+            protobuf::encode_list(&head, &shared).unwrap(),
+            protobuf::encode_object(&whole).unwrap()
+        );
+        let empty: [Value; 0] = [];
+        let mut none = head.clone();
+        none["items"] = Value::Array(Vec::new());
+        assert_eq!(list_json(&head, &empty), serde_json::to_vec(&none).unwrap());
+        assert_eq!(
+            protobuf::encode_list(&head, &empty).unwrap(),
+            protobuf::encode_object(&none).unwrap()
+        );
+        // A kind without a protobuf message is refused, as for whole objects.
+        let foreign = serde_json::json!({"kind": "WidgetList", "apiVersion": "example.com/v1", "metadata": {}});
+        assert!(protobuf::encode_list(&foreign, &empty).is_err());
+    }
+
+    #[test]
+    fn watch_frames_are_the_event_objects_json() {
+        let (_, items) = sample_list();
+        let framer = WatchFramer { media: Media::Json };
+        let line = framer.frame("MODIFIED", &items[0]);
+        let mut want =
+            serde_json::to_vec(&serde_json::json!({"type": "MODIFIED", "object": items[0]}))
+                .unwrap();
+        want.push(b'\n');
+        assert_eq!(&line[..], &want[..]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::handlers::{
-    Filter, ListParams, check_list_options, list_matching, make_table, wait_until_fresh,
+    Filter, ListParams, check_list_options, list_views, make_table, wait_until_fresh,
 };
 use super::kinds::{Kind, Strategy};
 use super::negotiate::WatchFramer;
@@ -51,7 +51,7 @@ struct Encoder {
 
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
+        if self.table && kind != "BOOKMARK" && kind != "ERROR" {
             let t = make_table(
                 &*self.res,
                 std::slice::from_ref(obj),
@@ -61,13 +61,14 @@ impl Encoder {
                 !self.sent_columns,
             );
             self.sent_columns = true;
-            t
-        } else if self.metadata && kind != "ERROR" {
-            super::negotiate::partial_metadata(obj)
-        } else {
-            obj.clone()
-        };
-        self.framer.frame(kind, &object)
+            return self.framer.frame(kind, &t);
+        }
+        if self.metadata && kind != "ERROR" {
+            return self
+                .framer
+                .frame(kind, &super::negotiate::partial_metadata(obj));
+        }
+        self.framer.frame(kind, obj)
     }
 
     fn bookmark(&mut self, rv: u64, initial_end: bool) -> Bytes {
@@ -140,7 +141,7 @@ pub async fn serve(
     let from = match requested {
         Some(rv) if !send_initial => rv,
         _ => {
-            let (items, rv) = list_matching(srv, &*res, ns, &filter)?;
+            let (items, rv) = list_views(srv, &*res, ns, &filter);
             initial = items.into_iter().map(|(_, v)| v).collect();
             rv
         }
@@ -215,8 +216,8 @@ struct Watch {
     filter: Filter,
     enc: Encoder,
     cursor: Cursor,
-    /// The initial state (ADDED events) still to send.
-    initial: std::vec::IntoIter<Value>,
+    /// The initial state (ADDED events) still to send, shared with the store.
+    initial: std::vec::IntoIter<Arc<Value>>,
     /// The revision of the initial-events-end bookmark still to send.
     initial_end: Option<u64>,
     /// Events read from the window, not yet sent.
@@ -281,8 +282,15 @@ impl Watch {
 /// Turns a store event into the watch event this client sees, applying selectors the
 /// way upstream does (objects entering/leaving the selection become ADDED/DELETED).
 fn translate(res: &dyn Strategy, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
+    let view = |v: Value| {
+        if res.stored_is_view() {
+            v
+        } else {
+            res.to_view(&v)
+        }
+    };
     let now = match ev.object() {
-        Ok(v) => res.to_view(&v),
+        Ok(v) => view(v),
         Err(e) => {
             tracing::error!(error = %e, key = &*ev.key, "undecodable event in the watch window");
             return None;
@@ -296,7 +304,7 @@ fn translate(res: &dyn Strategy, filter: &Filter, ev: &Event) -> Option<(&'stati
         ev.previous()
             .ok()
             .flatten()
-            .map(|p| filter.matches(res, &res.to_view(&p)))
+            .map(|p| filter.matches(res, &view(p)))
     };
     match ev.kind {
         EventType::Added => now_matches.then_some(("ADDED", now)),
@@ -307,5 +315,40 @@ fn translate(res: &dyn Strategy, filter: &Filter, ev: &Event) -> Option<(&'stati
             (false, false) => None,
         },
         EventType::Deleted => (before.unwrap_or(now_matches)).then_some(("DELETED", now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Reads share stored objects uncopied when a kind says its view is the stored form
+    /// (`Strategy::stored_is_view`), so every kind file that converts views (overrides
+    /// `to_view`) must say it does not.
+    #[test]
+    fn kinds_that_convert_views_say_so() {
+        fn walk(dir: &Path, trait_file: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read kinds") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(&path, trait_file, out);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path == trait_file {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read source");
+                if text.contains("fn to_view(") && !text.contains("fn stored_is_view(") {
+                    out.push(path.display().to_string());
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/apiserver/kinds");
+        let mut found = Vec::new();
+        walk(&root, &root.join("mod.rs"), &mut found);
+        assert!(
+            found.is_empty(),
+            "kinds overriding to_view without stored_is_view: {found:?}"
+        );
     }
 }

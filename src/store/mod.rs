@@ -10,13 +10,18 @@
 //! [`StoreError::Expired`] and ends, as upstream's watch cache ends a watcher that
 //! cannot keep up.
 //!
+//! Reads never touch the engine: every object is also held in memory, decoded and
+//! shared ([`cache`]), as upstream's watch cache holds them, so gets and lists parse
+//! nothing and a list is consistent at one revision without blocking writers.
+//!
 //! The persistence engine sits behind the small [`Backend`] trait ([`sled_backend`] is
 //! the one in use), so it can be swapped without touching the API server.
 
+pub mod cache;
 pub mod sled_backend;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -58,7 +63,7 @@ pub enum StoreError {
 pub trait Backend: Send + Sync + 'static {
     /// Reads one value.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Reads every key under `prefix`, in key order.
+    /// Reads every object key under `prefix` (all of them for `""`), in key order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Atomically sets (`Some`) or removes (`None`) `key` and records `revision` as the
     /// store's current revision.
@@ -225,7 +230,10 @@ struct WriteState {
 /// The store shared by the API server's handlers.
 pub struct Store {
     backend: Box<dyn Backend>,
+    /// Serialises writers (held across the engine write; readers never take it).
     state: Mutex<WriteState>,
+    /// Every object, decoded; what reads are answered from.
+    objects: RwLock<cache::Objects>,
     history: Mutex<History>,
     /// The latest revision in the window; watchers wait on it for news.
     latest: watch::Sender<u64>,
@@ -272,10 +280,29 @@ impl Store {
     pub fn with_window(backend: Box<dyn Backend>, window: WatchWindow) -> Result<Self, StoreError> {
         crate::memory::tune_allocator();
         let revision = backend.revision()?;
+        let mut objects = cache::Objects::new(revision);
+        for (key, mut bytes) in backend.scan_prefix("")? {
+            let value: Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    // Served as absent (a later create overwrites it) rather than keeping
+                    // the whole cluster from starting.
+                    tracing::error!(%key, error = %e, "undecodable stored object skipped");
+                    continue;
+                }
+            };
+            bytes.shrink_to_fit();
+            let entry = cache::Entry {
+                bytes: Bytes::from(bytes),
+                value: Arc::new(value),
+            };
+            objects.put(Arc::from(key), Some(entry));
+        }
         let (latest, _) = watch::channel(revision);
         Ok(Store {
             backend,
             state: Mutex::new(WriteState { revision }),
+            objects: RwLock::new(objects),
             history: Mutex::new(History {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -299,9 +326,23 @@ impl Store {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The current revision of the whole store.
+    fn objects(&self) -> std::sync::RwLockReadGuard<'_, cache::Objects> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn objects_mut(&self) -> std::sync::RwLockWriteGuard<'_, cache::Objects> {
+        self.objects.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current revision of the whole store (of the last write readers can see).
     pub fn revision(&self) -> u64 {
-        self.lock().revision
+        self.objects().revision()
+    }
+
+    /// How many objects the store holds, and their stored JSON's bytes.
+    pub fn object_usage(&self) -> (usize, usize) {
+        let o = self.objects();
+        (o.len(), o.json_bytes())
     }
 
     /// The events and bytes the watch window holds now.
@@ -310,25 +351,33 @@ impl Store {
         (h.events.len(), h.bytes)
     }
 
-    /// Reads one object.
+    /// Reads one object (a copy the caller may change).
     pub fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        match self.backend.get(key)? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.get_shared(key).map(Arc::unwrap_or_clone))
     }
 
-    /// Lists every object under `prefix` together with the revision the list is consistent at.
+    /// Reads one object, shared with the store (nothing is copied).
+    pub fn get_shared(&self, key: &str) -> Option<Arc<Value>> {
+        self.objects().get(key).map(|e| e.value.clone())
+    }
+
+    /// Lists every object under `prefix` together with the revision the list is consistent
+    /// at (copies the caller may change).
     pub fn list(&self, prefix: &str) -> Result<(Vec<Value>, u64), StoreError> {
-        let state = self.lock();
-        let rows = self.backend.scan_prefix(prefix)?;
-        let revision = state.revision;
-        drop(state);
-        let mut out = Vec::with_capacity(rows.len());
-        for (_, bytes) in rows {
-            out.push(serde_json::from_slice(&bytes)?);
-        }
-        Ok((out, revision))
+        let (items, revision) = self.list_shared(prefix);
+        Ok((
+            items.into_iter().map(Arc::unwrap_or_clone).collect(),
+            revision,
+        ))
+    }
+
+    /// Lists every object under `prefix`, in key order, shared with the store, together
+    /// with the revision the list is consistent at. The read lock is held only while the
+    /// pointers are copied.
+    pub fn list_shared(&self, prefix: &str) -> (Vec<Arc<Value>>, u64) {
+        let objects = self.objects();
+        let items = objects.prefixed(prefix).map(|e| e.value.clone()).collect();
+        (items, objects.revision())
     }
 
     /// Waits up to `limit` for the store to reach `revision`; returns the revision it is
@@ -412,17 +461,13 @@ impl Store {
         f: impl FnOnce(Option<Value>) -> Result<Option<Value>, E>,
     ) -> Result<Option<Value>, E> {
         let mut state = self.lock();
-        let previous_bytes: Option<Bytes> = self.backend.get(key)?.map(Bytes::from);
-        let current: Option<Value> = match &previous_bytes {
-            Some(b) => Some(serde_json::from_slice(b).map_err(StoreError::from)?),
-            None => None,
-        };
-        let previous = current.clone();
+        let previous: Option<cache::Entry> = self.objects().get(key).cloned();
+        let current: Option<Value> = previous.as_ref().map(|e| (*e.value).clone());
         let next = f(current)?;
         if let (Some(prev), Some(next)) = (&previous, &next)
-            && strip_rv(prev) == strip_rv(next)
+            && same_but_version(&prev.value, next)
         {
-            return Ok(Some(prev.clone()));
+            return Ok(Some((*prev.value).clone()));
         }
         let revision = state.revision + 1;
         let (kind, object, bytes) = match next {
@@ -437,7 +482,10 @@ impl Store {
                 (kind, Some(obj), bytes)
             }
             None => {
-                let mut obj = previous.ok_or(StoreError::NotFound)?;
+                let mut obj = previous
+                    .as_ref()
+                    .map(|e| (*e.value).clone())
+                    .ok_or(StoreError::NotFound)?;
                 set_rv(&mut obj, revision);
                 (EventType::Deleted, None, encode(&obj)?)
             }
@@ -446,14 +494,26 @@ impl Store {
         self.backend.write(key, value, revision)?;
         state.revision = revision;
         let size = bytes.len();
+        let key: Arc<str> = Arc::from(key);
+        let entry = object.as_ref().map(|obj| cache::Entry {
+            bytes: bytes.clone(),
+            value: Arc::new(obj.clone()),
+        });
         let event = Event {
             kind,
-            key: Arc::from(key),
+            key: key.clone(),
             revision,
             object: bytes,
-            previous: previous_bytes,
+            previous: previous.map(|e| e.bytes),
         };
+        // The event is in the window before readers can see the revision, so a list at
+        // this revision can always be rewound (list_at) and watched on from.
         let dropped = self.history().push(event);
+        {
+            let mut objects = self.objects_mut();
+            objects.put(key, entry);
+            objects.set_revision(revision);
+        }
         self.latest.send_replace(revision);
         drop(state);
         if size >= LARGE_OBJECT || dropped >= LARGE_OBJECT {
@@ -533,12 +593,35 @@ fn set_rv(obj: &mut Value, revision: u64) {
     }
 }
 
-fn strip_rv(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+/// Whether two objects are equal but for `metadata.resourceVersion` (a write that
+/// changes nothing else is not written), compared in place.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let without = |m: &serde_json::Map<String, Value>, skip: &str| {
+        m.iter().filter(|(k, _)| k.as_str() != skip).count()
+    };
+    if without(a, "metadata") != without(b, "metadata") {
+        return false;
     }
-    o
+    let same_rest = a
+        .iter()
+        .filter(|(k, _)| k.as_str() != "metadata")
+        .all(|(k, v)| b.get(k) == Some(v));
+    if !same_rest {
+        return false;
+    }
+    match (a.get("metadata"), b.get("metadata")) {
+        (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+            without(ma, "resourceVersion") == without(mb, "resourceVersion")
+                && ma
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "resourceVersion")
+                    .all(|(k, v)| mb.get(k) == Some(v))
+        }
+        (ma, mb) => ma == mb,
+    }
 }
 
 #[cfg(test)]
@@ -732,5 +815,95 @@ mod tests {
         assert_eq!(evs.len(), 1);
         assert_eq!(&*evs[0].key, "/registry/pods/ns/a");
         assert_eq!(cursor.revision(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reads_are_served_from_memory_and_match_the_engine_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let s = Store::open_sled(dir.path()).unwrap();
+            for i in 0..5 {
+                s.create(
+                    &format!("/registry/configmaps/ns/c{i}"),
+                    json!({"metadata":{"name": format!("c{i}")}, "data": {"i": i.to_string()}}),
+                )
+                .await
+                .unwrap();
+            }
+            s.update("/registry/configmaps/ns/c1", |mut o| {
+                o["data"]["i"] = json!("changed");
+                Ok::<_, StoreError>(o)
+            })
+            .await
+            .unwrap();
+            s.delete("/registry/configmaps/ns/c3", |_| Ok::<_, StoreError>(()))
+                .await
+                .unwrap();
+            s.create("/registry/pods/ns/p", json!({"metadata":{"name":"p"}}))
+                .await
+                .unwrap();
+            // Every read sees the last write at once, and the list's revision is it.
+            let (items, rv) = s.list_shared("/registry/configmaps/ns/");
+            assert_eq!(rv, s.revision());
+            assert_eq!(rv, 8);
+            let names: Vec<&str> = items
+                .iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["c0", "c1", "c2", "c4"]);
+            assert_eq!(
+                s.get_shared("/registry/configmaps/ns/c1").unwrap()["data"]["i"],
+                "changed"
+            );
+            assert!(s.get("/registry/configmaps/ns/c3").unwrap().is_none());
+            assert_eq!(s.object_usage().0, 5);
+            s.list("/registry/").unwrap().0
+        };
+        let s = Store::open_sled(dir.path()).unwrap();
+        let (after, rv) = s.list("/registry/").unwrap();
+        assert_eq!(after, before);
+        assert_eq!(rv, 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn callers_change_their_copies_not_the_store() {
+        let (_d, s) = store();
+        s.create(
+            "/registry/configmaps/ns/a",
+            json!({"metadata":{"name":"a"}}),
+        )
+        .await
+        .unwrap();
+        let mut copy = s.get("/registry/configmaps/ns/a").unwrap().unwrap();
+        copy["data"] = json!({"x": "y"});
+        let (mut listed, _) = s.list("/registry/configmaps/").unwrap();
+        listed[0]["data"] = json!({"x": "z"});
+        assert!(
+            s.get_shared("/registry/configmaps/ns/a")
+                .unwrap()
+                .get("data")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn only_the_version_may_differ_in_a_write_that_is_skipped() {
+        let a = json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"1"}},"data":{"k":"v"}});
+        let same = json!({"data":{"k":"v"},"metadata":{"labels":{"x":"1"},"name":"a","resourceVersion":"9"}});
+        let no_rv = json!({"metadata":{"name":"a","labels":{"x":"1"}},"data":{"k":"v"}});
+        assert!(same_but_version(&a, &same));
+        assert!(same_but_version(&a, &no_rv));
+        let changed = [
+            json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"2"}},"data":{"k":"v"}}),
+            json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"1"}},"data":{"k":"w"}}),
+            json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"1"}}}),
+            json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"1"}},"data":{"k":"v"},"extra":1}),
+            json!({"metadata":{"name":"a","resourceVersion":"1","labels":{"x":"1"},"uid":"u"},"data":{"k":"v"}}),
+            json!({"data":{"k":"v"}}),
+        ];
+        for c in changed {
+            assert!(!same_but_version(&a, &c), "{c}");
+            assert!(!same_but_version(&c, &a), "{c}");
+        }
     }
 }

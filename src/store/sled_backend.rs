@@ -60,6 +60,7 @@ impl Backend for SledBackend {
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.objects
             .scan_prefix(prefix)
+            .filter(|r| !matches!(r, Ok((k, _)) if k.as_ref() == REVISION_KEY))
             .map(|r| {
                 let (k, v) = r.map_err(err)?;
                 Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))

@@ -294,6 +294,12 @@ pub trait Strategy: Send + Sync + 'static {
         stored.clone()
     }
 
+    /// Whether `to_view` is the stored object unchanged, so reads share it uncopied (a
+    /// kind that overrides `to_view` returns false).
+    fn stored_is_view(&self) -> bool {
+        true
+    }
+
     /// An object of this resource's API version as it is stored.
     fn to_storage(&self, obj: Value) -> Value {
         obj

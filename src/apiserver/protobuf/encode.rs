@@ -43,6 +43,80 @@ pub fn encode_envelope(schema: &'static Schema, object: &Value, out: &mut Vec<u8
     Ok(())
 }
 
+/// Writes a list (`head`: its `kind`, `apiVersion`, `metadata`; `items` apart, borrowed)
+/// as a whole protobuf body, the same bytes as [`encode_envelope`] of the whole list.
+pub fn encode_list_envelope<T: std::borrow::Borrow<Value>>(
+    schema: &'static Schema,
+    head: &Value,
+    items: &[T],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let members = head.as_object();
+    let text = |name: &str| {
+        members
+            .and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let found = schema.kind_message(api_version, kind).and_then(|index| {
+        let msg: &'static Message = &schema.messages[index as usize];
+        let items = msg
+            .field_by_json("items")
+            .filter(|f| f.card == Card::Repeated && !msg.has_inline)?;
+        Some((msg, items))
+    });
+    let (Some(members), Some((msg, items_field))) = (members, found) else {
+        return Err(ProtobufError::UnsupportedKind {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        });
+    };
+    out.extend_from_slice(MAGIC);
+    put_nested(out, 1, |o| {
+        put_bytes(o, 1, api_version.as_bytes());
+        put_bytes(o, 2, kind.as_bytes());
+        Ok::<_, ProtobufError>(())
+    })?;
+    put_nested(out, 2, |o| {
+        let mut present: Vec<(&Field, &Value)> = members
+            .iter()
+            .filter_map(|(k, v)| Some((msg.field_by_json(k)?, v)))
+            .filter(|(f, v)| !v.is_null() && f.number != items_field.number)
+            .collect();
+        present.sort_by_key(|(f, _)| f.number);
+        let split = present.partition_point(|(f, _)| f.number < items_field.number);
+        for (f, v) in &present[..split] {
+            encode_field(schema, msg, f, v, o, 0)?;
+        }
+        for item in items {
+            let item: &Value = item.borrow();
+            if item.is_null() {
+                put_key(o, items_field.number, wire::LEN);
+                o.push(0);
+            } else {
+                encode_value(
+                    schema,
+                    msg,
+                    items_field,
+                    items_field.ty,
+                    items_field.number,
+                    item,
+                    o,
+                    0,
+                )?;
+            }
+        }
+        for (f, v) in &present[split..] {
+            encode_field(schema, msg, f, v, o, 0)?;
+        }
+        Ok(())
+    })?;
+    put_bytes(out, 3, b"");
+    put_bytes(out, 4, b"");
+    Ok(())
+}
+
 /// Writes one watch event: a 4-byte big-endian length, then `meta.v1.WatchEvent` (no
 /// magic, no envelope: upstream's stream serializer is the raw one) whose
 /// `object.raw` is the object's full envelope.

@@ -118,6 +118,18 @@ pub fn encode_object(object: &Value) -> Result<Vec<u8>, ProtobufError> {
     Ok(out)
 }
 
+/// Encodes a list whose `items` are apart from the rest of it (`head`: `kind`,
+/// `apiVersion`, `metadata`), borrowed: the same body as [`encode_object`] of the whole
+/// list, without first building that list.
+pub fn encode_list<T: std::borrow::Borrow<Value>>(
+    head: &Value,
+    items: &[T],
+) -> Result<Vec<u8>, ProtobufError> {
+    let mut out = Vec::with_capacity(1024 + 512 * items.len());
+    encode::encode_list_envelope(schema(), head, items, &mut out)?;
+    Ok(out)
+}
+
 /// One watch event as sent on an `application/vnd.kubernetes.protobuf;stream=watch`
 /// stream: length-prefixed `meta.v1.WatchEvent {type, object: {raw: envelope}}`.
 pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, ProtobufError> {

@@ -46,6 +46,10 @@ impl Strategy for Events {
         core_to_events_v1(stored)
     }
 
+    fn stored_is_view(&self) -> bool {
+        false
+    }
+
     fn to_storage(&self, obj: Value) -> Value {
         events_v1_to_core(&obj)
     }
