@@ -145,13 +145,7 @@ pub async fn post_json(
     path: &str,
     body: &Value,
 ) -> Result<Value, kube_client::Error> {
-    let bytes = serde_json::to_vec(body).map_err(kube_client::Error::SerdeError)?;
-    let req = http::Request::post(path)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .body(bytes)
-        .map_err(kube_client::Error::HttpError)?;
-    client.request::<Value>(req).await
+    api_resources::request_json(client, http::Method::POST, path, Some(body)).await
 }
 
 /// The HTTP code of an API error (0 for other failures).
