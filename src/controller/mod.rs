@@ -159,45 +159,94 @@ pub fn terminating(ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
         || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
 }
 
+/// The informers kube-controller-manager's loops share (upstream's shared informer
+/// factory): one watch and one cache per kind, however many controllers read it. A
+/// controller's `new` takes `&mut` to the ones it reads (to subscribe to changes and keep
+/// the cache); [`SharedInformers::start`] runs them once every controller is wired.
+pub struct SharedInformers {
+    /// Every namespace.
+    pub namespaces: Informer<k8s_openapi::api::core::v1::Namespace>,
+    /// Every pod, indexed by namespace, by controller owner uid and by node name.
+    pub pods: Informer<k8s_openapi::api::core::v1::Pod>,
+}
+
+impl SharedInformers {
+    /// The informers, not yet running.
+    pub fn new(client: &kube_client::Client) -> Self {
+        SharedInformers {
+            namespaces: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "namespaces",
+                vec![],
+            ),
+            pods: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "pods",
+                vec![
+                    informer::by_namespace(),
+                    informer::by_owner(),
+                    informer::by_node(),
+                ],
+            ),
+        }
+    }
+
+    /// Runs every informer; returns their tasks once each holds a first full list.
+    pub async fn start(
+        self,
+        component: &'static str,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
+        let (ns, pods) = (self.namespaces.cache(), self.pods.cache());
+        let tasks = vec![
+            tokio::spawn(self.namespaces.run(shutdown.clone())),
+            tokio::spawn(self.pods.run(shutdown.clone())),
+        ];
+        synced(&ns, component, "namespaces").await?;
+        synced(&pods, component, "pods").await?;
+        Ok(tasks)
+    }
+}
+
 /// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
-/// ConfigMap, namespace deletion, resource quota) on one shared Namespace informer;
-/// returns once their caches are synced.
+/// ConfigMap, namespace deletion, resource quota, replication controllers, garbage
+/// collection) on shared informers; returns once their caches are synced.
 pub async fn start_controller_manager(
     client: kube_client::Client,
     ca_pem: String,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
-    use k8s_openapi::api::core::v1::Namespace;
-    let mut namespaces: Informer<Namespace> = Informer::new(
-        kube_client::Api::all(client.clone()),
-        watch_config(),
-        "namespaces",
-        vec![],
-    );
+    const CM: &str = "kube-controller-manager";
+    let mut shared = SharedInformers::new(&client);
     let mut tasks = Vec::new();
-    let sa = serviceaccount::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
-    let rc = replicationcontroller::Controller::new(client.clone(), shutdown.clone());
+    let sa =
+        serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
+    let rc =
+        replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
-    let ca = rootca::Controller::new(client.clone(), &mut namespaces, ca_pem, shutdown.clone());
-    let ns = namespace::Controller::new(client.clone(), &mut namespaces, shutdown.clone());
+    let ca = rootca::Controller::new(
+        client.clone(),
+        &mut shared.namespaces,
+        ca_pem,
+        shutdown.clone(),
+    );
+    let ns = namespace::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let quota = resourcequota::Controller::new(client, shutdown.clone());
-    let ns_cache = namespaces.cache();
-    tasks.push(tokio::spawn(namespaces.run(shutdown.clone())));
     let (sa_tasks, sa_cache) = sa.start();
     tasks.extend(sa_tasks);
     let (ca_tasks, ca_cache) = ca.start();
     tasks.extend(ca_tasks);
-    let (rc_tasks, rc_cache, rc_pods) = rc.start();
+    let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
     tasks.extend(ns.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
-    const CM: &str = "kube-controller-manager";
-    synced(&ns_cache, CM, "namespaces").await?;
+    tasks.extend(shared.start(CM, &shutdown).await?);
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
-    synced(&rc_pods, CM, "pods").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     Ok(tasks)
 }

@@ -58,7 +58,6 @@ pub struct Controller {
     rc_feed: mpsc::Receiver<Change<ReplicationController>>,
     pod_feed: mpsc::Receiver<Change<Pod>>,
     rcs: Informer<ReplicationController>,
-    pods: Informer<Pod>,
     shutdown: CancellationToken,
 }
 
@@ -72,19 +71,18 @@ struct Ctx {
 }
 
 impl Controller {
-    /// Sets up the RC and pod informers (all namespaces).
-    pub fn new(client: kube_client::Client, shutdown: CancellationToken) -> Self {
+    /// Sets up the RC informer (all namespaces) and subscribes to the controller-manager's
+    /// shared pod informer (which must index by namespace and by owner).
+    pub fn new(
+        client: kube_client::Client,
+        pods: &mut Informer<Pod>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let mut rcs = Informer::new(
             Api::all(client.clone()),
             watch_config(),
             "replicationcontrollers",
             vec![informer::by_namespace()],
-        );
-        let mut pods = Informer::new(
-            Api::all(client.clone()),
-            watch_config(),
-            "pods",
-            vec![informer::by_namespace(), informer::by_owner()],
         );
         let ctx = Arc::new(Ctx {
             control: PodControl::new(client.clone(), COMPONENT),
@@ -99,33 +97,22 @@ impl Controller {
             rc_feed: rcs.subscribe(),
             pod_feed: pods.subscribe(),
             rcs,
-            pods,
             shutdown,
         }
     }
 
-    /// Runs the informers, the triggers and the worker; returns their tasks and the two
-    /// caches (to wait for their sync).
-    pub fn start(
-        self,
-    ) -> (
-        Vec<JoinHandle<()>>,
-        Cache<ReplicationController>,
-        Cache<Pod>,
-    ) {
+    /// Runs the RC informer, the triggers and the worker; returns their tasks and the RC
+    /// cache (to wait for its sync).
+    pub fn start(self) -> (Vec<JoinHandle<()>>, Cache<ReplicationController>) {
         let Controller {
             ctx,
             mut rc_feed,
             mut pod_feed,
             rcs,
-            pods,
             shutdown,
         } = self;
-        let (rc_cache, pod_cache) = (rcs.cache(), pods.cache());
-        let mut tasks = vec![
-            tokio::spawn(rcs.run(shutdown.clone())),
-            tokio::spawn(pods.run(shutdown.clone())),
-        ];
+        let rc_cache = rcs.cache();
+        let mut tasks = vec![tokio::spawn(rcs.run(shutdown.clone()))];
         let trig = ctx.clone();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -152,7 +139,7 @@ impl Controller {
                 async move { ctx.sync(&key).await }
             },
         )));
-        (tasks, rc_cache, pod_cache)
+        (tasks, rc_cache)
     }
 }
 
