@@ -6,6 +6,7 @@
 //! typed round trip, status handling, default Table) is a default method here, so a kind
 //! file holds only what makes that kind different.
 
+pub mod autoscaling;
 pub mod coordination;
 pub mod core;
 pub mod events;
@@ -511,6 +512,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(core::kinds());
     out.extend(coordination::kinds());
     out.extend(events::kinds());
+    out.extend(autoscaling::kinds());
     out
 }
 
