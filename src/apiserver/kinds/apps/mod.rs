@@ -5,8 +5,10 @@
 //! `ValidatePodTemplateSpecForReplicaSet` (pkg/apis/apps/validation).
 
 pub mod controllerrevision;
+pub mod daemonset;
 pub mod deployment;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -30,8 +32,10 @@ pub const NEGATIVE: &str = "must be greater than or equal to 0";
 pub fn kinds() -> Vec<Kind> {
     vec![
         Arc::new(controllerrevision::ControllerRevisions::new()),
+        Arc::new(daemonset::DaemonSets::new()),
         Arc::new(deployment::Deployments::new()),
         Arc::new(replicaset::ReplicaSets::new()),
+        Arc::new(statefulset::StatefulSets::new()),
     ]
 }
 
