@@ -22,6 +22,7 @@ pub mod informer;
 pub mod namespace;
 pub mod podcontrol;
 pub mod queue;
+pub mod replicaset;
 pub mod replicationcontroller;
 pub mod resourcequota;
 pub mod rootca;
@@ -225,6 +226,7 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -240,6 +242,8 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
+    let (rs_tasks, rs_cache) = rs.start();
+    tasks.extend(rs_tasks);
     tasks.extend(ns.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
@@ -247,6 +251,7 @@ pub async fn start_controller_manager(
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     Ok(tasks)
 }
