@@ -20,6 +20,7 @@ pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod podcontrol;
 pub mod queue;
 pub mod replicaset;
@@ -28,6 +29,7 @@ pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod taintmanager;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -235,6 +237,19 @@ pub async fn start_controller_manager(
         shutdown.clone(),
     );
     let ns = namespace::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
+    // Node taints by condition and NoExecute eviction share one node informer.
+    let mut nodes = nodelifecycle::node_informer(&client);
+    let lifecycle = nodelifecycle::Controller::new(client.clone(), &mut nodes, shutdown.clone());
+    let taints = taintmanager::Controller::new(
+        client.clone(),
+        &mut shared.pods,
+        &mut nodes,
+        shutdown.clone(),
+    );
+    let nodes_cache = nodes.cache();
+    tasks.push(tokio::spawn(nodes.run(shutdown.clone())));
+    tasks.extend(lifecycle.start());
+    tasks.extend(taints.start());
     let quota = resourcequota::Controller::new(client, shutdown.clone());
     let (sa_tasks, sa_cache) = sa.start();
     tasks.extend(sa_tasks);
@@ -253,5 +268,6 @@ pub async fn start_controller_manager(
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
+    synced(&nodes_cache, CM, "nodes").await?;
     Ok(tasks)
 }

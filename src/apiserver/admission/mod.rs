@@ -7,6 +7,7 @@
 //! [`Chain::deleted`] once an object is really gone (what upstream's quota controller
 //! learns from its informers; the controller runtime will take that over).
 
+pub mod default_tolerations;
 pub mod limitranger;
 pub mod quantity;
 pub mod quota_usage;
@@ -113,6 +114,7 @@ impl Chain {
     pub fn standard() -> Self {
         Chain::new(vec![
             Box::new(limitranger::LimitRanger),
+            Box::new(default_tolerations::DefaultTolerationSeconds),
             Box::new(resourcequota::ResourceQuota::new()),
         ])
     }
