@@ -10,7 +10,6 @@ use common::Cluster;
 use serde_json::{Value, json};
 
 const WAIT: u64 = 90;
-const REAL: &str = "rkind-control-plane";
 
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -228,10 +227,11 @@ fn placement_follows_selectors_affinity_taints_anti_affinity_and_spread() {
 #[test]
 fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
     let c = Cluster::start("sched-room");
+    let real = format!("{}-control-plane", c.name);
     // Cordon: the node gets the unschedulable taint and a new pod waits.
-    c.ok(&["cordon", REAL]);
+    c.ok(&["cordon", real.as_str()]);
     c.eventually(WAIT, "unschedulable taint on the cordoned node", || {
-        c.ok(&["get", "node", REAL, "-o", "jsonpath={.spec.taints}"])
+        c.ok(&["get", "node", real.as_str(), "-o", "jsonpath={.spec.taints}"])
             .contains("node.kubernetes.io/unschedulable")
     });
     add_pod(&c, "waits", json!({}), json!({}));
@@ -241,10 +241,10 @@ fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
         "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are \
          available: 1 Preemption is not helpful for scheduling.",
     );
-    c.ok(&["uncordon", REAL]);
-    assert_eq!(wait_bound(&c, "waits"), REAL);
+    c.ok(&["uncordon", real.as_str()]);
+    assert_eq!(wait_bound(&c, "waits"), real.as_str());
     c.eventually(WAIT, "unschedulable taint removed", || {
-        !c.ok(&["get", "node", REAL, "-o", "jsonpath={.spec.taints}"])
+        !c.ok(&["get", "node", real.as_str(), "-o", "jsonpath={.spec.taints}"])
             .contains("node.kubernetes.io/unschedulable")
     });
     let scheduled = c.ok(&[
@@ -256,7 +256,7 @@ fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
         "jsonpath={.items[*].message}",
     ]);
     assert!(
-        scheduled.contains(&format!("Successfully assigned default/waits to {REAL}")),
+        scheduled.contains(&format!("Successfully assigned default/waits to {real}")),
         "{scheduled}"
     );
 
@@ -284,6 +284,7 @@ fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
 #[test]
 fn no_execute_taints_evict_pods_that_do_not_tolerate_them() {
     let c = Cluster::start("sched-evict");
+    let real = format!("{}-control-plane", c.name);
     let key = "rkind.test/evict";
     add_pod(&c, "plain", json!({}), json!({}));
     add_pod(
@@ -299,9 +300,9 @@ fn no_execute_taints_evict_pods_that_do_not_tolerate_them() {
         json!({"tolerations": [{"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3}]}),
     );
     for p in ["plain", "tolerant", "timed"] {
-        assert_eq!(wait_bound(&c, p), REAL);
+        assert_eq!(wait_bound(&c, p), real.as_str());
     }
-    c.ok(&["taint", "node", REAL, &format!("{key}=now:NoExecute")]);
+    c.ok(&["taint", "node", real.as_str(), &format!("{key}=now:NoExecute")]);
     c.eventually(WAIT, "plain evicted", || gone(&c, "plain"));
     c.eventually(WAIT, "timed evicted after its tolerationSeconds", || {
         gone(&c, "timed")
@@ -326,10 +327,10 @@ fn no_execute_taints_evict_pods_that_do_not_tolerate_them() {
         "{events}"
     );
     assert!(!events.contains("default/tolerant"), "{events}");
-    c.ok(&["taint", "node", REAL, &format!("{key}-")]);
+    c.ok(&["taint", "node", real.as_str(), &format!("{key}-")]);
     // Once untainted, plain pods schedule on the node again.
     add_pod(&c, "after", json!({}), json!({}));
-    assert_eq!(wait_bound(&c, "after"), REAL);
+    assert_eq!(wait_bound(&c, "after"), real.as_str());
     c.ok(&["delete", "pod", "tolerant", "after", "--wait=true"]);
     c.eventually(WAIT, "pods gone", || {
         gone(&c, "tolerant") && gone(&c, "after")
