@@ -16,6 +16,7 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod deployment;
 pub mod events;
 pub mod gc;
 pub mod informer;
@@ -211,8 +212,8 @@ impl SharedInformers {
 }
 
 /// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
-/// ConfigMap, namespace deletion, resource quota, replication controllers, garbage
-/// collection) on shared informers; returns once their caches are synced.
+/// ConfigMap, namespace deletion, resource quota, replication controllers, deployments,
+/// garbage collection) on shared informers; returns once their caches are synced.
 pub async fn start_controller_manager(
     client: kube_client::Client,
     ca_pem: String,
@@ -225,6 +226,7 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -240,6 +242,8 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
+    let (deploy_tasks, deploy_cache, deploy_rs_cache) = deploy.start();
+    tasks.extend(deploy_tasks);
     tasks.extend(ns.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
@@ -247,6 +251,8 @@ pub async fn start_controller_manager(
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&deploy_cache, CM, "deployments").await?;
+    synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     Ok(tasks)
 }
