@@ -41,10 +41,13 @@ fn replica_sets(c: &Cluster, d: &str) -> Vec<Value> {
         .filter(|rs| {
             rs["metadata"]["ownerReferences"]
                 .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid && r["controller"] == true))
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r["uid"] == uid && r["controller"] == true)
+                })
         })
         .collect();
-    rss.sort_by_key(|rs| revision(rs));
+    rss.sort_by_key(revision);
     rss
 }
 
@@ -90,7 +93,12 @@ fn events(c: &Cluster, kind: &str, reason: &str) -> String {
 fn rollout_status(c: &Cluster, bin: &str, d: &str) -> String {
     let out = c.kubectl_bin(
         bin,
-        &["rollout", "status", &format!("deploy/{d}"), "--timeout=170s"],
+        &[
+            "rollout",
+            "status",
+            &format!("deploy/{d}"),
+            "--timeout=170s",
+        ],
         None,
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -156,7 +164,8 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
         .to_string();
     assert_eq!(rs1_name, format!("web-{hash}"));
     assert!(
-        hash.chars().all(|ch| "bcdfghjklmnpqrstvwxz2456789".contains(ch)),
+        hash.chars()
+            .all(|ch| "bcdfghjklmnpqrstvwxz2456789".contains(ch)),
         "{hash}"
     );
     assert_eq!(
@@ -174,8 +183,14 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
             "uid": d["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}])
     );
     assert_eq!(annotation(rs1, "deployment.kubernetes.io/revision"), "1");
-    assert_eq!(annotation(rs1, "deployment.kubernetes.io/desired-replicas"), "2");
-    assert_eq!(annotation(rs1, "deployment.kubernetes.io/max-replicas"), "3");
+    assert_eq!(
+        annotation(rs1, "deployment.kubernetes.io/desired-replicas"),
+        "2"
+    );
+    assert_eq!(
+        annotation(rs1, "deployment.kubernetes.io/max-replicas"),
+        "3"
+    );
     assert_eq!(annotation(&d, "deployment.kubernetes.io/revision"), "1");
     let avail = condition(&d, "Available");
     assert_eq!(avail["status"], "True");
@@ -190,7 +205,11 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     );
     for p in pods(&c, "web") {
         assert_eq!(p["metadata"]["labels"]["pod-template-hash"], hash.as_str());
-        assert!(name(&p).starts_with(&format!("{rs1_name}-")), "{}", name(&p));
+        assert!(
+            name(&p).starts_with(&format!("{rs1_name}-")),
+            "{}",
+            name(&p)
+        );
     }
     let ev = events(&c, "Deployment", "ScalingReplicaSet");
     assert!(
@@ -227,8 +246,14 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     );
     let pod_rows = t
         .iter()
-        .filter(|r| r.first().is_some_and(|n| n.starts_with(&format!("pod/{rs1_name}-"))))
-        .filter(|r| r.get(1).map(String::as_str) == Some("1/1") && r.get(2).map(String::as_str) == Some("Running"))
+        .filter(|r| {
+            r.first()
+                .is_some_and(|n| n.starts_with(&format!("pod/{rs1_name}-")))
+        })
+        .filter(|r| {
+            r.get(1).map(String::as_str) == Some("1/1")
+                && r.get(2).map(String::as_str) == Some("Running")
+        })
         .count();
     assert_eq!(pod_rows, 5, "{out}");
     let ev = events(&c, "Deployment", "ScalingReplicaSet");
@@ -238,7 +263,12 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     );
 
     // A new template: a second ReplicaSet takes over, revision 2.
-    c.ok(&["annotate", "deploy", "web", "kubernetes.io/change-cause=set A=B"]);
+    c.ok(&[
+        "annotate",
+        "deploy",
+        "web",
+        "kubernetes.io/change-cause=set A=B",
+    ]);
     c.ok(&["set", "env", "deploy/web", "A=B"]);
     rollout_status(&c, "kubectl.1.33", "web");
     wait_complete(&c, "web", 5);
@@ -251,24 +281,37 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     assert_eq!(revision(&rss[1]), 2);
     assert_eq!(annotation(&rss[1], "kubernetes.io/change-cause"), "set A=B");
     assert_eq!(
-        annotation(&get(&c, &["deploy", "web"]), "deployment.kubernetes.io/revision"),
+        annotation(
+            &get(&c, &["deploy", "web"]),
+            "deployment.kubernetes.io/revision"
+        ),
         "2"
     );
     for p in pods(&c, "web") {
-        assert!(name(&p).starts_with(&format!("{rs2_name}-")), "{}", name(&p));
+        assert!(
+            name(&p).starts_with(&format!("{rs2_name}-")),
+            "{}",
+            name(&p)
+        );
     }
     let ev = events(&c, "Deployment", "ScalingReplicaSet");
     assert!(
-        ev.lines()
-            .any(|l| l.starts_with(&format!("Scaled down replica set {rs1_name} to ")) && l.contains(" from ")),
+        ev.lines().any(
+            |l| l.starts_with(&format!("Scaled down replica set {rs1_name} to "))
+                && l.contains(" from ")
+        ),
         "{ev}"
     );
     let hist = c.ok(&["rollout", "history", "deploy/web"]);
     let t = table(&hist);
     assert!(hist.contains("REVISION"), "{hist}");
-    assert!(t.iter().any(|r| r.first().map(String::as_str) == Some("1")), "{hist}");
     assert!(
-        t.iter().any(|r| r.first().map(String::as_str) == Some("2") && r[1..].join(" ") == "set A=B"),
+        t.iter().any(|r| r.first().map(String::as_str) == Some("1")),
+        "{hist}"
+    );
+    assert!(
+        t.iter()
+            .any(|r| r.first().map(String::as_str) == Some("2") && r[1..].join(" ") == "set A=B"),
         "{hist}"
     );
     let rev2 = c.ok(&["rollout", "history", "deploy/web", "--revision=2"]);
@@ -289,7 +332,10 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     assert_eq!(rss.len(), 2, "{rss:?}");
     let back = rss.iter().find(|r| name(r) == rs1_name).expect("first RS");
     assert_eq!(revision(back), 3);
-    assert_eq!(annotation(back, "deployment.kubernetes.io/revision-history"), "1");
+    assert_eq!(
+        annotation(back, "deployment.kubernetes.io/revision-history"),
+        "1"
+    );
     assert_eq!(back["spec"]["replicas"], 5);
     let hist = c.ok(&["rollout", "history", "deploy/web"]);
     let revs: Vec<String> = table(&hist)
@@ -304,7 +350,9 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     assert!(out.contains("deployment.apps/web paused"), "{out}");
     c.eventually(WAIT, "Progressing: DeploymentPaused", || {
         let p = condition(&get(&c, &["deploy", "web"]), "Progressing");
-        p["reason"] == "DeploymentPaused" && p["status"] == "Unknown" && p["message"] == "Deployment is paused"
+        p["reason"] == "DeploymentPaused"
+            && p["status"] == "Unknown"
+            && p["message"] == "Deployment is paused"
     });
     c.ok(&["set", "env", "deploy/web", "C=D"]);
     c.ok(&["scale", "deploy", "web", "--replicas=3"]);
@@ -326,7 +374,8 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     wait_complete(&c, "web", 3);
     let d = get(&c, &["deploy", "web"]);
     assert!(
-        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string(),
         "{d}"
     );
     let rss = replica_sets(&c, "web");
@@ -383,8 +432,9 @@ fn recreate_stops_the_old_pods_before_starting_new_ones_and_foreground_delete() 
     // Never old and new pods at once: sample until the new ones all run.
     c.eventually(WAIT, "the new ReplicaSet's two pods running alone", || {
         let ps = pods(&c, "batch");
-        let (old, new): (Vec<&Value>, Vec<&Value>) =
-            ps.iter().partition(|p| name(p).starts_with(&format!("{first}-")));
+        let (old, new): (Vec<&Value>, Vec<&Value>) = ps
+            .iter()
+            .partition(|p| name(p).starts_with(&format!("{first}-")));
         assert!(
             old.is_empty() || new.is_empty(),
             "old and new pods together: {:?}",
@@ -403,7 +453,10 @@ fn recreate_stops_the_old_pods_before_starting_new_ones_and_foreground_delete() 
         ev.contains(&format!("Scaled down replica set {first} to 0 from 2")),
         "{ev}"
     );
-    assert!(ev.contains(&format!("Scaled up replica set {second} to 2")), "{ev}");
+    assert!(
+        ev.contains(&format!("Scaled up replica set {second} to 2")),
+        "{ev}"
+    );
 
     // A third template: with revisionHistoryLimit 1 the oldest ReplicaSet goes.
     c.ok(&["set", "env", "deploy/batch", "V=3"]);
@@ -416,7 +469,13 @@ fn recreate_stops_the_old_pods_before_starting_new_ones_and_foreground_delete() 
     // Foreground deletion: the deployment waits for its dependents, then goes.
     let out = c.kubectl_bin(
         "kubectl.1.27",
-        &["delete", "deploy", "batch", "--cascade=foreground", "--timeout=170s"],
+        &[
+            "delete",
+            "deploy",
+            "batch",
+            "--cascade=foreground",
+            "--timeout=170s",
+        ],
         None,
     );
     assert!(
@@ -467,7 +526,11 @@ spec:
         None,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         stderr.contains("deployment \"stuck\" exceeded its progress deadline"),
         "{stderr}"

@@ -784,11 +784,13 @@ pub(crate) mod tests {
 
     #[test]
     fn templates_compare_without_the_hash_label() {
-        let mut a = PodTemplateSpec::default();
-        a.metadata = Some(ObjectMeta {
-            labels: Some([("app".to_string(), "web".to_string())].into()),
+        let a = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let mut b = a.clone();
         b.metadata
             .as_mut()
