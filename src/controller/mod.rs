@@ -23,6 +23,7 @@ pub mod informer;
 pub mod namespace;
 pub mod podcontrol;
 pub mod queue;
+pub mod replicaset;
 pub mod replicationcontroller;
 pub mod resourcequota;
 pub mod rootca;
@@ -226,6 +227,7 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
@@ -242,6 +244,8 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
+    let (rs_tasks, rs_cache) = rs.start();
+    tasks.extend(rs_tasks);
     let (deploy_tasks, deploy_cache, deploy_rs_cache) = deploy.start();
     tasks.extend(deploy_tasks);
     tasks.extend(ns.start());
@@ -251,6 +255,7 @@ pub async fn start_controller_manager(
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&rs_cache, CM, "replicasets").await?;
     synced(&deploy_cache, CM, "deployments").await?;
     synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
