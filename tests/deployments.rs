@@ -356,7 +356,15 @@ fn the_user_flow_create_scale_set_env_history_undo_pause_restart_delete() {
     });
     c.ok(&["set", "env", "deploy/web", "C=D"]);
     c.ok(&["scale", "deploy", "web", "--replicas=3"]);
-    wait_complete(&c, "web", 3);
+    // While paused no ReplicaSet has the new template, so none is "updated" yet.
+    c.eventually(WAIT, "paused deployment scaled to 3", || {
+        let v = get(&c, &["deploy", "web"]);
+        let s = &v["status"];
+        s["observedGeneration"] == v["metadata"]["generation"]
+            && s["replicas"] == 3
+            && s["readyReplicas"] == 3
+            && s["availableReplicas"] == 3
+    });
     let rss = replica_sets(&c, "web");
     assert_eq!(rss.len(), 2, "no rollout while paused: {rss:?}");
     let out = c.ok(&["rollout", "resume", "deploy/web"]);
