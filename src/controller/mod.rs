@@ -16,6 +16,7 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod deployment;
 pub mod events;
 pub mod gc;
 pub mod informer;
@@ -214,8 +215,8 @@ impl SharedInformers {
 }
 
 /// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
-/// ConfigMap, namespace deletion, resource quota, replication controllers, garbage
-/// collection) on shared informers; returns once their caches are synced.
+/// ConfigMap, namespace deletion, resource quota, replication controllers, deployments,
+/// garbage collection) on shared informers; returns once their caches are synced.
 pub async fn start_controller_manager(
     client: kube_client::Client,
     ca_pem: String,
@@ -229,6 +230,7 @@ pub async fn start_controller_manager(
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -259,6 +261,8 @@ pub async fn start_controller_manager(
     tasks.extend(rc_tasks);
     let (rs_tasks, rs_cache) = rs.start();
     tasks.extend(rs_tasks);
+    let (deploy_tasks, deploy_cache, deploy_rs_cache) = deploy.start();
+    tasks.extend(deploy_tasks);
     tasks.extend(ns.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
@@ -267,6 +271,8 @@ pub async fn start_controller_manager(
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&rs_cache, CM, "replicasets").await?;
+    synced(&deploy_cache, CM, "deployments").await?;
+    synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     synced(&nodes_cache, CM, "nodes").await?;
     Ok(tasks)
