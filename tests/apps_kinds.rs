@@ -417,7 +417,11 @@ fn scale_subresources_of_deployments_replicasets_and_statefulsets() {
         assert_eq!(scale["kind"], "Scale", "{scale}");
         assert_eq!(scale["apiVersion"], "autoscaling/v1");
         // ScaleSpec.replicas is omitempty upstream: zero replicas leave `spec` empty.
-        assert_eq!(scale["spec"]["replicas"].as_i64().unwrap_or(0), 0, "{scale}");
+        assert_eq!(
+            scale["spec"]["replicas"].as_i64().unwrap_or(0),
+            0,
+            "{scale}"
+        );
         let sel = scale["status"]["selector"].as_str().unwrap_or("");
         assert!(sel.starts_with("app="), "{scale}");
         // PUT through the subresource.
@@ -556,7 +560,11 @@ fn every_apps_kind_reads_back_in_protobuf() {
             }
             // Upstream's JSON names the claim templates' kind (its v1 conversion sets it);
             // their protobuf message has no place for it.
-            for t in v["spec"]["volumeClaimTemplates"].as_array_mut().into_iter().flatten() {
+            for t in v["spec"]["volumeClaimTemplates"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(m) = t.as_object_mut() {
                     m.remove("apiVersion");
                     m.remove("kind");

@@ -231,8 +231,14 @@ fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
     // Cordon: the node gets the unschedulable taint and a new pod waits.
     c.ok(&["cordon", real.as_str()]);
     c.eventually(WAIT, "unschedulable taint on the cordoned node", || {
-        c.ok(&["get", "node", real.as_str(), "-o", "jsonpath={.spec.taints}"])
-            .contains("node.kubernetes.io/unschedulable")
+        c.ok(&[
+            "get",
+            "node",
+            real.as_str(),
+            "-o",
+            "jsonpath={.spec.taints}",
+        ])
+        .contains("node.kubernetes.io/unschedulable")
     });
     add_pod(&c, "waits", json!({}), json!({}));
     wait_unschedulable(
@@ -244,8 +250,14 @@ fn unschedulable_pods_say_why_and_schedule_once_there_is_room() {
     c.ok(&["uncordon", real.as_str()]);
     assert_eq!(wait_bound(&c, "waits"), real.as_str());
     c.eventually(WAIT, "unschedulable taint removed", || {
-        !c.ok(&["get", "node", real.as_str(), "-o", "jsonpath={.spec.taints}"])
-            .contains("node.kubernetes.io/unschedulable")
+        !c.ok(&[
+            "get",
+            "node",
+            real.as_str(),
+            "-o",
+            "jsonpath={.spec.taints}",
+        ])
+        .contains("node.kubernetes.io/unschedulable")
     });
     let scheduled = c.ok(&[
         "get",
@@ -302,7 +314,12 @@ fn no_execute_taints_evict_pods_that_do_not_tolerate_them() {
     for p in ["plain", "tolerant", "timed"] {
         assert_eq!(wait_bound(&c, p), real.as_str());
     }
-    c.ok(&["taint", "node", real.as_str(), &format!("{key}=now:NoExecute")]);
+    c.ok(&[
+        "taint",
+        "node",
+        real.as_str(),
+        &format!("{key}=now:NoExecute"),
+    ]);
     c.eventually(WAIT, "plain evicted", || gone(&c, "plain"));
     c.eventually(WAIT, "timed evicted after its tolerationSeconds", || {
         gone(&c, "timed")

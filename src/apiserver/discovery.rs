@@ -249,6 +249,7 @@ mod tests {
                 .any(|r| r["name"] == "pods/exec")
         );
         assert!(api_group(&snap, "coordination.k8s.io").is_some());
-        assert!(api_group(&snap, "apps").is_none());
+        assert!(api_group(&snap, "apps").is_some());
+        assert!(api_group(&snap, "example.com").is_none());
     }
 }

@@ -648,7 +648,7 @@ mod tests {
             matches!(route("/api/v1/namespaces/d/pods/p/exec"), Route::Resource { sub: Some(s), .. } if s == "exec")
         );
         assert!(matches!(
-            route("/apis/apps/v1/deployments"),
+            route("/apis/example.com/v1/widgets"),
             Route::NotFound
         ));
     }
