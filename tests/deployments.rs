@@ -125,6 +125,9 @@ fn wait_complete(c: &Cluster, d: &str, n: i64) {
             && s["updatedReplicas"] == n
             && s["readyReplicas"] == n
             && s["availableReplicas"] == n
+            // The condition can follow the counts by one sync (seen at the unprivileged
+            // level): wait for it too.
+            && condition(&v, "Available")["status"] == "True"
     });
 }
 
