@@ -16,9 +16,11 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod cronjob;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod podcontrol;
 pub mod queue;
@@ -27,6 +29,7 @@ pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -225,6 +228,10 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let mut job = job::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let clock = Arc::new(cronjob::SystemClock);
+    let cj = cronjob::Controller::new(client.clone(), job.jobs(), clock, shutdown.clone());
+    let ttl = ttlafterfinished::Controller::new(client.clone(), job.jobs(), shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -241,6 +248,11 @@ pub async fn start_controller_manager(
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
     tasks.extend(ns.start());
+    let (job_tasks, job_cache) = job.start();
+    tasks.extend(job_tasks);
+    let (cj_tasks, cj_cache) = cj.start();
+    tasks.extend(cj_tasks);
+    tasks.extend(ttl.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
@@ -248,5 +260,7 @@ pub async fn start_controller_manager(
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
+    synced(&job_cache, CM, "jobs").await?;
+    synced(&cj_cache, CM, "cronjobs").await?;
     Ok(tasks)
 }

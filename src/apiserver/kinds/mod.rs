@@ -6,6 +6,7 @@
 //! typed round trip, status handling, default Table) is a default method here, so a kind
 //! file holds only what makes that kind different.
 
+pub mod batch;
 pub mod coordination;
 pub mod core;
 pub mod events;
@@ -510,6 +511,7 @@ pub fn builtins() -> Vec<Kind> {
     let mut out: Vec<Kind> = Vec::new();
     out.extend(core::kinds());
     out.extend(coordination::kinds());
+    out.extend(batch::kinds());
     out.extend(events::kinds());
     out
 }
