@@ -16,10 +16,12 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod cronjob;
 pub mod deployment;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podcontrol;
@@ -31,6 +33,7 @@ pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
 pub mod taintmanager;
+pub mod ttlafterfinished;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -231,6 +234,10 @@ pub async fn start_controller_manager(
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let mut job = job::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let clock = Arc::new(cronjob::SystemClock);
+    let cj = cronjob::Controller::new(client.clone(), job.jobs(), clock, shutdown.clone());
+    let ttl = ttlafterfinished::Controller::new(client.clone(), job.jobs(), shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -264,6 +271,11 @@ pub async fn start_controller_manager(
     let (deploy_tasks, deploy_cache, deploy_rs_cache) = deploy.start();
     tasks.extend(deploy_tasks);
     tasks.extend(ns.start());
+    let (job_tasks, job_cache) = job.start();
+    tasks.extend(job_tasks);
+    let (cj_tasks, cj_cache) = cj.start();
+    tasks.extend(cj_tasks);
+    tasks.extend(ttl.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
@@ -275,5 +287,7 @@ pub async fn start_controller_manager(
     synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     synced(&nodes_cache, CM, "nodes").await?;
+    synced(&job_cache, CM, "jobs").await?;
+    synced(&cj_cache, CM, "cronjobs").await?;
     Ok(tasks)
 }

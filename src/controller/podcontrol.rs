@@ -213,8 +213,21 @@ impl PodControl {
         template: &PodTemplateSpec,
         owner: &Owner,
     ) -> Result<String, PodControlError> {
+        self.create_with_generate_name(template, owner, &format!("{}-", owner.name))
+            .await
+    }
+
+    /// [`PodControl::create`] with the pod's `generateName` chosen by the controller
+    /// (an Indexed Job names its pods `<job>-<index>-`).
+    pub async fn create_with_generate_name(
+        &self,
+        template: &PodTemplateSpec,
+        owner: &Owner,
+        generate_name: &str,
+    ) -> Result<String, PodControlError> {
         let span = tracing::debug_span!("controller_to_apiserver_create_pod", owner = %owner.name);
-        let pod = pod_from_template(template, owner);
+        let mut pod = pod_from_template(template, owner);
+        pod.metadata.generate_name = Some(generate_name.to_string());
         let api = Api::<Pod>::namespaced(self.client.clone(), &owner.namespace);
         let created =
             tracing::Instrument::instrument(api.create(&PostParams::default(), &pod), span)

@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod autoscaling;
+pub mod batch;
 pub mod coordination;
 pub mod core;
 pub mod events;
@@ -513,6 +514,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(core::kinds());
     out.extend(apps::kinds());
     out.extend(coordination::kinds());
+    out.extend(batch::kinds());
     out.extend(events::kinds());
     out.extend(autoscaling::kinds());
     out
