@@ -16,6 +16,7 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod disruption;
 pub mod events;
 pub mod gc;
 pub mod informer;
@@ -225,6 +226,7 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let pdb = disruption::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -240,6 +242,8 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
+    let (pdb_tasks, pdb_cache) = pdb.start();
+    tasks.extend(pdb_tasks);
     tasks.extend(ns.start());
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
@@ -247,6 +251,7 @@ pub async fn start_controller_manager(
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&pdb_cache, CM, "poddisruptionbudgets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     Ok(tasks)
 }

@@ -8,6 +8,7 @@
 //! learns from its informers; the controller runtime will take that over).
 
 pub mod limitranger;
+pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resourcequota;
@@ -113,6 +114,7 @@ impl Chain {
     pub fn standard() -> Self {
         Chain::new(vec![
             Box::new(limitranger::LimitRanger),
+            Box::new(priority::Priority),
             Box::new(resourcequota::ResourceQuota::new()),
         ])
     }

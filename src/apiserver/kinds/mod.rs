@@ -9,6 +9,8 @@
 pub mod coordination;
 pub mod core;
 pub mod events;
+pub mod policy;
+pub mod scheduling;
 pub mod typed;
 
 use std::sync::Arc;
@@ -511,6 +513,8 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(core::kinds());
     out.extend(coordination::kinds());
     out.extend(events::kinds());
+    out.extend(policy::kinds());
+    out.extend(scheduling::kinds());
     out
 }
 
