@@ -253,19 +253,6 @@ pub(crate) async fn delete(
     ))
 }
 
-/// Deletes (or starts deleting) one object with the kind's default propagation; returns
-/// the object as it now is.
-pub(crate) async fn delete_one(
-    srv: &Arc<ApiServer>,
-    res: &dyn Strategy,
-    ns: Option<&str>,
-    name: &str,
-    opts: &DeleteOpts,
-    dry: bool,
-) -> Result<Value, ApiError> {
-    delete_cascading(srv, res, ns, name, opts, Cascade::default(), dry).await
-}
-
 /// Deletes (or starts deleting) one object, its dependents treated as `cascade` says
 /// (a garbage-collection finalizer keeps it until the collector is done); returns the
 /// object as it now is.

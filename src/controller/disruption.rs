@@ -542,14 +542,30 @@ impl Ctx {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            if let Some(dep) = refs.iter().find(|r| r["controller"] == true) {
-                if dep["kind"] == "Deployment" && dep["apiVersion"] == "apps/v1" {
-                    let dname = dep["name"].as_str().unwrap_or("");
-                    let duid = dep["uid"].as_str().unwrap_or("");
-                    return Box::pin(self.scale_of(ns, "apps/v1", "Deployment", dname, duid)).await;
-                }
+            if let Some(dep) = refs.iter().find(|r| r["controller"] == true)
+                && dep["kind"] == "Deployment"
+                && dep["apiVersion"] == "apps/v1"
+            {
+                let dname = dep["name"].as_str().unwrap_or("");
+                let duid = dep["uid"].as_str().unwrap_or("");
+                return self
+                    .scale_subresource(ns, "apps/v1", "Deployment", dname, duid)
+                    .await;
             }
         }
+        self.scale_subresource(ns, api_version, kind, name, uid)
+            .await
+    }
+
+    /// The scale of `kind`/`name` (uid `uid`) through its `scale` subresource.
+    async fn scale_subresource(
+        &self,
+        ns: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<Option<Scale>, SyncError> {
         let Some(plural) = self.plural_of(api_version, kind).await? else {
             return Ok(None);
         };
