@@ -195,7 +195,7 @@ fn count_healthy(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             let name = p.metadata.name.as_deref().unwrap_or("");
-            !disrupted.get(name).is_some_and(|t| expires(t) > now)
+            disrupted.get(name).is_none_or(|t| expires(t) <= now)
         })
         .filter(|p| is_ready(p))
         .count() as i32
