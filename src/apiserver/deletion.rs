@@ -229,6 +229,21 @@ pub(crate) async fn delete(
     body: &Bytes,
 ) -> Result<Response<Body>, ApiError> {
     let (opts, cascade) = delete_opts(ctx, body)?;
+    // Validating admission sees the delete (the Priority plugin keeps the built-in classes).
+    if let Ok(Some(current)) = srv.store.get(&res.def().key(ns, name)) {
+        let view = res.to_view(&current);
+        let req = super::admission::Request {
+            operation: super::admission::Operation::Delete,
+            kind: res,
+            namespace: ns,
+            name,
+            subresource: None,
+            old: Some(&view),
+            user: &ctx.user,
+            dry_run: dry_run(ctx),
+        };
+        srv.admission.validate(srv, &req, &view).await?;
+    }
     let obj = delete_cascading(srv, res, ns, name, &opts, cascade, dry_run(ctx)).await?;
     Ok(super::negotiate::object_response(
         ctx,
@@ -236,19 +251,6 @@ pub(crate) async fn delete(
         &res.to_view(&obj),
         &[],
     ))
-}
-
-/// Deletes (or starts deleting) one object with the kind's default propagation; returns
-/// the object as it now is.
-pub(crate) async fn delete_one(
-    srv: &Arc<ApiServer>,
-    res: &dyn Strategy,
-    ns: Option<&str>,
-    name: &str,
-    opts: &DeleteOpts,
-    dry: bool,
-) -> Result<Value, ApiError> {
-    delete_cascading(srv, res, ns, name, opts, Cascade::default(), dry).await
 }
 
 /// Deletes (or starts deleting) one object, its dependents treated as `cascade` says

@@ -19,7 +19,7 @@ use super::{
 use crate::store::StoreError;
 
 // Deletion lives in its own module; eviction and the namespace cleanup reach it here.
-pub(crate) use super::deletion::{DeleteOpts, delete_one};
+pub(crate) use super::deletion::DeleteOpts;
 
 /// Errors inside store closures: either the store's or a handler's own.
 enum Fail {

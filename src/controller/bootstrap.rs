@@ -1,6 +1,7 @@
-//! The objects every cluster starts with: the system namespaces and the `kubernetes`
-//! Service. Created once at start (idempotently), as kube-apiserver's bootstrap
-//! controller does, here with the controller-manager's identity.
+//! The objects every cluster starts with: the system namespaces, the `kubernetes`
+//! Service and the built-in PriorityClasses. Created once at start (idempotently), as
+//! kube-apiserver's bootstrap controller and post-start hooks do, here with the
+//! controller-manager's identity.
 
 use serde_json::{Value, json};
 
@@ -36,7 +37,16 @@ pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), C
         &svc,
         "service default/kubernetes",
     )
-    .await
+    .await?;
+    // Upstream's scheduling post-start hook: the built-in PriorityClasses (their deletion
+    // is refused by the Priority admission plugin).
+    use crate::apiserver::kinds::scheduling::priorityclass::{SYSTEM_CLASSES, system_class};
+    for (name, value, description) in SYSTEM_CLASSES {
+        let pc = system_class(name, value, description);
+        let path = "/apis/scheduling.k8s.io/v1/priorityclasses";
+        create(client, path, &pc, &format!("priorityclass {name}")).await?;
+    }
+    Ok(())
 }
 
 async fn create(

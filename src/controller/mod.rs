@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod events;
 pub mod gc;
 pub mod informer;
@@ -238,6 +239,7 @@ pub async fn start_controller_manager(
     let clock = Arc::new(cronjob::SystemClock);
     let cj = cronjob::Controller::new(client.clone(), job.jobs(), clock, shutdown.clone());
     let ttl = ttlafterfinished::Controller::new(client.clone(), job.jobs(), shutdown.clone());
+    let pdb = disruption::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -270,6 +272,8 @@ pub async fn start_controller_manager(
     tasks.extend(rs_tasks);
     let (deploy_tasks, deploy_cache, deploy_rs_cache) = deploy.start();
     tasks.extend(deploy_tasks);
+    let (pdb_tasks, pdb_cache) = pdb.start();
+    tasks.extend(pdb_tasks);
     tasks.extend(ns.start());
     let (job_tasks, job_cache) = job.start();
     tasks.extend(job_tasks);
@@ -285,6 +289,7 @@ pub async fn start_controller_manager(
     synced(&rs_cache, CM, "replicasets").await?;
     synced(&deploy_cache, CM, "deployments").await?;
     synced(&deploy_rs_cache, CM, "replicasets").await?;
+    synced(&pdb_cache, CM, "poddisruptionbudgets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     synced(&nodes_cache, CM, "nodes").await?;
     synced(&job_cache, CM, "jobs").await?;

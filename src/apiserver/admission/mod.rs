@@ -9,6 +9,7 @@
 
 pub mod default_tolerations;
 pub mod limitranger;
+pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resourcequota;
@@ -115,6 +116,7 @@ impl Chain {
         Chain::new(vec![
             Box::new(limitranger::LimitRanger),
             Box::new(default_tolerations::DefaultTolerationSeconds),
+            Box::new(priority::Priority),
             Box::new(resourcequota::ResourceQuota::new()),
         ])
     }

@@ -12,6 +12,8 @@ pub mod batch;
 pub mod coordination;
 pub mod core;
 pub mod events;
+pub mod policy;
+pub mod scheduling;
 pub mod typed;
 
 use std::sync::Arc;
@@ -517,6 +519,8 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(batch::kinds());
     out.extend(events::kinds());
     out.extend(autoscaling::kinds());
+    out.extend(policy::kinds());
+    out.extend(scheduling::kinds());
     out
 }
 

@@ -12,7 +12,9 @@ use crate::apiserver::validation::{
 
 /// Sets a pod's defaults in its spec object `spec`: the PodSpec defaults every template
 /// gets too ([`set_spec_defaults`]) and what upstream's admission plugins add to pods
-/// only (service account, priority, the not-ready/unreachable tolerations).
+/// only (service account, the not-ready/unreachable tolerations). Priority and
+/// preemptionPolicy are left to the Priority admission plugin, which refuses a pod whose
+/// own values differ from its class's.
 pub fn set_defaults(spec: &mut Value) {
     set_spec_defaults(spec);
     let spec = spec
@@ -20,8 +22,6 @@ pub fn set_defaults(spec: &mut Value) {
         .expect("made an object by set_spec_defaults");
     let defaults = [
         ("enableServiceLinks", json!(true)),
-        ("preemptionPolicy", json!("PreemptLowerPriority")),
-        ("priority", json!(0)),
         ("serviceAccountName", json!("default")),
     ];
     for (k, v) in defaults {
