@@ -16,8 +16,10 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod daemonset;
 pub mod events;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod namespace;
 pub mod podcontrol;
@@ -27,6 +29,7 @@ pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -168,6 +171,10 @@ pub struct SharedInformers {
     pub namespaces: Informer<k8s_openapi::api::core::v1::Namespace>,
     /// Every pod, indexed by namespace, by controller owner uid and by node name.
     pub pods: Informer<k8s_openapi::api::core::v1::Pod>,
+    /// Every node (the DaemonSet controller places pods by them).
+    pub nodes: Informer<k8s_openapi::api::core::v1::Node>,
+    /// Every ControllerRevision (StatefulSet and DaemonSet history), indexed by namespace.
+    pub revisions: Informer<k8s_openapi::api::apps::v1::ControllerRevision>,
 }
 
 impl SharedInformers {
@@ -190,6 +197,18 @@ impl SharedInformers {
                     informer::by_node(),
                 ],
             ),
+            nodes: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "nodes",
+                vec![],
+            ),
+            revisions: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "controllerrevisions",
+                vec![informer::by_namespace()],
+            ),
         }
     }
 
@@ -200,12 +219,17 @@ impl SharedInformers {
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
         let (ns, pods) = (self.namespaces.cache(), self.pods.cache());
+        let (nodes, revs) = (self.nodes.cache(), self.revisions.cache());
         let tasks = vec![
             tokio::spawn(self.namespaces.run(shutdown.clone())),
             tokio::spawn(self.pods.run(shutdown.clone())),
+            tokio::spawn(self.nodes.run(shutdown.clone())),
+            tokio::spawn(self.revisions.run(shutdown.clone())),
         ];
         synced(&ns, component, "namespaces").await?;
         synced(&pods, component, "pods").await?;
+        synced(&nodes, component, "nodes").await?;
+        synced(&revs, component, "controllerrevisions").await?;
         Ok(tasks)
     }
 }
@@ -225,6 +249,19 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let sts = statefulset::Controller::new(
+        client.clone(),
+        &mut shared.pods,
+        &mut shared.revisions,
+        shutdown.clone(),
+    );
+    let ds = daemonset::Controller::new(
+        client.clone(),
+        &mut shared.pods,
+        &mut shared.nodes,
+        &mut shared.revisions,
+        shutdown.clone(),
+    );
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -241,6 +278,10 @@ pub async fn start_controller_manager(
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
     tasks.extend(ns.start());
+    let (sts_tasks, sts_cache) = sts.start();
+    tasks.extend(sts_tasks);
+    let (ds_tasks, ds_cache) = ds.start();
+    tasks.extend(ds_tasks);
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
@@ -248,5 +289,7 @@ pub async fn start_controller_manager(
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
+    synced(&sts_cache, CM, "statefulsets").await?;
+    synced(&ds_cache, CM, "daemonsets").await?;
     Ok(tasks)
 }
