@@ -174,7 +174,13 @@ impl ApiError {
 
     /// 422 Invalid with causes.
     pub fn invalid(res: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
-        let msg = super::validation::invalid_message(&res.kind, name, causes);
+        // Upstream names the kind with its group (`Deployment.apps "web" is invalid`).
+        let kind = if res.group.is_empty() {
+            res.kind.clone()
+        } else {
+            format!("{}.{}", res.kind, res.group)
+        };
+        let msg = super::validation::invalid_message(&kind, name, causes);
         let mut d = json!({"name": name, "kind": res.kind, "causes": causes});
         if !res.group.is_empty() {
             d["group"] = json!(res.group);

@@ -24,6 +24,7 @@ pub mod informer;
 pub mod namespace;
 pub mod podcontrol;
 pub mod queue;
+pub mod replicaset;
 pub mod replicationcontroller;
 pub mod resourcequota;
 pub mod rootca;
@@ -262,6 +263,7 @@ pub async fn start_controller_manager(
         &mut shared.revisions,
         shutdown.clone(),
     );
+    let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     tasks.extend(gc::start(client.clone(), shutdown.clone()));
     let ca = rootca::Controller::new(
         client.clone(),
@@ -277,6 +279,8 @@ pub async fn start_controller_manager(
     tasks.extend(ca_tasks);
     let (rc_tasks, rc_cache) = rc.start();
     tasks.extend(rc_tasks);
+    let (rs_tasks, rs_cache) = rs.start();
+    tasks.extend(rs_tasks);
     tasks.extend(ns.start());
     let (sts_tasks, sts_cache) = sts.start();
     tasks.extend(sts_tasks);
@@ -288,6 +292,7 @@ pub async fn start_controller_manager(
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
+    synced(&rs_cache, CM, "replicasets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
     synced(&sts_cache, CM, "statefulsets").await?;
     synced(&ds_cache, CM, "daemonsets").await?;

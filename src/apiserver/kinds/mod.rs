@@ -6,6 +6,7 @@
 //! typed round trip, status handling, default Table) is a default method here, so a kind
 //! file holds only what makes that kind different.
 
+pub mod apps;
 pub mod autoscaling;
 pub mod coordination;
 pub mod core;
@@ -510,6 +511,7 @@ pub fn supported_fields(res: &dyn Strategy) -> Vec<&'static str> {
 pub fn builtins() -> Vec<Kind> {
     let mut out: Vec<Kind> = Vec::new();
     out.extend(core::kinds());
+    out.extend(apps::kinds());
     out.extend(coordination::kinds());
     out.extend(events::kinds());
     out.extend(autoscaling::kinds());
