@@ -35,9 +35,10 @@ fn pods(c: &Cluster, app: &str) -> Vec<Value> {
 
 fn ready(p: &Value) -> bool {
     p["status"]["phase"] == "Running"
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// The node a daemon pod's required affinity names.
@@ -133,7 +134,10 @@ fn daemonset_runs_on_the_real_node_and_rolls_its_pod() {
         .to_string();
     assert!(!hash.is_empty(), "{p}");
     assert_eq!(p["metadata"]["labels"]["pod-template-generation"], "1");
-    let tols = p["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+    let tols = p["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for key in [
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
@@ -181,7 +185,11 @@ fn daemonset_runs_on_the_real_node_and_rolls_its_pod() {
         "{table}"
     );
     let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(&row[..7], ["node-agent", "1", "1", "1", "1", "1", "<none>"], "{table}");
+    assert_eq!(
+        &row[..7],
+        ["node-agent", "1", "1", "1", "1", "1", "<none>"],
+        "{table}"
+    );
     let pod_name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
     c.eventually(WAIT, "the SuccessfulCreate Event", || {
         let ev = c.ok(&[
@@ -251,7 +259,9 @@ fn daemonset_follows_nodes_and_taints() {
     assert_ne!(fake["status"]["phase"], "Running", "{fake}");
     c.eventually(WAIT, "status counts two nodes", || {
         let s = get(&c, &["ds", "follow"])["status"].clone();
-        s["desiredNumberScheduled"] == 2 && s["currentNumberScheduled"] == 2 && s["numberReady"] == 1
+        s["desiredNumberScheduled"] == 2
+            && s["currentNumberScheduled"] == 2
+            && s["numberReady"] == 1
     });
 
     // A tainted node the pods do not tolerate gets none; without the taint it does.

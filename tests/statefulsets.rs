@@ -73,9 +73,10 @@ fn pods(c: &Cluster, app: &str) -> Vec<Value> {
 fn ready(p: &Value) -> bool {
     p["status"]["phase"] == "Running"
         && p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn find<'a>(pods: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -170,7 +171,9 @@ fn statefulset_scales_in_order_with_stable_identities() {
             && s["currentReplicas"] == 3
             && s["updatedReplicas"] == 3
             && s["currentRevision"] == s["updateRevision"]
-            && s["currentRevision"].as_str().is_some_and(|r| r.starts_with("web-"))
+            && s["currentRevision"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("web-"))
             && s["collisionCount"] == 0
     });
     // Columns.
@@ -279,7 +282,10 @@ fn rolling_update_honours_the_partition_and_rollout_commands() {
         r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
     ]);
     let out = c.ok(&["rollout", "status", "sts/roll", "--timeout=180s"]);
-    assert!(out.contains("roll out complete") || out.contains("rolling update complete"), "{out}");
+    assert!(
+        out.contains("roll out complete") || out.contains("rolling update complete"),
+        "{out}"
+    );
     let ps = pods(&c, "roll");
     assert!(ps.iter().all(|p| revision(p) == second), "{ps:?}");
     let s = get(&c, &["sts", "roll"])["status"].clone();
@@ -297,7 +303,10 @@ fn rolling_update_honours_the_partition_and_rollout_commands() {
     assert_eq!(revs["items"].as_array().map(Vec::len), Some(2), "{revs}");
     c.ok(&["rollout", "undo", "sts/roll"]);
     let out = c.ok(&["rollout", "status", "sts/roll", "--timeout=180s"]);
-    assert!(out.contains("roll out complete") || out.contains("rolling update complete"), "{out}");
+    assert!(
+        out.contains("roll out complete") || out.contains("rolling update complete"),
+        "{out}"
+    );
     let ps = pods(&c, "roll");
     assert!(ps.iter().all(|p| revision(p) == first), "{ps:?}");
     let env = get(&c, &["sts", "roll"])["spec"]["template"]["spec"]["containers"][0]["env"].clone();
@@ -400,7 +409,9 @@ fn claims_from_templates_are_created_and_kept_or_owned() {
     });
     // Scale-down keeps the claim (whenScaled: Retain by default).
     c.ok(&["scale", "sts", "keep", "--replicas=1"]);
-    c.eventually(WAIT, "keep-1 gone", || names(&pods(&c, "keep")) == ["keep-0"]);
+    c.eventually(WAIT, "keep-1 gone", || {
+        names(&pods(&c, "keep")) == ["keep-0"]
+    });
     assert!(pvc("www-keep-1").is_some());
 
     // whenDeleted: Delete → the claims are owned by the set and go with it.
@@ -415,7 +426,10 @@ fn claims_from_templates_are_created_and_kept_or_owned() {
     c.eventually(WAIT, "claim www-own-0", || pvc("www-own-0").is_some());
     let set_uid = get(&c, &["sts", "own"])["metadata"]["uid"].clone();
     let claim = pvc("www-own-0").unwrap();
-    let refs = claim["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+    let refs = claim["metadata"]["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         refs.iter()
             .any(|r| r["kind"] == "StatefulSet" && r["name"] == "own" && r["uid"] == set_uid),
@@ -436,7 +450,10 @@ fn the_workloads_statefulset_applies_and_runs() {
     let f = source_file("testdata/workloads/statefulset.yaml");
     c.ok(&["apply", "-f", &f.display().to_string()]);
     let out = c.ok(&["rollout", "status", "sts/web-sts", "--timeout=180s"]);
-    assert!(out.contains("roll out complete") || out.contains("rolling update complete"), "{out}");
+    assert!(
+        out.contains("roll out complete") || out.contains("rolling update complete"),
+        "{out}"
+    );
     let ps = pods(&c, "web-sts");
     assert_eq!(names(&ps), ["web-sts-0", "web-sts-1"]);
     assert!(ps.iter().all(ready));
@@ -444,7 +461,16 @@ fn the_workloads_statefulset_applies_and_runs() {
     let host = c.ok(&["exec", "web-sts-1", "--", "hostname"]);
     assert_eq!(host.trim(), "web-sts-1");
     let table = c.ok(&["get", "statefulsets", "-o", "wide"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"],
+        "{table}"
+    );
     remove(&c, "web-sts");
 }

@@ -147,7 +147,10 @@ pub fn fits_node_affinity(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     selector_ok
         && required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)))
 }
@@ -184,7 +187,10 @@ fn add_default_tolerations(spec: &mut PodSpec) {
                 && t.effect == d.effect
                 && t.operator.as_deref().unwrap_or("Equal") == "Exists"
         };
-        if let Some(t) = tols.iter_mut().find(|t| t.key == d.key && t.effect == d.effect) {
+        if let Some(t) = tols
+            .iter_mut()
+            .find(|t| t.key == d.key && t.effect == d.effect)
+        {
             if !same(t) {
                 *t = d;
             }
@@ -266,13 +272,28 @@ pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
     a
 }
 
+/// The DaemonSet's template generation (upstream's `GetTemplateGeneration`: the
+/// `deprecated.daemonset.template.generation` annotation the API server keeps).
+pub fn template_generation(ds: &DaemonSet) -> Option<i64> {
+    ds.metadata
+        .annotations
+        .as_ref()?
+        .get(crate::apiserver::kinds::apps::daemonset::TEMPLATE_GENERATION)?
+        .parse()
+        .ok()
+}
+
 /// The template of a daemon pod for `node` at revision `hash`.
 pub fn pod_template_for(ds: &DaemonSet, hash: &str, node: &str) -> PodTemplateSpec {
-    let mut t = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let mut t = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let meta = t.metadata.get_or_insert_with(Default::default);
     let labels = meta.labels.get_or_insert_with(Default::default);
     labels.insert(REVISION_LABEL.into(), hash.into());
-    if let Some(g) = ds.metadata.generation {
+    if let Some(g) = template_generation(ds) {
         labels.insert(TEMPLATE_GENERATION_LABEL.into(), g.to_string());
     }
     let spec = t.spec.get_or_insert_with(Default::default);
@@ -285,7 +306,8 @@ pub fn pod_template_for(ds: &DaemonSet, hash: &str, node: &str) -> PodTemplateSp
 pub fn is_updated(pod: &Pod, hash: &str, generation: Option<i64>) -> bool {
     let labels = pod.metadata.labels.as_ref();
     let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    let template = generation.is_some_and(|g| get(TEMPLATE_GENERATION_LABEL) == Some(&*g.to_string()));
+    let template =
+        generation.is_some_and(|g| get(TEMPLATE_GENERATION_LABEL) == Some(&*g.to_string()));
     (!hash.is_empty() && get(REVISION_LABEL) == Some(hash)) || template
 }
 
@@ -330,7 +352,10 @@ fn new_and_old<'a>(
     generation: Option<i64>,
 ) -> Option<(Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>)> {
     let (mut new, mut old) = (None, None);
-    for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for p in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         let slot = if is_updated(p, hash, generation) {
             &mut new
         } else {
@@ -382,8 +407,7 @@ pub fn rolling_update(
             }
         }
         let room = (max_unavailable - unavailable).max(0) as usize;
-        plan.delete
-            .extend(candidates.into_iter().take(room));
+        plan.delete.extend(candidates.into_iter().take(room));
         return plan;
     }
     let mut surging = 0;
@@ -557,7 +581,8 @@ impl Ctx {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
         if let Some(key) = self.owner_key(ns, pod.metadata.owner_references.as_ref()) {
             if matches!(change, Change::Deleted(_)) {
-                self.expectations.observed_gone(&key.to_string(), name_of(pod));
+                self.expectations
+                    .observed_gone(&key.to_string(), name_of(pod));
             }
             self.queue.add(key);
             return;
@@ -630,10 +655,9 @@ impl Ctx {
             deleting,
             matches: &matches,
         };
-        let pods = podcontrol::claim_pods(&self.control, &claim, &all, || {
-            self.recheck(key, &owner)
-        })
-        .await?;
+        let pods =
+            podcontrol::claim_pods(&self.control, &claim, &all, || self.recheck(key, &owner))
+                .await?;
         let revs: Vec<Arc<ControllerRevision>> = self
             .revisions
             .by_index(BY_NAMESPACE, &key.namespace)
@@ -656,7 +680,9 @@ impl Ctx {
             .as_ref()
             .and_then(|s| s.collision_count)
             .unwrap_or(0);
-        let cur = self.current_revision(&ds, &owner, &revs, &mut collision).await?;
+        let cur = self
+            .current_revision(&ds, &owner, &revs, &mut collision)
+            .await?;
         let hash = cur
             .metadata
             .labels
@@ -665,14 +691,23 @@ impl Ctx {
             .cloned()
             .unwrap_or_else(|| history::hash_of(&cur).to_string());
         let nodes = self.nodes.list();
-        let node_names: HashSet<String> =
-            nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        let node_names: HashSet<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
         let mut per_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
         let mut orphans = Vec::new();
         for p in &pods {
             match target_node(p) {
-                Some(n) if node_names.contains(&n) => per_node.entry(n).or_default().push(p.clone()),
-                _ if p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty) => {
+                Some(n) if node_names.contains(&n) => {
+                    per_node.entry(n).or_default().push(p.clone())
+                }
+                _ if p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_none_or(str::is_empty) =>
+                {
                     orphans.push(p.clone());
                 }
                 _ => {}
@@ -689,7 +724,9 @@ impl Ctx {
         let mut err = None;
         if !deleting && settled {
             err = self
-                .manage(&ds, &owner, &nodes, &per_node, &orphans, &hash, rolling, &ru, min_ready, now)
+                .manage(
+                    &ds, &owner, &nodes, &per_node, &orphans, &hash, rolling, &ru, min_ready, now,
+                )
                 .await
                 .err();
         }
@@ -707,13 +744,21 @@ impl Ctx {
                     .map(String::as_str)
                     .unwrap_or(history::hash_of(r));
                 r.metadata.name == cur.metadata.name
-                    || pods
-                        .iter()
-                        .any(|p| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).map(String::as_str) == Some(h))
+                    || pods.iter().any(|p| {
+                        p.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(REVISION_LABEL))
+                            .map(String::as_str)
+                            == Some(h)
+                    })
             })
             .filter_map(|r| r.metadata.name.clone())
             .collect();
-        let limit = spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY).max(0) as usize;
+        let limit = spec
+            .revision_history_limit
+            .unwrap_or(DEFAULT_HISTORY)
+            .max(0) as usize;
         for r in history::to_truncate(&revs, &live, limit) {
             self.history.delete(&r).await?;
         }
@@ -781,9 +826,13 @@ impl Ctx {
         now: jiff::Timestamp,
     ) -> Result<(), SyncError> {
         let ns = owner.namespace.clone();
-        let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let template = ds
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
         let tspec = template.spec.clone().unwrap_or_default();
-        let generation = ds.metadata.generation;
+        let generation = template_generation(ds);
         let mut create_on: Vec<String> = Vec::new();
         let mut delete: Vec<String> = Vec::new();
         let mut desired = 0;
@@ -885,7 +934,8 @@ impl Ctx {
         let ekey = format!("{}/{}", owner.namespace, owner.name);
         let mut first: Option<PodControlError> = None;
         if !delete.is_empty() {
-            self.expectations.expect_deletions(&ekey, delete.iter().cloned());
+            self.expectations
+                .expect_deletions(&ekey, delete.iter().cloned());
             let results = futures_util::future::join_all(
                 delete.iter().map(|n| self.control.delete(owner, n)),
             )
@@ -958,7 +1008,7 @@ impl Ctx {
                             available += 1;
                         }
                     }
-                    if is_updated(p, hash, ds.metadata.generation) {
+                    if is_updated(p, hash, template_generation(ds)) {
                         updated += 1;
                     }
                 }
@@ -1112,7 +1162,11 @@ mod tests {
             (true, true)
         );
         // network-unavailable is tolerated only by hostNetwork pods.
-        let n = node("a", &[], &[("node.kubernetes.io/network-unavailable", "NoSchedule")]);
+        let n = node(
+            "a",
+            &[],
+            &[("node.kubernetes.io/network-unavailable", "NoSchedule")],
+        );
         assert_eq!(should_run(&spec, &n), (false, true));
         let host = PodSpec {
             host_network: Some(true),
@@ -1127,8 +1181,14 @@ mod tests {
             node_selector: Some([("disk".to_string(), "ssd".to_string())].into()),
             ..Default::default()
         };
-        assert_eq!(should_run(&spec, &node("a", &[("disk", "ssd")], &[])), (true, true));
-        assert_eq!(should_run(&spec, &node("a", &[("disk", "hdd")], &[])), (false, false));
+        assert_eq!(
+            should_run(&spec, &node("a", &[("disk", "ssd")], &[])),
+            (true, true)
+        );
+        assert_eq!(
+            should_run(&spec, &node("a", &[("disk", "hdd")], &[])),
+            (false, false)
+        );
         let pinned = PodSpec {
             affinity: Some(pin_to_node(None, "b")),
             ..Default::default()
@@ -1145,7 +1205,8 @@ mod tests {
     #[test]
     fn daemon_pods_are_pinned_labelled_and_tolerant() {
         let ds: DaemonSet = serde_json::from_value(json!({
-            "metadata": {"name": "agent", "namespace": "d", "uid": "u", "generation": 3},
+            "metadata": {"name": "agent", "namespace": "d", "uid": "u", "generation": 4,
+                "annotations": {"deprecated.daemonset.template.generation": "3"}},
             "spec": {"selector": {"matchLabels": {"app": "a"}},
                 "template": {"metadata": {"labels": {"app": "a"}},
                     "spec": {"containers": [{"name": "c", "image": "i"}],

@@ -142,7 +142,8 @@ pub fn sort(revs: &mut [Arc<ControllerRevision>]) {
         a.revision
             .cmp(&b.revision)
             .then_with(|| {
-                let t = |r: &ControllerRevision| r.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                let t =
+                    |r: &ControllerRevision| r.metadata.creation_timestamp.as_ref().map(|t| t.0);
                 t(a).cmp(&t(b))
             })
             .then_with(|| a.metadata.name.cmp(&b.metadata.name))
@@ -223,12 +224,21 @@ impl History {
         rev: &ControllerRevision,
         collision_count: &mut i32,
     ) -> Result<ControllerRevision, HistoryError> {
-        let data = rev.data.as_ref().map(|d| d.0.clone()).unwrap_or(Value::Null);
+        let data = rev
+            .data
+            .as_ref()
+            .map(|d| d.0.clone())
+            .unwrap_or(Value::Null);
         let mut labels = rev.metadata.labels.clone().unwrap_or_default();
         labels.remove(HASH_LABEL);
         loop {
-            let candidate =
-                new_revision(owner, &labels, data.clone(), rev.revision, Some(*collision_count));
+            let candidate = new_revision(
+                owner,
+                &labels,
+                data.clone(),
+                rev.revision,
+                Some(*collision_count),
+            );
             let mut candidate = candidate;
             // DaemonSet revisions also carry the hash as `controller-revision-hash`.
             let hash = hash_of(&candidate).to_string();
@@ -238,7 +248,8 @@ impl History {
                 l.insert(REVISION_LABEL.into(), hash);
             }
             let name = candidate.metadata.name.clone().unwrap_or_default();
-            let span = tracing::debug_span!("controller_to_apiserver_create_revision", revision = %name);
+            let span =
+                tracing::debug_span!("controller_to_apiserver_create_revision", revision = %name);
             let r = tracing::Instrument::instrument(
                 self.api(&owner.namespace)
                     .create(&PostParams::default(), &candidate),
@@ -375,10 +386,7 @@ mod tests {
         let h = hash_revision(&data, Some(0));
         assert_eq!(h, hash_revision(&data.clone(), Some(0)));
         assert_ne!(h, hash_revision(&data, Some(1)));
-        assert!(
-            h.chars()
-                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
-        );
+        assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
         let other = template_patch(&json!({"metadata": {"labels": {"app": "x"}}}));
         assert_ne!(h, hash_revision(&other, Some(0)));
         let rev = new_revision(&owner(), &BTreeMap::new(), data.clone(), 1, Some(0));
@@ -425,10 +433,15 @@ mod tests {
             }]),
         };
         let l = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
-            p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert!(selector_matches(&sel, Some(&l(&[("app", "web")]))));
-        assert!(!selector_matches(&sel, Some(&l(&[("app", "web"), ("tier", "db")]))));
+        assert!(!selector_matches(
+            &sel,
+            Some(&l(&[("app", "web"), ("tier", "db")]))
+        ));
         assert!(!selector_matches(&sel, None));
         assert!(selector_is_empty(&LabelSelector::default()));
     }

@@ -667,18 +667,16 @@ impl Ctx {
         let set_name = key.name.clone();
         let all: Vec<Arc<Pod>> = self.pods.by_index(BY_NAMESPACE, &key.namespace);
         let matches = |p: &Pod| {
-            selects(&set, p.metadata.labels.as_ref())
-                && ordinal_of(&set_name, name_of(p)).is_some()
+            selects(&set, p.metadata.labels.as_ref()) && ordinal_of(&set_name, name_of(p)).is_some()
         };
         let claim = Claim {
             owner: &owner,
             deleting,
             matches: &matches,
         };
-        let pods = podcontrol::claim_pods(&self.control, &claim, &all, || {
-            self.recheck(key, &owner)
-        })
-        .await?;
+        let pods =
+            podcontrol::claim_pods(&self.control, &claim, &all, || self.recheck(key, &owner))
+                .await?;
         let spec = set.spec.clone().unwrap_or_default();
         let revs: Vec<Arc<ControllerRevision>> = self
             .revisions
@@ -753,7 +751,10 @@ impl Ctx {
             .map(|p| revision_of(p).to_string())
             .chain([current_name, update_name])
             .collect();
-        let limit = spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY).max(0) as usize;
+        let limit = spec
+            .revision_history_limit
+            .unwrap_or(DEFAULT_HISTORY)
+            .max(0) as usize;
         for r in history::to_truncate(&revs, &live, limit) {
             self.history.delete(&r).await?;
         }
@@ -796,11 +797,7 @@ impl Ctx {
             .collect();
         let update = match (equal.last(), revs.last()) {
             (Some(e), Some(last)) if history::equal(last, e) => last.clone(),
-            (Some(e), _) => Arc::new(
-                self.history
-                    .update_revision(e, candidate.revision)
-                    .await?,
-            ),
+            (Some(e), _) => Arc::new(self.history.update_revision(e, candidate.revision).await?),
             (None, _) => Arc::new(self.history.create(owner, &candidate, collision).await?),
         };
         let wanted = set
@@ -827,7 +824,10 @@ impl Ctx {
     ) -> Result<(), SyncError> {
         let ekey = format!("{}/{}", owner.namespace, owner.name);
         match step {
-            Step::Create { ord, current: use_current } => {
+            Step::Create {
+                ord,
+                current: use_current,
+            } => {
                 let rev = if *use_current { current } else { update };
                 let rev_name = rev.metadata.name.clone().unwrap_or_default();
                 let template: PodTemplateSpec = history::template_of(rev)
@@ -838,11 +838,9 @@ impl Ctx {
                 let name = name_of(&pod).to_string();
                 let span = tracing::debug_span!("controller_to_apiserver_create_pod", pod = %name);
                 let api = Api::<Pod>::namespaced(self.client.clone(), &owner.namespace);
-                let r = tracing::Instrument::instrument(
-                    api.create(&PostParams::default(), &pod),
-                    span,
-                )
-                .await;
+                let r =
+                    tracing::Instrument::instrument(api.create(&PostParams::default(), &pod), span)
+                        .await;
                 match r {
                     Ok(_) => {
                         self.expectations.expect_creations(&ekey, [name.clone()]);
@@ -906,13 +904,11 @@ impl Ctx {
                 Some(_) => continue,
                 None => {
                     if retention(set).0 {
-                        claim.metadata.owner_references = Some(vec![plain_ref(
-                            API_VERSION,
-                            KIND,
-                            &set.metadata,
-                        )]);
+                        claim.metadata.owner_references =
+                            Some(vec![plain_ref(API_VERSION, KIND, &set.metadata)]);
                     }
-                    let span = tracing::debug_span!("controller_to_apiserver_create_claim", claim = %name);
+                    let span =
+                        tracing::debug_span!("controller_to_apiserver_create_claim", claim = %name);
                     let r = tracing::Instrument::instrument(
                         api.create(&PostParams::default(), &claim),
                         span,
@@ -1273,7 +1269,12 @@ mod tests {
         let c = claims_for(&set, 2);
         assert_eq!(c[0].metadata.name.as_deref(), Some("www-web-2"));
         assert_eq!(
-            c[0].metadata.labels.as_ref().unwrap().get("app").map(String::as_str),
+            c[0].metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
             Some("web")
         );
     }
