@@ -344,13 +344,16 @@ pub struct UpdatePlan {
     pub surge: Vec<String>,
 }
 
+/// A node's updated pod and old pod, each if any.
+type NewAndOld<'a> = (Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>);
+
 /// The new and old pod of a node, or `None` when there are several of either kind
 /// (upstream's `findUpdatedPodsOnNode`).
 fn new_and_old<'a>(
     pods: &'a [Arc<Pod>],
     hash: &str,
     generation: Option<i64>,
-) -> Option<(Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>)> {
+) -> Option<NewAndOld<'a>> {
     let (mut new, mut old) = (None, None);
     for p in pods
         .iter()

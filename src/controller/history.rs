@@ -319,23 +319,22 @@ impl History {
             match ctrl {
                 Some(o) if o.uid != owner.uid => {}
                 Some(_) if matches => out.push(r.clone()),
-                Some(_) => {
-                    if !deleting {
-                        let patch = json!({"metadata": {
-                            "ownerReferences": [{"$patch": "delete", "uid": owner.uid}],
-                            "uid": r.metadata.uid}});
-                        match self
-                            .api(&owner.namespace)
-                            .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
-                            .await
-                        {
-                            Err(e) if !matches!(code(&e), 404 | 409 | 422) => {
-                                return Err(e.into());
-                            }
-                            _ => {}
+                Some(_) if !deleting => {
+                    let patch = json!({"metadata": {
+                        "ownerReferences": [{"$patch": "delete", "uid": owner.uid}],
+                        "uid": r.metadata.uid}});
+                    match self
+                        .api(&owner.namespace)
+                        .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+                        .await
+                    {
+                        Err(e) if !matches!(code(&e), 404 | 409 | 422) => {
+                            return Err(e.into());
                         }
+                        _ => {}
                     }
                 }
+                Some(_) => {}
                 None if matches && !deleting && r.metadata.deletion_timestamp.is_none() => {
                     let patch = json!({"metadata": {
                         "ownerReferences": [owner.controller_ref()], "uid": r.metadata.uid}});

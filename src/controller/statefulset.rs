@@ -243,7 +243,7 @@ pub fn plan(input: &PlanInput<'_>, pods: &[Arc<Pod>]) -> Vec<Step> {
             condemned.push((ord, p.clone()));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     // The first unhealthy pod: replicas by ordinal, then condemned from the lowest.
     let first_unhealthy: Option<String> = (input.start..end)
         .find_map(|o| match replicas.get(&o) {
