@@ -17,10 +17,12 @@ pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod events;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod namespace;
@@ -33,6 +35,7 @@ pub mod resourcequota;
 pub mod rootca;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod taintmanager;
 pub mod ttlafterfinished;
 
@@ -176,6 +179,11 @@ pub struct SharedInformers {
     pub namespaces: Informer<k8s_openapi::api::core::v1::Namespace>,
     /// Every pod, indexed by namespace, by controller owner uid and by node name.
     pub pods: Informer<k8s_openapi::api::core::v1::Pod>,
+    /// Every node (the DaemonSet controller places pods by them; node lifecycle and the
+    /// taint manager read their conditions and taints).
+    pub nodes: Informer<k8s_openapi::api::core::v1::Node>,
+    /// Every ControllerRevision (StatefulSet and DaemonSet history), indexed by namespace.
+    pub revisions: Informer<k8s_openapi::api::apps::v1::ControllerRevision>,
 }
 
 impl SharedInformers {
@@ -198,6 +206,18 @@ impl SharedInformers {
                     informer::by_node(),
                 ],
             ),
+            nodes: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "nodes",
+                vec![],
+            ),
+            revisions: Informer::new(
+                kube_client::Api::all(client.clone()),
+                watch_config(),
+                "controllerrevisions",
+                vec![informer::by_namespace()],
+            ),
         }
     }
 
@@ -208,12 +228,17 @@ impl SharedInformers {
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
         let (ns, pods) = (self.namespaces.cache(), self.pods.cache());
+        let (nodes, revs) = (self.nodes.cache(), self.revisions.cache());
         let tasks = vec![
             tokio::spawn(self.namespaces.run(shutdown.clone())),
             tokio::spawn(self.pods.run(shutdown.clone())),
+            tokio::spawn(self.nodes.run(shutdown.clone())),
+            tokio::spawn(self.revisions.run(shutdown.clone())),
         ];
         synced(&ns, component, "namespaces").await?;
         synced(&pods, component, "pods").await?;
+        synced(&nodes, component, "nodes").await?;
+        synced(&revs, component, "controllerrevisions").await?;
         Ok(tasks)
     }
 }
@@ -233,6 +258,19 @@ pub async fn start_controller_manager(
         serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
     let rc =
         replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let sts = statefulset::Controller::new(
+        client.clone(),
+        &mut shared.pods,
+        &mut shared.revisions,
+        shutdown.clone(),
+    );
+    let ds = daemonset::Controller::new(
+        client.clone(),
+        &mut shared.pods,
+        &mut shared.nodes,
+        &mut shared.revisions,
+        shutdown.clone(),
+    );
     let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
     let mut job = job::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
@@ -248,17 +286,15 @@ pub async fn start_controller_manager(
         shutdown.clone(),
     );
     let ns = namespace::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
-    // Node taints by condition and NoExecute eviction share one node informer.
-    let mut nodes = nodelifecycle::node_informer(&client);
-    let lifecycle = nodelifecycle::Controller::new(client.clone(), &mut nodes, shutdown.clone());
+    // Node taints by condition and NoExecute eviction read the shared node informer.
+    let lifecycle =
+        nodelifecycle::Controller::new(client.clone(), &mut shared.nodes, shutdown.clone());
     let taints = taintmanager::Controller::new(
         client.clone(),
         &mut shared.pods,
-        &mut nodes,
+        &mut shared.nodes,
         shutdown.clone(),
     );
-    let nodes_cache = nodes.cache();
-    tasks.push(tokio::spawn(nodes.run(shutdown.clone())));
     tasks.extend(lifecycle.start());
     tasks.extend(taints.start());
     let quota = resourcequota::Controller::new(client, shutdown.clone());
@@ -280,6 +316,10 @@ pub async fn start_controller_manager(
     let (cj_tasks, cj_cache) = cj.start();
     tasks.extend(cj_tasks);
     tasks.extend(ttl.start());
+    let (sts_tasks, sts_cache) = sts.start();
+    tasks.extend(sts_tasks);
+    let (ds_tasks, ds_cache) = ds.start();
+    tasks.extend(ds_tasks);
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
@@ -291,8 +331,9 @@ pub async fn start_controller_manager(
     synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&pdb_cache, CM, "poddisruptionbudgets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
-    synced(&nodes_cache, CM, "nodes").await?;
     synced(&job_cache, CM, "jobs").await?;
     synced(&cj_cache, CM, "cronjobs").await?;
+    synced(&sts_cache, CM, "statefulsets").await?;
+    synced(&ds_cache, CM, "daemonsets").await?;
     Ok(tasks)
 }

@@ -46,12 +46,6 @@ const CONDITION_TAINTS: &[(&str, &str, &str)] = &[
     ("PIDPressure", "True", "node.kubernetes.io/pid-pressure"),
 ];
 
-/// A node informer for the controller-manager's node loops (this one and the taint
-/// manager share it).
-pub fn node_informer(client: &kube_client::Client) -> Informer<Node> {
-    Informer::new(Api::all(client.clone()), watch_config(), "nodes", vec![])
-}
-
 /// The NoSchedule taint keys this controller wants on `node`.
 pub fn wanted(node: &Node) -> Vec<&'static str> {
     let mut keys = Vec::new();
