@@ -353,3 +353,90 @@ fn no_execute_taints_evict_pods_that_do_not_tolerate_them() {
         gone(&c, "tolerant") && gone(&c, "after")
     });
 }
+
+/// The node's allocatable CPU in millicores.
+fn allocatable_millicpu(c: &Cluster, node: &str) -> i64 {
+    let cpu = c.ok(&[
+        "get",
+        "node",
+        node,
+        "-o",
+        "jsonpath={.status.allocatable.cpu}",
+    ]);
+    match cpu.trim().strip_suffix('m') {
+        Some(m) => m.parse().expect("millicores"),
+        None => cpu.trim().parse::<i64>().expect("cores") * 1000,
+    }
+}
+
+#[test]
+fn a_higher_priority_pod_preempts_a_lower_one_unless_its_class_says_never() {
+    let c = Cluster::start("sched-preempt");
+    let real = format!("{}-control-plane", c.name);
+    // Each pod asks for most of the node, so two never fit together.
+    let req = allocatable_millicpu(&c, &real) * 3 / 4;
+    let resources = json!({"requests": {"cpu": format!("{req}m")}});
+    let container = |r: &Value| json!([{"name": "main", "image": "rkind/host", "command": ["sleep", "3600"], "resources": r}]);
+    c.ok(&["create", "priorityclass", "high", "--value=1000"]);
+    c.ok(&[
+        "create",
+        "priorityclass",
+        "polite",
+        "--value=2000",
+        "--preemption-policy=Never",
+    ]);
+    add_pod(
+        &c,
+        "low",
+        json!({}),
+        json!({"containers": container(&resources)}),
+    );
+    assert_eq!(wait_bound(&c, "low"), real.as_str());
+    let low_uid = pod(&c, "low")["metadata"]["uid"].clone();
+
+    // Higher priority and no room: the scheduler preempts the low pod and takes its place.
+    add_pod(
+        &c,
+        "high",
+        json!({}),
+        json!({"priorityClassName": "high", "containers": container(&resources)}),
+    );
+    let high = pod(&c, "high");
+    assert_eq!(high["spec"]["priority"], 1000);
+    let high_uid = high["metadata"]["uid"].as_str().expect("uid").to_string();
+    assert_eq!(wait_bound(&c, "high"), real.as_str());
+    c.eventually(WAIT, "low preempted", || gone(&c, "low"));
+    let preempted = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!(
+            "involvedObject.uid={},reason=Preempted",
+            low_uid.as_str().expect("uid")
+        ),
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert_eq!(
+        preempted.trim(),
+        format!("Preempted by pod {high_uid} on node {real}")
+    );
+
+    // An even higher class that never preempts: it waits, and says why.
+    add_pod(
+        &c,
+        "polite",
+        json!({}),
+        json!({"priorityClassName": "polite", "containers": container(&resources)}),
+    );
+    assert_eq!(pod(&c, "polite")["spec"]["preemptionPolicy"], "Never");
+    wait_unschedulable(
+        &c,
+        "polite",
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to \
+         preemptionPolicy=Never.",
+    );
+    let h = pod(&c, "high");
+    assert!(h["metadata"]["deletionTimestamp"].is_null(), "{h}");
+    cleanup(&c, &["high", "polite"], &[]);
+}

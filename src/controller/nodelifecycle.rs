@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::informer::{Cache, Change, Informer, ObjectKey};
-use super::{Action, WorkQueue, code, run_workers, watch_config};
+use super::{Action, WorkQueue, code, run_workers};
 
 /// The taint of a node whose Ready condition is False.
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";

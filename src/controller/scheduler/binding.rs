@@ -113,10 +113,12 @@ pub async fn unschedulable(
 }
 
 /// Evicts a preemption victim as upstream's `PreemptPod`: the DisruptionTarget condition
-/// (reason PreemptionByScheduler), the deletion, the `Preempted` Event.
+/// (reason PreemptionByScheduler), the deletion, the `Preempted` Event naming the
+/// preemptor by uid.
 pub async fn preempt_victim(
     client: &kube_client::Client,
     victim: &Pod,
+    preemptor: &Pod,
     node: &str,
 ) -> Result<(), kube_client::Error> {
     let (ns, name) = ns_name(victim);
@@ -157,7 +159,10 @@ pub async fn preempt_victim(
         &pod_json(victim),
         "Normal",
         "Preempted",
-        &format!("Preempted by a pod on node {node}"),
+        &format!(
+            "Preempted by pod {} on node {node}",
+            preemptor.metadata.uid.as_deref().unwrap_or("")
+        ),
         NAME,
     )
     .await;

@@ -290,7 +290,7 @@ impl Ctx {
                 Outcome::Preempt(c) => {
                     for v in &c.victims {
                         let span = tracing::debug_span!("scheduler_to_apiserver_preempt", pod = %key, node = %c.node);
-                        binding::preempt_victim(&self.client, &v.pod, &c.node)
+                        binding::preempt_victim(&self.client, &v.pod, &info.pod, &c.node)
                             .instrument(span)
                             .await?;
                     }

@@ -91,8 +91,9 @@ fn victims_on(pod: &PodInfo, index: usize, snap: &Snapshot) -> Result<Vec<PodInf
 /// Runs preemption for `pod` given each node's filter status (`statuses`, one per node
 /// that failed; nodes absent here passed, which does not happen when preemption runs).
 pub fn preempt(pod: &PodInfo, snap: &Snapshot, statuses: &[(String, Status)]) -> Outcome {
+    // Upstream's PostFilter prefixes every message of its evaluator with "preemption: ".
     if let Err(msg) = eligible(pod, snap) {
-        return Outcome::NotPossible(msg);
+        return Outcome::NotPossible(format!("preemption: {msg}"));
     }
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut results: Vec<(String, Status)> = Vec::new();
@@ -232,7 +233,7 @@ mod tests {
         )));
         assert!(matches!(
             preempt(&never, &s, &st),
-            Outcome::NotPossible(m) if m == "not eligible due to preemptionPolicy=Never."
+            Outcome::NotPossible(m) if m == "preemption: not eligible due to preemptionPolicy=Never."
         ));
     }
 }
