@@ -93,7 +93,9 @@ fn apps_kinds_are_defaulted_listed_and_described_as_upstream() {
         .expect("uid")
         .to_string();
     let revision = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
-        "metadata": {"name": "db-1", "ownerReferences": [{"apiVersion": "apps/v1",
+        // Labelled as the set's selector asks: the StatefulSet controller releases a
+        // revision it controls whose labels do not match (upstream's claim rules).
+        "metadata": {"name": "db-1", "labels": {"app": "db"}, "ownerReferences": [{"apiVersion": "apps/v1",
             "kind": "StatefulSet", "name": "db", "uid": sts_uid, "controller": true}]},
         "data": {"spec": {"template": {"metadata": {"labels": {"app": "db"}}}}},
         "revision": 1});
