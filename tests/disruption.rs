@@ -30,7 +30,10 @@ spec:
       containers:
       - name: main
         image: rkind/host
-        command: [\"sleep\", \"3600\"]
+        # SIGTERM ignored, so an evicted pod stays Terminating for its grace period at
+        # every level (PID 1 ignores it anyway; at the unprivileged level sleep is not
+        # PID 1 and would die at once).
+        command: [\"sh\", \"-c\", \"trap '' TERM; exec sleep 3600\"]
 ";
 
 const LATE: &str = "apiVersion: v1
