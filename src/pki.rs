@@ -299,13 +299,18 @@ impl ClusterPki {
     }
 }
 
-/// Who a verified client certificate says the caller is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who the caller is, as upstream's `user.Info`: from a verified client certificate
+/// (CN and O), a bearer token, or impersonation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserInfo {
-    /// The subject's common name.
+    /// The user name (a certificate's common name).
     pub name: String,
-    /// The subject's organisations.
+    /// The user's uid, when the authenticator knows one (service accounts do).
+    pub uid: String,
+    /// The groups (a certificate's organisations).
     pub groups: Vec<String>,
+    /// Extra attributes (`authentication.kubernetes.io/pod-name`, ...).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A certificate's subject as `CN=…, O=…` (for traces: who authenticated as whom).
@@ -337,7 +342,11 @@ pub fn user_from_cert(cert: &CertificateDer<'_>) -> Option<UserInfo> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(String::from))
         .collect();
-    Some(UserInfo { name, groups })
+    Some(UserInfo {
+        name,
+        groups,
+        ..UserInfo::default()
+    })
 }
 
 fn issue(spec: &Spec, issuer: &Issuer<'_, KeyPair>) -> Result<Identity, PkiError> {
@@ -447,7 +456,8 @@ mod tests {
             user_from_cert(admin),
             Some(UserInfo {
                 name: "kubernetes-admin".into(),
-                groups: vec!["system:masters".into()]
+                groups: vec!["system:masters".into()],
+                ..UserInfo::default()
             })
         );
         a.apiserver_tls().unwrap();
@@ -471,7 +481,8 @@ mod tests {
             user(&a.kubelet_client),
             UserInfo {
                 name: "system:node:n-control-plane".into(),
-                groups: vec!["system:nodes".into()]
+                groups: vec!["system:nodes".into()],
+                ..UserInfo::default()
             }
         );
         // A data directory from before the controller-manager identity: it is issued by

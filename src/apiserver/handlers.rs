@@ -881,6 +881,16 @@ pub async fn create(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let mut obj = decode_body(ctx, body)?;
+    check_type(res, &mut obj)?;
+    if let Some(answer) = res.review(srv, &ctx.user, ns, obj.clone()) {
+        let reply = answer.await?;
+        return Ok(super::negotiate::object_response(
+            ctx,
+            StatusCode::CREATED,
+            &reply,
+            &[],
+        ));
+    }
     create_object(srv, ctx, res, ns, &mut obj).await
 }
 

@@ -458,6 +458,21 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// For kinds that are answered, not stored (upstream's TokenReview,
+    /// SubjectAccessReview, SelfSubjectReview, ...): a create (POST) computes the reply
+    /// from the decoded request object and the caller, and nothing is written. `None`
+    /// (the default) for stored kinds. The reply is sent with 201 Created, as upstream.
+    fn review<'a>(
+        &'a self,
+        srv: &'a crate::apiserver::ApiServer,
+        user: &'a crate::pki::UserInfo,
+        namespace: Option<&'a str>,
+        obj: Value,
+    ) -> Option<Review<'a>> {
+        let _ = (srv, user, namespace, obj);
+        None
+    }
+
     /// The `Warning` upstream sends with responses for a deprecated API version (`v1
     /// ComponentStatus is deprecated in v1.19+`). Only the live serving path sends it yet.
     fn deprecation_warning(&self) -> Option<String> {
@@ -502,6 +517,15 @@ pub fn default_status_update(old: &Value, new: &Value) -> Value {
 
 /// A shared strategy, as the registry hands them out.
 pub type Kind = Arc<dyn Strategy>;
+
+/// The reply of a [`Strategy::review`]: the answered object (with its `status`).
+pub type Review<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Value, crate::apiserver::status::ApiError>>
+            + Send
+            + 'a,
+    >,
+>;
 
 /// The field selector fields of `res` (common ones first).
 pub fn supported_fields(res: &dyn Strategy) -> Vec<&'static str> {
