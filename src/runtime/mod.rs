@@ -375,6 +375,21 @@ impl Runtime {
         self.lock().containers.values().cloned().collect()
     }
 
+    /// The containers `keep` accepts, cloned under the lock. The kubelet lists one
+    /// sandbox's containers per pod and sync; cloning every record for each such call
+    /// made an idle node with n pods do O(n²) clone work.
+    pub fn containers_where(
+        &self,
+        keep: impl Fn(&ContainerRecord) -> bool,
+    ) -> Vec<ContainerRecord> {
+        self.lock()
+            .containers
+            .values()
+            .filter(|c| keep(c))
+            .cloned()
+            .collect()
+    }
+
     /// One container (id or unique prefix).
     pub fn container(&self, id: &str) -> Result<ContainerRecord, Status> {
         let st = self.lock();
@@ -432,9 +447,8 @@ impl Runtime {
             return Ok(());
         };
         let ids: Vec<String> = self
-            .containers()
+            .containers_where(|c| c.sandbox_id == sb.id && c.state == ContainerStateKind::Running)
             .into_iter()
-            .filter(|c| c.sandbox_id == sb.id && c.state == ContainerStateKind::Running)
             .map(|c| c.id)
             .collect();
         for c in ids {
@@ -462,9 +476,8 @@ impl Runtime {
         };
         self.stop_sandbox(&sb.id)?;
         let ids: Vec<String> = self
-            .containers()
+            .containers_where(|c| c.sandbox_id == sb.id)
             .into_iter()
-            .filter(|c| c.sandbox_id == sb.id)
             .map(|c| c.id)
             .collect();
         for c in ids {

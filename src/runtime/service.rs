@@ -431,20 +431,18 @@ impl RuntimeService for CriService {
         let filter = r.into_inner().filter.unwrap_or_default();
         let containers = self
             .rt
-            .containers()
-            .into_iter()
-            .filter(|c| filter.id.is_empty() || c.id.starts_with(&filter.id))
-            .filter(|c| {
-                filter.pod_sandbox_id.is_empty() || c.sandbox_id.starts_with(&filter.pod_sandbox_id)
+            .containers_where(|c| {
+                (filter.id.is_empty() || c.id.starts_with(&filter.id))
+                    && (filter.pod_sandbox_id.is_empty()
+                        || c.sandbox_id.starts_with(&filter.pod_sandbox_id))
+                    && filter
+                        .state
+                        .as_ref()
+                        .is_none_or(|st| st.state == container_state(c))
+                    && labels_match(&c.labels, &filter.label_selector)
             })
-            .filter(|c| {
-                filter
-                    .state
-                    .as_ref()
-                    .is_none_or(|st| st.state == container_state(c))
-            })
-            .filter(|c| labels_match(&c.labels, &filter.label_selector))
-            .map(|c| to_cri_container(&c))
+            .iter()
+            .map(to_cri_container)
             .collect();
         Ok(Response::new(cri::ListContainersResponse { containers }))
     }
@@ -582,13 +580,14 @@ impl RuntimeService for CriService {
         let f = r.into_inner().filter.unwrap_or_default();
         let stats = self
             .rt
-            .containers()
-            .into_iter()
-            .filter(|c| c.state == ContainerStateKind::Running)
-            .filter(|c| f.id.is_empty() || c.id == f.id)
-            .filter(|c| f.pod_sandbox_id.is_empty() || c.sandbox_id == f.pod_sandbox_id)
-            .filter(|c| labels_match(&c.labels, &f.label_selector))
-            .map(|c| super::stats::container(&c))
+            .containers_where(|c| {
+                c.state == ContainerStateKind::Running
+                    && (f.id.is_empty() || c.id == f.id)
+                    && (f.pod_sandbox_id.is_empty() || c.sandbox_id == f.pod_sandbox_id)
+                    && labels_match(&c.labels, &f.label_selector)
+            })
+            .iter()
+            .map(super::stats::container)
             .collect();
         Ok(Response::new(cri::ListContainerStatsResponse { stats }))
     }
@@ -598,8 +597,9 @@ impl RuntimeService for CriService {
         r: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
         let s = self.rt.sandbox(&r.into_inner().pod_sandbox_id)?;
+        let mine = self.rt.containers_where(|c| c.sandbox_id == s.id);
         Ok(Response::new(cri::PodSandboxStatsResponse {
-            stats: Some(super::stats::sandbox(&s, &self.rt.containers())),
+            stats: Some(super::stats::sandbox(&s, &mine)),
         }))
     }
 
