@@ -2,7 +2,9 @@
 //! `--force-conflicts`, the shape of `metadata.managedFields` after create, update and
 //! apply, removal of a field dropped from a configuration, the upgrade from client-side
 //! apply, and status ownership. ConfigMaps and Services only: nothing here runs a
-//! container, so every isolation level runs all of it.
+//! container.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! upstream printer columns, the same object read and written through autoscaling/v2 and
 //! autoscaling/v1 (what v1 cannot hold kept in its annotations), upstream's defaults and
 //! validation messages. Nothing acts on them yet (that needs the metrics API).
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! PersistentVolumeClaim, ComponentStatus) through stock kubectl: create from YAML, the
 //! `kubectl get` columns, `-o json`, describe, delete and deletecollection, upstream's
 //! validation messages, name lengths, discovery, and older and newer kubectl.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! state of a foreground deletion and a second delete switching its policy, dangling
 //! owners (uid mismatch, absent name), a dependency circle, an owner named from another
 //! namespace, and `DeleteOptions` validation.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

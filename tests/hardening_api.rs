@@ -2,6 +2,8 @@
 //! certificate: the watch window is bounded by bytes (old versions expire, a watcher
 //! left behind is ended), and list/watch/write query parameters are checked as upstream
 //! checks them.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

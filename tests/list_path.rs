@@ -2,6 +2,8 @@
 //! in-memory objects: reads see every write at once, writes that change nothing keep
 //! the version, paged lists are consistent at the first page's version, and a
 //! restarted cluster serves what was persisted.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

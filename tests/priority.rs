@@ -2,6 +2,8 @@
 //! deleted), `kubectl get priorityclass` shows upstream's columns, and the Priority
 //! admission plugin resolves a pod's class into spec.priority (403 for an unknown
 //! class, the global default for a pod without one, one global default at most).
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! (length-prefixed WatchEvent frames), CREATE with a protobuf body and answer, DELETE
 //! with protobuf DeleteOptions, 406; and stock kubectl 1.27 / 1.33, whose typed commands
 //! ask for protobuf, working against protobuf answers.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
 
 mod common;
 
