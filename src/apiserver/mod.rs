@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod crd;
 pub mod debug_traces;
 pub mod defaults;
 pub mod deletion;

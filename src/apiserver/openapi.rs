@@ -34,6 +34,23 @@ fn schema_names(
         .collect()
 }
 
+/// Adds the raw-JSON schemas of kinds without a Rust type (custom kinds) to `defs` and
+/// `names`; `ref_prefix` is where the document keeps its definitions.
+pub(crate) fn add_raw_schemas(
+    snap: &Snapshot,
+    ref_prefix: &str,
+    defs: &mut Map<String, Value>,
+    names: &mut Vec<(ResourceDef, String)>,
+) {
+    let meta = format!("{ref_prefix}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+    for k in &snap.kinds {
+        if let Some((name, schema)) = k.raw_schema(&meta) {
+            defs.insert(name.clone(), schema);
+            names.push((k.def().clone(), name));
+        }
+    }
+}
+
 impl OpenApi {
     /// The `/openapi/v3` root: one entry per group-version with a hashed URL.
     pub fn root(&self) -> Value {
@@ -71,8 +88,9 @@ fn gv_path(group: &str, version: &str) -> String {
 
 fn build(snap: &Snapshot) -> OpenApi {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
-    let names = schema_names(snap, &mut generator);
+    let mut names = schema_names(snap, &mut generator);
     let mut defs: Map<String, Value> = generator.take_definitions(true);
+    add_raw_schemas(snap, "#/components/schemas/", &mut defs, &mut names);
     // Mark the top-level kinds, as upstream does, so `kubectl explain` finds them.
     mark_kinds(&mut defs, &names);
     rewrite_refs(&mut defs);
@@ -131,8 +149,9 @@ fn build(snap: &Snapshot) -> OpenApi {
 /// path whose PATCH operation declares `fieldValidation` (what kubectl 1.27/1.28 check).
 fn build_v2(snap: &Snapshot) -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let names = schema_names(snap, &mut generator);
+    let mut names = schema_names(snap, &mut generator);
     let mut defs: Map<String, Value> = generator.take_definitions(true);
+    add_raw_schemas(snap, "#/definitions/", &mut defs, &mut names);
     mark_kinds(&mut defs, &names);
     for (_, v) in defs.iter_mut() {
         unwrap_single_all_of(v);

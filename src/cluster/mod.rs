@@ -207,6 +207,8 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     });
     let mut tasks = Vec::new();
     let tls = pki.apiserver_tls()?;
+    // Stored CRDs are served before the first request is answered.
+    tasks.push(crate::apiserver::crd::registrar::start(server.clone(), shutdown.clone()).await);
     tasks.push(tokio::spawn(server.clone().serve(listener, tls)));
     // No component uses the admin identity: each has its own certificate.
     let identity =

@@ -6,6 +6,7 @@
 //! typed round trip, status handling, default Table) is a default method here, so a kind
 //! file holds only what makes that kind different.
 
+pub mod apiextensions;
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
@@ -294,6 +295,14 @@ pub trait Strategy: Send + Sync + 'static {
         None
     }
 
+    /// The kind's OpenAPI schema as raw JSON, for a kind without a Rust type (a custom
+    /// kind's `openAPIV3Schema`): its component name and schema. `object_meta_ref` is the
+    /// `$ref` to ObjectMeta in the document being built.
+    fn raw_schema(&self, object_meta_ref: &str) -> Option<(String, Value)> {
+        let _ = object_meta_ref;
+        None
+    }
+
     /// The stored object as this resource's API version shows it.
     fn to_view(&self, stored: &Value) -> Value {
         stored.clone()
@@ -545,6 +554,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(autoscaling::kinds());
     out.extend(policy::kinds());
     out.extend(scheduling::kinds());
+    out.extend(apiextensions::kinds());
     out
 }
 

@@ -1,0 +1,254 @@
+//! The [`Strategy`] of one served version of a custom kind, built from its CRD (upstream's
+//! `pkg/registry/customresource`): validation, pruning and defaulting from the version's
+//! structural schema, the declared printer columns, `status` and `scale` subresources,
+//! and `None` conversion: objects are stored with the storage version's apiVersion and
+//! shown with the requested one.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{columns, default, prune, schema};
+use crate::apiserver::kinds::{
+    GET_PATCH_UPDATE, Kind, ResourceDef, ScalePaths, SelectorForm, Strategy,
+};
+use crate::apiserver::table::Column;
+use crate::apiserver::validation::Cause;
+
+/// One served version of a custom kind.
+pub struct CustomKind {
+    def: ResourceDef,
+    /// The version's `openAPIV3Schema`.
+    schema: Value,
+    /// The storage version's apiVersion (`example.com/v1`).
+    storage_api_version: String,
+    columns: Vec<columns::PrinterColumn>,
+    scale: Option<ScalePaths>,
+    deprecation: Option<String>,
+}
+
+/// The storage segment of a CRD's objects: `<group>/<plural>`, as upstream keys them.
+pub fn storage_segment(crd: &Value) -> String {
+    format!(
+        "{}/{}",
+        crd["spec"]["group"].as_str().unwrap_or(""),
+        crd["spec"]["names"]["plural"].as_str().unwrap_or("")
+    )
+}
+
+/// A JSONPath of a scale subresource (`.spec.replicas`) as a JSON pointer.
+fn pointer(path: &str) -> String {
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, p| format!("{acc}/{p}"))
+}
+
+/// The served versions of `crd`, one strategy each.
+pub fn kinds_of(crd: &Value) -> Vec<Kind> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().unwrap_or("");
+    let names = &spec["names"];
+    let kind = names["kind"].as_str().unwrap_or("");
+    let plural = names["plural"].as_str().unwrap_or("");
+    let singular = names["singular"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let storage = versions
+        .iter()
+        .find(|v| v["storage"].as_bool() == Some(true))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or("");
+    let storage_api_version = format!("{group}/{storage}");
+    let mut out: Vec<Kind> = Vec::new();
+    for v in versions
+        .iter()
+        .filter(|v| v["served"].as_bool() == Some(true))
+    {
+        let version = v["name"].as_str().unwrap_or("");
+        let mut def = ResourceDef::new(group, version, kind, plural).storage(&storage_segment(crd));
+        def.singular = singular.clone();
+        def.short_names = strings(&names["shortNames"]);
+        def.categories = strings(&names["categories"]);
+        if spec["scope"].as_str() == Some("Cluster") {
+            def = def.cluster_scoped();
+        }
+        let subs = &v["subresources"];
+        if subs.get("status").is_some_and(|s| !s.is_null()) {
+            def = def.subresource("status", kind, GET_PATCH_UPDATE);
+        }
+        let scale = subs.get("scale").filter(|s| s.is_object()).map(|s| {
+            def = def
+                .clone()
+                .foreign_subresource("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE);
+            ScalePaths {
+                spec_replicas: pointer(s["specReplicasPath"].as_str().unwrap_or(".spec.replicas")),
+                status_replicas: pointer(
+                    s["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas"),
+                ),
+                selector: s["labelSelectorPath"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| (pointer(p), SelectorForm::String)),
+                not_found_group: group.to_string(),
+            }
+        });
+        let deprecation = (v["deprecated"].as_bool() == Some(true)).then(|| {
+            v["deprecationWarning"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| format!("{group}/{version} {kind} is deprecated"))
+        });
+        out.push(Arc::new(CustomKind {
+            def,
+            schema: v["schema"]["openAPIV3Schema"].clone(),
+            storage_api_version: storage_api_version.clone(),
+            columns: columns::from_version(v),
+            scale,
+            deprecation,
+        }));
+    }
+    out
+}
+
+impl CustomKind {
+    /// Upstream's OpenAPI component name: the reversed group, the version, the kind
+    /// (`com.example.v1.Widget`).
+    fn component_name(&self) -> String {
+        let mut parts: Vec<&str> = self.def.group.split('.').collect();
+        parts.reverse();
+        format!("{}.{}.{}", parts.join("."), self.def.version, self.def.kind)
+    }
+}
+
+impl Strategy for CustomKind {
+    fn def(&self) -> &ResourceDef {
+        &self.def
+    }
+
+    /// Prunes what the schema does not specify (the dropped paths are the unknown
+    /// fields) and applies its defaults.
+    fn normalize(&self, mut value: Value) -> Result<(Value, Vec<String>), String> {
+        if !value.is_object() {
+            return Err("expected an object".into());
+        }
+        let dropped = prune::prune(&self.schema, &mut value);
+        default::apply(&self.schema, &mut value);
+        Ok((value, dropped))
+    }
+
+    fn raw_schema(&self, object_meta_ref: &str) -> Option<(String, Value)> {
+        let mut s = self.schema.clone();
+        if !s.is_object() {
+            s = json!({"type": "object"});
+        }
+        s["properties"]["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"});
+        s["properties"]["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"});
+        s["properties"]["metadata"] = json!({"allOf": [{"$ref": object_meta_ref}], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"});
+        Some((self.component_name(), s))
+    }
+
+    fn to_view(&self, stored: &Value) -> Value {
+        let mut v = stored.clone();
+        v["apiVersion"] = json!(self.def.api_version());
+        v
+    }
+
+    fn stored_is_view(&self) -> bool {
+        self.def.api_version() == self.storage_api_version
+    }
+
+    fn to_storage(&self, mut obj: Value) -> Value {
+        obj["apiVersion"] = json!(self.storage_api_version);
+        obj
+    }
+
+    /// With a `status` subresource the status is the controller's: a create drops it.
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if self.def.has_status()
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        schema::validate(&self.schema, obj)
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        columns::columns(&self.columns)
+    }
+
+    fn cells(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        columns::cells(&self.columns, obj, now)
+    }
+
+    fn scale(&self) -> Option<ScalePaths> {
+        self.scale.clone()
+    }
+
+    fn deprecation_warning(&self) -> Option<String> {
+        self.deprecation.clone()
+    }
+
+    fn zero_object(&self) -> Value {
+        json!({"metadata": {"creationTimestamp": null}})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd() -> Value {
+        json!({"metadata": {"name": "widgets.example.com"}, "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true,
+                 "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+                     "replicas": {"type": "integer", "default": 1}}}, "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}},
+                {"name": "v1beta1", "served": true, "storage": false,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                {"name": "v0", "served": false, "storage": false,
+                 "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+    }
+
+    #[test]
+    fn each_served_version_is_a_kind_sharing_storage() {
+        let kinds = kinds_of(&crd());
+        assert_eq!(kinds.len(), 2);
+        let v1 = kinds[0].def();
+        assert_eq!(v1.key(Some("default"), "w1"), "/registry/example.com/widgets/default/w1");
+        assert_eq!(kinds[1].def().storage, v1.storage);
+        assert!(v1.has_status());
+        assert!(v1.find_subresource("scale").is_some());
+        assert!(!kinds[1].def().has_status());
+        assert_eq!(kinds[0].scale().unwrap().spec_replicas, "/spec/replicas");
+        let (obj, dropped) = kinds[0]
+            .normalize(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"colour": "red"}}))
+            .unwrap();
+        assert_eq!(dropped, vec!["spec.colour"]);
+        assert_eq!(obj["spec"], json!({"replicas": 1}));
+        let stored = kinds[1].to_storage(json!({"apiVersion": "example.com/v1beta1"}));
+        assert_eq!(stored["apiVersion"], "example.com/v1");
+        assert_eq!(kinds[1].to_view(&stored)["apiVersion"], "example.com/v1beta1");
+        assert_eq!(
+            kinds[0].raw_schema("#/x").unwrap().0,
+            "com.example.v1.Widget"
+        );
+    }
+}
