@@ -172,10 +172,20 @@ mod tests {
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]});
         let cols = from_version(&version);
         let now = jiff::Timestamp::now();
-        let created = crate::apiserver::defaults::format_time(now - jiff::SignedDuration::from_secs(90));
+        let created =
+            crate::apiserver::defaults::format_time(now - jiff::SignedDuration::from_secs(90));
         let obj = json!({"metadata": {"name": "w1", "creationTimestamp": created}, "spec": {"replicas": 2, "size": "small"}});
         let cells = cells(&cols, &obj, now);
-        assert_eq!(cells, vec![json!("w1"), json!(2), json!("small"), Value::Null, json!("90s")]);
+        assert_eq!(
+            cells,
+            vec![
+                json!("w1"),
+                json!(2),
+                json!("small"),
+                Value::Null,
+                json!("90s")
+            ]
+        );
         assert_eq!(columns(&cols)[0].name, "Name");
         assert_eq!(from_version(&json!({}))[0].column.name, "Age");
     }

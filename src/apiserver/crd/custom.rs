@@ -87,9 +87,13 @@ pub fn kinds_of(crd: &Value) -> Vec<Kind> {
             def = def.subresource("status", kind, GET_PATCH_UPDATE);
         }
         let scale = subs.get("scale").filter(|s| s.is_object()).map(|s| {
-            def = def
-                .clone()
-                .foreign_subresource("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE);
+            def = def.clone().foreign_subresource(
+                "scale",
+                "autoscaling",
+                "v1",
+                "Scale",
+                GET_PATCH_UPDATE,
+            );
             ScalePaths {
                 spec_replicas: pointer(s["specReplicasPath"].as_str().unwrap_or(".spec.replicas")),
                 status_replicas: pointer(
@@ -232,7 +236,10 @@ mod tests {
         let kinds = kinds_of(&crd());
         assert_eq!(kinds.len(), 2);
         let v1 = kinds[0].def();
-        assert_eq!(v1.key(Some("default"), "w1"), "/registry/example.com/widgets/default/w1");
+        assert_eq!(
+            v1.key(Some("default"), "w1"),
+            "/registry/example.com/widgets/default/w1"
+        );
         assert_eq!(kinds[1].def().storage, v1.storage);
         assert!(v1.has_status());
         assert!(v1.find_subresource("scale").is_some());
@@ -245,7 +252,10 @@ mod tests {
         assert_eq!(obj["spec"], json!({"replicas": 1}));
         let stored = kinds[1].to_storage(json!({"apiVersion": "example.com/v1beta1"}));
         assert_eq!(stored["apiVersion"], "example.com/v1");
-        assert_eq!(kinds[1].to_view(&stored)["apiVersion"], "example.com/v1beta1");
+        assert_eq!(
+            kinds[1].to_view(&stored)["apiVersion"],
+            "example.com/v1beta1"
+        );
         assert_eq!(
             kinds[0].raw_schema("#/x").unwrap().0,
             "com.example.v1.Widget"

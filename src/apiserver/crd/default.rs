@@ -50,6 +50,9 @@ mod tests {
         let mut obj = json!({"spec": {"replicas": 3, "ports": [{"proto": "UDP"}, {}]}});
         apply(&schema, &mut obj);
         assert_eq!(obj["spec"]["replicas"], 3);
-        assert_eq!(obj["spec"]["ports"], json!([{"proto": "UDP"}, {"proto": "TCP"}]));
+        assert_eq!(
+            obj["spec"]["ports"],
+            json!([{"proto": "UDP"}, {"proto": "TCP"}])
+        );
     }
 }

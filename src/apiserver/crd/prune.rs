@@ -38,7 +38,8 @@ fn preserves(s: &Value) -> bool {
 fn walk(s: &Value, v: &mut Value, path: &str, dropped: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
-            if s["x-kubernetes-embedded-resource"].as_bool() == Some(true) && s["properties"].is_null()
+            if s["x-kubernetes-embedded-resource"].as_bool() == Some(true)
+                && s["properties"].is_null()
             {
                 return;
             }

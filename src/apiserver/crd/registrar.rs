@@ -155,18 +155,21 @@ impl Registrar {
         let prefix = definition().prefix(None);
         let (stored, _) = srv.store.list_shared(&prefix);
         let mut crds: Vec<Value> = stored.iter().map(|c| (**c).clone()).collect();
-        // Older CRDs keep their names: accept in creation order.
-        crds.sort_by(|a, b| {
-            let ka = (
-                a["metadata"]["creationTimestamp"].as_str().unwrap_or(""),
-                a["metadata"]["name"].as_str().unwrap_or(""),
-            );
-            let kb = (
-                b["metadata"]["creationTimestamp"].as_str().unwrap_or(""),
-                b["metadata"]["name"].as_str().unwrap_or(""),
-            );
-            ka.cmp(&kb)
-        });
+        // CRDs whose names are accepted keep them; the others are accepted in creation
+        // order.
+        let order = |c: &Value| {
+            (
+                c["status"]["acceptedNames"]["kind"]
+                    .as_str()
+                    .is_none_or(str::is_empty),
+                c["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                c["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        crds.sort_by_key(order);
         let mut taken: HashMap<String, Vec<String>> = HashMap::new();
         let mut live: Vec<String> = Vec::new();
         for crd in crds {
@@ -182,10 +185,10 @@ impl Registrar {
             }
             let crd = self.write_status(srv, &name, conflict.as_ref()).await?;
             let Some(crd) = crd else { continue };
-            if crd["metadata"]["deletionTimestamp"].is_string() {
-                if self.clean_up(srv, &name, &crd).await? {
-                    continue;
-                }
+            if crd["metadata"]["deletionTimestamp"].is_string()
+                && self.clean_up(srv, &name, &crd).await?
+            {
+                continue;
             }
             if conflict.is_none() {
                 live.push(name.clone());
@@ -430,13 +433,17 @@ mod tests {
         let c = json!({"spec": {"group": "other.com", "names": {"plural": "widgets", "kind": "Widget"}}});
         let mut taken: HashMap<String, Vec<String>> = HashMap::new();
         assert!(name_conflict(&a, &taken).is_none());
-        taken
-            .entry("example.com".into())
-            .or_default()
-            .extend(claimed_names(&a["spec"]["names"]).into_iter().map(|(_, n)| n));
+        taken.entry("example.com".into()).or_default().extend(
+            claimed_names(&a["spec"]["names"])
+                .into_iter()
+                .map(|(_, n)| n),
+        );
         assert_eq!(
             name_conflict(&b, &taken),
-            Some(("ShortNamesConflict".into(), "\"wd\" is already in use".into()))
+            Some((
+                "ShortNamesConflict".into(),
+                "\"wd\" is already in use".into()
+            ))
         );
         assert!(name_conflict(&c, &taken).is_none());
     }

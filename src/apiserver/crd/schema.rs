@@ -199,7 +199,11 @@ fn numbers(s: &Value, v: &Value, field: &str, out: &mut Vec<Cause>) {
     if let Some(max) = s["maximum"].as_f64() {
         let excl = s["exclusiveMaximum"].as_bool() == Some(true);
         if n > max || (excl && n >= max) {
-            let rel = if excl { "less than" } else { "less than or equal to" };
+            let rel = if excl {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
             out.push(invalid(
                 field,
                 v,
@@ -229,7 +233,10 @@ fn numbers(s: &Value, v: &Value, field: &str, out: &mut Vec<Cause>) {
         out.push(invalid(
             field,
             v,
-            format!("{field} in body should be a multiple of {}", s["multipleOf"]),
+            format!(
+                "{field} in body should be a multiple of {}",
+                s["multipleOf"]
+            ),
         ));
     }
 }
@@ -314,10 +321,21 @@ mod tests {
 
     #[test]
     fn messages_follow_kube_openapi() {
-        assert!(messages(widget_schema(), json!({"spec": {"size": "small", "replicas": 3}})).is_empty());
+        assert!(
+            messages(
+                widget_schema(),
+                json!({"spec": {"size": "small", "replicas": 3}})
+            )
+            .is_empty()
+        );
         assert_eq!(
-            messages(widget_schema(), json!({"spec": {"size": "small", "replicas": "x"}})),
-            vec!["spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""]
+            messages(
+                widget_schema(),
+                json!({"spec": {"size": "small", "replicas": "x"}})
+            ),
+            vec![
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""
+            ]
         );
         assert_eq!(
             messages(widget_schema(), json!({"spec": {"replicas": 11}})),
@@ -327,7 +345,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            messages(widget_schema(), json!({"spec": {"size": "mid", "name": "ABCDEFG", "tags": ["a", "b", 3], "when": "soon"}})),
+            messages(
+                widget_schema(),
+                json!({"spec": {"size": "mid", "name": "ABCDEFG", "tags": ["a", "b", 3], "when": "soon"}})
+            ),
             vec![
                 "spec.size: Unsupported value: \"mid\": supported values: \"small\", \"large\"",
                 "spec.name: Too long: may not be more than 5 bytes",

@@ -26,9 +26,10 @@ pub fn validate(schema: &Value, field: &str, out: &mut Vec<Cause>) {
         let props_ok = meta["properties"]
             .as_object()
             .is_none_or(|p| p.keys().all(|k| k == "name" || k == "generateName"));
-        let extra = meta
-            .as_object()
-            .is_some_and(|m| m.keys().any(|k| !["type", "properties"].contains(&k.as_str())));
+        let extra = meta.as_object().is_some_and(|m| {
+            m.keys()
+                .any(|k| !["type", "properties"].contains(&k.as_str()))
+        });
         if !props_ok || extra {
             out.push(forbidden(
                 f.as_str(),
@@ -36,10 +37,7 @@ pub fn validate(schema: &Value, field: &str, out: &mut Vec<Cause>) {
             ));
         }
         if meta["type"].as_str().is_some_and(|t| t != "object") {
-            out.push(forbidden(
-                format!("{f}.type").as_str(),
-                "must be object",
-            ));
+            out.push(forbidden(format!("{f}.type").as_str(), "must be object"));
         }
     }
 }
@@ -56,8 +54,7 @@ fn walk(s: &Value, field: &str, depth: usize, out: &mut Vec<Cause>) {
                 });
             } else {
                 out.push(Cause {
-                    message: "Required value: must not be empty for specified object fields"
-                        .into(),
+                    message: "Required value: must not be empty for specified object fields".into(),
                     ..required(format!("{field}.type"))
                 });
             }
@@ -114,23 +111,38 @@ mod tests {
 
     #[test]
     fn types_are_required_and_properties_exclude_additional_properties() {
-        assert!(messages(json!({"type": "object", "properties": {"spec": {"type": "object"}}})).is_empty());
+        assert!(
+            messages(json!({"type": "object", "properties": {"spec": {"type": "object"}}}))
+                .is_empty()
+        );
         assert_eq!(
             messages(json!({"type": "object", "properties": {"spec": {}}})),
-            vec!["spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"]
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"
+            ]
         );
         assert!(messages(json!({"type": "object", "properties": {"spec": {"x-kubernetes-preserve-unknown-fields": true}}})).is_empty());
         assert_eq!(
-            messages(json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}}})),
-            vec!["spec.versions[0].schema.openAPIV3Schema.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"]
+            messages(
+                json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}}})
+            ),
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"
+            ]
         );
         assert_eq!(
-            messages(json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}}})),
-            vec!["spec.versions[0].schema.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified"]
+            messages(
+                json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}}})
+            ),
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified"
+            ]
         );
         assert_eq!(
             messages(json!({})),
-            vec!["spec.versions[0].schema.openAPIV3Schema.type: Required value: must not be empty at the root"]
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.type: Required value: must not be empty at the root"
+            ]
         );
     }
 }

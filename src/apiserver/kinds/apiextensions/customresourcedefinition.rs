@@ -29,9 +29,7 @@ pub struct CustomResourceDefinitions {
 impl CustomResourceDefinitions {
     /// The strategy with its resource definition.
     pub fn new() -> Self {
-        CustomResourceDefinitions {
-            def: definition(),
-        }
+        CustomResourceDefinitions { def: definition() }
     }
 }
 
@@ -269,7 +267,11 @@ fn validate_spec(obj: &Value, out: &mut Vec<Cause>) {
                 if path.is_empty() {
                     out.push(required(f));
                 } else if !path.starts_with('.') {
-                    out.push(invalid(f, path, "should be a json path under .spec or .status"));
+                    out.push(invalid(
+                        f,
+                        path,
+                        "should be a json path under .spec or .status",
+                    ));
                 }
             }
         }
@@ -356,7 +358,10 @@ mod tests {
     #[test]
     fn names_groups_and_versions_follow_upstream() {
         let st = CustomResourceDefinitions::new();
-        assert!(st.validate(&crd("widgets.example.com", "example.com")).is_empty());
+        assert!(
+            st.validate(&crd("widgets.example.com", "example.com"))
+                .is_empty()
+        );
         assert_eq!(
             messages(&st.validate(&crd("widgets.example", "example"))),
             vec![

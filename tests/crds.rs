@@ -1,0 +1,449 @@
+//! CustomResourceDefinitions end to end with stock kubectl: `kubectl apply -f
+//! testdata/crd/` (the CRD, then the Widget), printer columns, the short name, `kubectl
+//! explain` (1.27 reads OpenAPI v2, 1.33 v3), the scale and status subresources, schema
+//! errors with upstream's messages, pruning and `--validate=strict`, defaulting, both
+//! versions, watch, discovery within a second of creation and deletion, a CRD's deletion
+//! removing its objects, names conflicts, cluster scope, and custom resources surviving a
+//! restart.
+//!
+//! Isolation levels: root only (no container behaviour is under test here).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use serde_json::Value;
+
+fn dir() -> String {
+    common::source_file("testdata/crd").display().to_string()
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    serde_json::from_str(&c.ok(args)).expect("JSON")
+}
+
+/// Applies testdata/crd/ as a user would: kubectl reads both files before writing, so
+/// the first apply may miss the Widget's kind (as on any cluster); the second succeeds.
+fn apply_testdata(c: &Cluster) {
+    let out = c.kubectl(&["apply", "-f", &dir()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout
+            .contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"),
+        "{stdout}{stderr}"
+    );
+    if !out.status.success() {
+        assert!(
+            stderr.contains("no matches for kind \"Widget\" in version \"example.com/v1\"")
+                && stderr.contains("ensure CRDs are installed first"),
+            "{stderr}"
+        );
+        let again = c.ok(&["apply", "-f", &dir()]);
+        assert!(again.contains("widget.example.com/w1 created"), "{again}");
+    } else {
+        assert!(stdout.contains("widget.example.com/w1 created"), "{stdout}");
+    }
+}
+
+/// Discovery and OpenAPI carry a new CRD's kind within a second, and drop it within a
+/// second of its deletion.
+#[test]
+fn discovery_follows_crds_within_a_second() {
+    let c = Cluster::start("crd-disco");
+    let crd = std::fs::read_to_string(common::source_file("testdata/crd/crd.yaml")).unwrap();
+    c.ok_stdin(&["create", "-f", "-"], &crd);
+    let start = Instant::now();
+    c.eventually(5, "example.com/v1 in discovery", || {
+        c.kubectl(&["get", "--raw", "/apis/example.com/v1"])
+            .status
+            .success()
+    });
+    let served = start.elapsed();
+    assert!(served < Duration::from_secs(1), "served after {served:?}");
+    let disco = json(&c, &["get", "--raw", "/apis/example.com/v1"]);
+    let widgets = disco["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "widgets")
+        .cloned()
+        .expect("widgets listed");
+    assert_eq!(widgets["kind"], "Widget");
+    assert_eq!(widgets["namespaced"], true);
+    assert_eq!(widgets["shortNames"], serde_json::json!(["wd"]));
+    assert_eq!(widgets["categories"], serde_json::json!(["all"]));
+    let names: Vec<&str> = disco["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"widgets/status") && names.contains(&"widgets/scale"),
+        "{names:?}"
+    );
+    let v3 = json(&c, &["get", "--raw", "/openapi/v3"]);
+    assert!(v3["paths"]["apis/example.com/v1"].is_object(), "{v3}");
+    let doc = json(&c, &["get", "--raw", "/openapi/v3/apis/example.com/v1"]);
+    assert_eq!(
+        doc["components"]["schemas"]["com.example.v1.Widget"]["properties"]["spec"]["properties"]["size"]
+            ["enum"],
+        serde_json::json!(["small", "medium", "large"])
+    );
+    // The CRD's conditions.
+    let got = json(&c, &["get", "crd", "widgets.example.com", "-o", "json"]);
+    let conds = got["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let cond = |t: &str| {
+        conds
+            .iter()
+            .find(|x| x["type"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(cond("NamesAccepted")["status"], "True", "{got}");
+    assert_eq!(cond("NamesAccepted")["reason"], "NoConflicts");
+    assert_eq!(cond("Established")["status"], "True");
+    assert_eq!(cond("Established")["reason"], "InitialNamesAccepted");
+    assert_eq!(got["status"]["acceptedNames"]["kind"], "Widget");
+    assert_eq!(got["status"]["storedVersions"], serde_json::json!(["v1"]));
+    let table = c.ok(&["get", "crds"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, vec!["NAME", "CREATED", "AT"], "{table}");
+    assert!(table.contains("widgets.example.com"), "{table}");
+
+    c.ok(&["delete", "crd", "widgets.example.com", "--wait=false"]);
+    c.eventually(10, "the CRD is gone", || {
+        !c.kubectl(&["get", "crd", "widgets.example.com"])
+            .status
+            .success()
+    });
+    let gone = Instant::now();
+    c.eventually(5, "example.com/v1 out of discovery", || {
+        !c.kubectl(&["get", "--raw", "/apis/example.com/v1"])
+            .status
+            .success()
+    });
+    assert!(
+        gone.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        gone.elapsed()
+    );
+}
+
+#[test]
+fn widgets_end_to_end() {
+    let c = Cluster::start("crd-widgets");
+    apply_testdata(&c);
+
+    // Printer columns, the short name, the category, both kubectl versions.
+    for bin in ["kubectl.1.27", "kubectl.1.33"] {
+        let out = c.kubectl_bin(bin, &["get", "widgets"], None);
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(
+            header,
+            vec!["NAME", "REPLICAS", "SIZE", "AGE"],
+            "{bin}: {table}"
+        );
+        let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(row[..3], ["w1", "2", "small"], "{bin}: {table}");
+        let out = c.kubectl_bin(bin, &["explain", "widget.spec"], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("What the widget should be."), "{bin}: {text}");
+        assert!(
+            text.contains("replicas") && text.contains("size"),
+            "{bin}: {text}"
+        );
+    }
+    let short = c.ok(&["get", "wd"]);
+    assert!(short.contains("w1"), "{short}");
+    let all = c.ok(&["get", "all"]);
+    assert!(all.contains("widget.example.com/w1"), "{all}");
+
+    // Defaulting: colour came from the schema.
+    let w1 = json(&c, &["get", "widget", "w1", "-o", "json"]);
+    assert_eq!(w1["spec"]["colour"], "blue", "{w1}");
+    assert_eq!(w1["metadata"]["generation"], 1);
+
+    // Scale.
+    let out = c.ok(&["scale", "widget/w1", "--replicas=3"]);
+    assert!(out.contains("widget.example.com/w1 scaled"), "{out}");
+    let r = c.ok(&["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(r, "3");
+    let scale = json(
+        &c,
+        &[
+            "get",
+            "--raw",
+            "/apis/example.com/v1/namespaces/default/widgets/w1/scale",
+        ],
+    );
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 3);
+
+    // A schema error, with upstream's message.
+    let bad = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: small\n  replicas: \"string\"\n";
+    let err = c.fails_stdin(&["apply", "--validate=false", "-f", "-"], bad);
+    assert!(
+        err.contains("spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""),
+        "{err}"
+    );
+    let bad =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: huge\n";
+    let err = c.fails_stdin(&["create", "-f", "-"], bad);
+    assert!(
+        err.contains("The Widget \"bad\" is invalid: spec.size: Unsupported value: \"huge\": supported values: \"small\", \"medium\", \"large\""),
+        "{err}"
+    );
+
+    // Pruning: an unknown field is dropped with a warning; --validate=strict refuses it.
+    let extra = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  size: large\n  flavour: lemon\n";
+    let err = c.fails_stdin(&["create", "--validate=strict", "-f", "-"], extra);
+    assert!(err.contains("unknown field \"spec.flavour\""), "{err}");
+    let out = c.kubectl_bin(
+        "kubectl",
+        &["create", "--validate=warn", "-f", "-"],
+        Some(extra),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"spec.flavour\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w2 = json(&c, &["get", "widget", "w2", "-o", "json"]);
+    assert!(w2["spec"].get("flavour").is_none(), "{w2}");
+    assert_eq!(w2["spec"]["replicas"], 1, "{w2}");
+
+    // Status subresource: a PUT of the main resource ignores the status, a PUT of
+    // /status keeps the spec.
+    let mut obj = json(&c, &["get", "widget", "w1", "-o", "json"]);
+    obj["status"] = serde_json::json!({"phase": "Ready", "replicas": 3});
+    obj["spec"]["size"] = serde_json::json!("medium");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = common::write_file(tmp.path(), "w1.json", &obj.to_string());
+    let path = "/apis/example.com/v1/namespaces/default/widgets/w1";
+    let put: Value =
+        serde_json::from_str(&c.ok(&["replace", "--raw", path, "-f", &f.display().to_string()]))
+            .unwrap();
+    assert!(
+        put.get("status").is_none_or(|s| s.get("phase").is_none()),
+        "{put}"
+    );
+    assert_eq!(put["spec"]["size"], "medium");
+    assert_eq!(put["metadata"]["generation"], 3, "{put}");
+    let mut obj = put.clone();
+    obj["status"] = serde_json::json!({"phase": "Ready", "replicas": 3});
+    obj["spec"]["size"] = serde_json::json!("large");
+    let f = common::write_file(tmp.path(), "w1s.json", &obj.to_string());
+    let st: Value = serde_json::from_str(&c.ok(&[
+        "replace",
+        "--raw",
+        &format!("{path}/status"),
+        "-f",
+        &f.display().to_string(),
+    ]))
+    .unwrap();
+    assert_eq!(st["status"]["phase"], "Ready", "{st}");
+    assert_eq!(st["spec"]["size"], "medium", "{st}");
+    assert_eq!(st["metadata"]["generation"], 3, "{st}");
+
+    // Both versions read the same object, each with its own apiVersion.
+    let beta = json(
+        &c,
+        &[
+            "get",
+            "--raw",
+            "/apis/example.com/v1beta1/namespaces/default/widgets/w1",
+        ],
+    );
+    assert_eq!(beta["apiVersion"], "example.com/v1beta1");
+    assert_eq!(beta["spec"]["replicas"], 3);
+    let list = json(&c, &["get", "--raw", "/apis/example.com/v1/widgets"]);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list["items"][0]["apiVersion"], "example.com/v1");
+
+    // Field selectors on metadata.
+    let sel = c.ok(&[
+        "get",
+        "widgets",
+        "--field-selector",
+        "metadata.name=w2",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(sel.trim(), "widget.example.com/w2");
+
+    // Server-side apply of a custom kind.
+    let ssa = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  size: small\n  labels:\n    a: b\n";
+    c.ok_stdin(&["apply", "--server-side", "-f", "-"], ssa);
+    let w3 = json(&c, &["get", "widget", "w3", "-o", "json"]);
+    assert_eq!(w3["spec"]["labels"]["a"], "b", "{w3}");
+    c.ok(&["delete", "widget", "w3"]);
+
+    // Watch sees a change.
+    let mut watch = Command::new("kubectl")
+        .args(["get", "widgets", "--watch", "-o", "name"])
+        .envs(c.envs())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("watch lists");
+    assert!(first.starts_with("widget.example.com/"), "{first}");
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w4\nspec:\n  size: small\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    while Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200))
+            && l == "widget.example.com/w4"
+        {
+            seen = true;
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(seen, "the watch saw w4");
+
+    // Deleting the CRD deletes its objects.
+    c.ok(&["delete", "crd", "widgets.example.com"]);
+    assert!(
+        !c.kubectl(&["get", "crd", "widgets.example.com"])
+            .status
+            .success()
+    );
+    let err = c.fails(&["get", "widgets"]);
+    // kubectl's cached discovery still names widgets, so the list is a 404 (as upstream).
+    assert!(
+        err.contains("the server could not find the requested resource")
+            || err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
+    assert!(
+        !c.kubectl(&["get", "--raw", "/apis/example.com/v1"])
+            .status
+            .success()
+    );
+    // Re-created, it has no objects left.
+    let crd = std::fs::read_to_string(common::source_file("testdata/crd/crd.yaml")).unwrap();
+    c.ok_stdin(&["create", "-f", "-"], &crd);
+    c.eventually(5, "widgets served again", || {
+        c.kubectl(&["get", "--raw", "/apis/example.com/v1/widgets"])
+            .status
+            .success()
+    });
+    let list = json(&c, &["get", "--raw", "/apis/example.com/v1/widgets"]);
+    assert_eq!(list["items"], serde_json::json!([]), "{list}");
+}
+
+/// A custom resource is stored like any object: it is there after a restart.
+#[test]
+fn custom_resources_survive_a_restart_and_names_conflict() {
+    let mut c = Cluster::start("crd-restart");
+    apply_testdata(&c);
+    // A second CRD claiming the short name `wd` in the same group is not accepted.
+    let other = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: gadgets, kind: Gadget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+    c.ok_stdin(&["create", "-f", "-"], other);
+    c.eventually(5, "NamesAccepted=False", || {
+        let got = json(&c, &["get", "crd", "gadgets.example.com", "-o", "json"]);
+        got["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| {
+                x["type"] == "NamesAccepted"
+                    && x["status"] == "False"
+                    && x["reason"] == "ShortNamesConflict"
+                    && x["message"] == "\"wd\" is already in use"
+            })
+    });
+    // Invalid CRDs are refused with upstream's messages.
+    let bad = other
+        .replace("gadgets.example.com", "gadgets.example")
+        .replace("group: example.com", "group: example");
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad);
+    assert!(
+        err.contains(
+            "spec.group: Invalid value: \"example\": should be a domain with at least one dot"
+        ),
+        "{err}"
+    );
+    let bad = other.replace("schema:\n      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}", "schema:\n      openAPIV3Schema: {type: object, properties: {spec: {}}}");
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad);
+    assert!(
+        err.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"),
+        "{err}"
+    );
+    // Cluster scope: a non-conflicting cluster-scoped CRD.
+    let things = other
+        .replace("gadgets", "things")
+        .replace("Gadget", "Thing")
+        .replace("shortNames: [wd]", "shortNames: [th]");
+    c.ok_stdin(&["create", "-f", "-"], &things);
+    c.eventually(5, "things served", || {
+        c.kubectl(&["get", "things"]).status.success()
+    });
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: t1\nanything: [1, 2]\n",
+    );
+    let t1 = json(&c, &["get", "thing", "t1", "-o", "json"]);
+    assert!(t1["metadata"].get("namespace").is_none(), "{t1}");
+    assert_eq!(t1["anything"], serde_json::json!([1, 2]));
+
+    c.stop();
+    c.boot();
+    let w1 = json(&c, &["get", "widget", "w1", "-o", "json"]);
+    assert_eq!(w1["spec"]["size"], "small");
+    let t1 = json(&c, &["get", "thing", "t1", "-o", "json"]);
+    assert_eq!(t1["anything"], serde_json::json!([1, 2]));
+}
