@@ -187,6 +187,34 @@ impl Strategy for CustomKind {
         }
     }
 
+    /// Keeps the stored status when it is a subresource, and moves the generation on a
+    /// change of anything but the metadata (and the status, when it is a subresource), as
+    /// upstream's customresource strategy; a spec change is counted by the caller.
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        let status = self.def.has_status();
+        if status {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        let counted = |k: &str| k != "metadata" && k != "spec" && !(status && k == "status");
+        let keys: Vec<String> = [old, &*new]
+            .iter()
+            .filter_map(|v| v.as_object())
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        let changed = keys.iter().any(|k| counted(k) && old.get(k) != new.get(k));
+        if changed && old.get("spec") == new.get("spec") {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            new["metadata"]["generation"] = json!(g + 1);
+        }
+    }
+
     fn validate(&self, obj: &Value) -> Vec<Cause> {
         schema::validate(&self.schema, obj)
     }
@@ -260,5 +288,24 @@ mod tests {
             kinds[0].raw_schema("#/x").unwrap().0,
             "com.example.v1.Widget"
         );
+    }
+
+    #[test]
+    fn generation_moves_on_non_metadata_changes_unless_status_is_a_subresource() {
+        let kinds = kinds_of(&crd());
+        let old = json!({"metadata": {"generation": 4}, "spec": {"a": 1}, "status": {"x": 1}});
+        // v1: status is a subresource, so a main-resource status change is dropped.
+        let mut new = json!({"metadata": {"generation": 4}, "spec": {"a": 1}, "status": {"x": 2}});
+        kinds[0].prepare_for_update(&old, &mut new);
+        assert_eq!(new["status"]["x"], 1);
+        assert_eq!(new["metadata"]["generation"], 4);
+        // v1beta1: no status subresource, the status is data like any other.
+        let mut new = json!({"metadata": {"generation": 4}, "spec": {"a": 1}, "status": {"x": 2}});
+        kinds[1].prepare_for_update(&old, &mut new);
+        assert_eq!(new["status"]["x"], 2);
+        assert_eq!(new["metadata"]["generation"], 5);
+        let mut same = old.clone();
+        kinds[1].prepare_for_update(&old, &mut same);
+        assert_eq!(same["metadata"]["generation"], 4);
     }
 }

@@ -363,15 +363,16 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            messages(&st.validate(&crd("widgets.example", "example"))),
+            messages(&st.validate(&crd("gadgets.example", "example"))),
             vec![
-                "metadata.name: Invalid value: \"widgets.example\": must be spec.names.plural+\".\"+spec.group",
+                "metadata.name: Invalid value: \"gadgets.example\": must be spec.names.plural+\".\"+spec.group",
                 "spec.group: Invalid value: \"example\": should be a domain with at least one dot",
             ]
         );
         let mut two = crd("widgets.example.com", "example.com");
-        two["spec"]["versions"][1] = two["spec"]["versions"][0].clone();
-        two["spec"]["versions"][1]["name"] = json!("v2");
+        let mut v2 = two["spec"]["versions"][0].clone();
+        v2["name"] = json!("v2");
+        two["spec"]["versions"].as_array_mut().unwrap().push(v2);
         assert_eq!(
             messages(&st.validate(&two)),
             vec![
