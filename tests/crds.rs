@@ -36,6 +36,10 @@ fn apply_testdata(c: &Cluster) {
             .contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"),
         "{stdout}{stderr}"
     );
+    eprintln!(
+        "first apply -f testdata/crd/: success={} stderr={stderr}",
+        out.status.success()
+    );
     if !out.status.success() {
         assert!(
             stderr.contains("no matches for kind \"Widget\" in version \"example.com/v1\"")
@@ -55,7 +59,8 @@ fn apply_testdata(c: &Cluster) {
 fn discovery_follows_crds_within_a_second() {
     let c = Cluster::start("crd-disco");
     let crd = std::fs::read_to_string(common::source_file("testdata/crd/crd.yaml")).unwrap();
-    c.ok_stdin(&["create", "-f", "-"], &crd);
+    // Server-side apply of a CRD (its schema type is recursive).
+    c.ok_stdin(&["apply", "--server-side", "-f", "-"], &crd);
     let start = Instant::now();
     c.eventually(5, "example.com/v1 in discovery", || {
         c.kubectl(&["get", "--raw", "/apis/example.com/v1"])
