@@ -7,6 +7,7 @@
 //! file holds only what makes that kind different.
 
 pub mod apps;
+pub mod authentication;
 pub mod autoscaling;
 pub mod batch;
 pub mod coordination;
@@ -545,6 +546,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(autoscaling::kinds());
     out.extend(policy::kinds());
     out.extend(scheduling::kinds());
+    out.extend(authentication::kinds());
     out
 }
 
