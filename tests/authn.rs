@@ -53,7 +53,11 @@ fn curl(c: &Cluster, path: &str) -> String {
         .arg(format!("{server}{path}"))
         .output()
         .expect("curl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -132,7 +136,10 @@ fn service_account_tokens_authenticate() {
     // OIDC discovery, without credentials; the token verifies against the JWKS.
     let conf: Value = serde_json::from_str(&curl(&c, "/.well-known/openid-configuration"))
         .expect("discovery JSON");
-    assert_eq!(conf["issuer"], "https://kubernetes.default.svc.cluster.local");
+    assert_eq!(
+        conf["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
     assert_eq!(
         conf["jwks_uri"],
         "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"

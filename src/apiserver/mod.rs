@@ -525,9 +525,7 @@ impl ApiServer {
     fn public(&self, r: &Route) -> Response<Body> {
         match r {
             Route::Version => json_response(StatusCode::OK, &version_info()),
-            Route::OidcConfig => {
-                json_response(StatusCode::OK, &self.authn.openid_configuration())
-            }
+            Route::OidcConfig => json_response(StatusCode::OK, &self.authn.openid_configuration()),
             Route::Jwks => json_response_ct(
                 StatusCode::OK,
                 &self.authn.signer.jwks(),

@@ -83,7 +83,10 @@ impl Authenticator {
         let mut extra = std::collections::BTreeMap::new();
         let mut put = |key: &str, v: &Value| {
             if let Some(v) = v.as_str() {
-                extra.insert(format!("authentication.kubernetes.io/{key}"), vec![v.into()]);
+                extra.insert(
+                    format!("authentication.kubernetes.io/{key}"),
+                    vec![v.into()],
+                );
             }
         };
         put("pod-name", &k["pod"]["name"]);

@@ -57,7 +57,9 @@ impl Signer {
         )
         .map_err(|e| TokenError::Key(e.to_string()))?;
         // Upstream's key id: the unpadded base64url SHA-256 of the PKIX public key.
-        let kid = B64.encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&kp)));
+        let kid = B64.encode(sha2::Sha256::digest(
+            rcgen::PublicKeyData::subject_public_key_info(&kp),
+        ));
         Ok(Signer { key, rng, kid })
     }
 

@@ -18,7 +18,12 @@ const MIN_SECONDS: i64 = 600;
 const MAX_SECONDS: i64 = 48 * 3600;
 
 fn def() -> ResourceDef {
-    ResourceDef::new("authentication.k8s.io", "v1", "TokenRequest", "tokenrequests")
+    ResourceDef::new(
+        "authentication.k8s.io",
+        "v1",
+        "TokenRequest",
+        "tokenrequests",
+    )
 }
 
 fn core(srv: &ApiServer, plural: &str) -> Result<ResourceDef, ApiError> {
@@ -45,7 +50,9 @@ pub async fn create(
 ) -> Result<Value, ApiError> {
     let sa = load(srv, &core(srv, "serviceaccounts")?, Some(ns), name)?;
     let spec = &req["spec"];
-    let seconds = spec["expirationSeconds"].as_i64().unwrap_or(DEFAULT_SECONDS);
+    let seconds = spec["expirationSeconds"]
+        .as_i64()
+        .unwrap_or(DEFAULT_SECONDS);
     if seconds < MIN_SECONDS {
         return Err(ApiError::invalid(
             &def(),
@@ -62,7 +69,11 @@ pub async fn create(
     let seconds = seconds.min(MAX_SECONDS);
     let audiences: Vec<String> = spec["audiences"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .filter(|a: &Vec<String>| !a.is_empty())
         .unwrap_or_else(|| vec![ISSUER.to_string()]);
     let mut bound = None;

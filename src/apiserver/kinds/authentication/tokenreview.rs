@@ -44,7 +44,11 @@ impl Strategy for TokenReviews {
             let token = obj["spec"]["token"].as_str().unwrap_or("");
             let asked: Vec<String> = obj["spec"]["audiences"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             // No audiences asked: the API server's own, as upstream.
             let audiences = if asked.is_empty() {
