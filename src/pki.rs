@@ -92,6 +92,9 @@ pub struct ClusterPki {
     pub scheduler: Identity,
     /// The controller-manager's client certificate (CN system:kube-controller-manager).
     pub controller_manager: Identity,
+    /// The service-account signing key (ECDSA P-256, PKCS#8 PEM; `sa.key`): signs the
+    /// bearer tokens the API server issues and verifies.
+    pub service_account_key: String,
 }
 
 /// The user name the kubelet accepts on its port: only the API server may call it.
@@ -239,6 +242,18 @@ impl ClusterPki {
             write_public(&crt, &id.cert_pem)?;
             ids.push(id);
         }
+        // Added later still: a data dir without it gets one; kept across restarts, as
+        // a new key would invalidate every token already handed out.
+        let sa_key = dir.join("sa.key");
+        let service_account_key = if sa_key.exists() {
+            read(&sa_key)?
+        } else {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+            let pem = key.serialize_pem();
+            write_private(&sa_key, &pem)?;
+            write_public(&dir.join("sa.pub"), &key.public_key_pem())?;
+            pem
+        };
         let mut it = ids.into_iter();
         let mut next = || it.next().expect("one identity per spec");
         Ok(ClusterPki {
@@ -250,6 +265,7 @@ impl ClusterPki {
             apiserver_kubelet_client: next(),
             scheduler: next(),
             controller_manager: next(),
+            service_account_key,
         })
     }
 

@@ -148,6 +148,23 @@ async fn subresource(
             bind(srv, ctx, res, ns.unwrap_or(""), name, &body).await
         }
         ("log", &Method::GET) => pod_log(srv, res, ns.unwrap_or(""), name, ctx).await,
+        ("token", &Method::POST) if allows("create") => {
+            let body = read_body(req).await?;
+            let obj = decode_body(ctx, &body)?;
+            let reply = super::kinds::authentication::tokenrequest::create(
+                srv,
+                ns.unwrap_or(""),
+                name,
+                obj,
+            )
+            .await?;
+            Ok(super::negotiate::object_response(
+                ctx,
+                StatusCode::CREATED,
+                &reply,
+                &[],
+            ))
+        }
         ("eviction", &Method::POST) => {
             let body = read_body(req).await?;
             super::eviction::evict(srv, ctx, res, ns.unwrap_or(""), name, &body).await

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod authn;
 pub mod crd;
 pub mod debug_traces;
 pub mod defaults;
@@ -82,6 +83,8 @@ pub struct ApiServer {
     pub admission: admission::Chain,
     /// Request counts and latencies for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Client-certificate and service-account-token authentication.
+    pub authn: authn::Authenticator,
 }
 
 /// One parsed request, as the handlers see it.
@@ -157,6 +160,10 @@ pub enum Route {
     DebugTraces,
     /// `/metrics` (Prometheus text).
     Metrics,
+    /// `/.well-known/openid-configuration` (public).
+    OidcConfig,
+    /// `/openid/v1/jwks` (public).
+    Jwks,
     /// Nothing here.
     NotFound,
 }
@@ -167,6 +174,8 @@ pub fn route(path: &str, snap: &Snapshot) -> Route {
     match segs.as_slice() {
         ["version"] => Route::Version,
         [h, ..] if ["healthz", "livez", "readyz"].contains(h) => Route::Health,
+        [".well-known", "openid-configuration"] => Route::OidcConfig,
+        ["openid", "v1", "jwks"] => Route::Jwks,
         ["api"] => Route::Api,
         ["apis"] => Route::Apis,
         ["apis", g] => Route::Group(g.to_string()),
@@ -289,6 +298,15 @@ fn authorize(user: &UserInfo) -> bool {
         || user.name == "system:kube-controller-manager"
 }
 
+/// What upstream's `system:basic-user` role grants every authenticated user that the
+/// interim authoriser above does not: asking who one is (`kubectl auth whoami`).
+fn basic_user(r: &Route, method: &Method) -> bool {
+    matches!(r, Route::Resource { res, name: None, .. }
+        if *method == Method::POST
+            && res.def().group == "authentication.k8s.io"
+            && res.def().plural == "selfsubjectreviews")
+}
+
 impl ApiServer {
     /// Accepts TLS connections on `listener` until shutdown, serving each with hyper's
     /// auto (h2 / HTTP/1.1 with upgrades) connection builder. Connections without an
@@ -350,11 +368,42 @@ impl ApiServer {
                 } else {
                     Some(ticket)
                 };
+                // A connection whose requests carry a valid bearer token leaves the gate
+                // on its first such request (it is no longer anonymous); the eviction
+                // signal is taken now, and never fires once the ticket is dropped.
+                let evicted = ticket.as_ref().map(|t| t.evicted());
+                let held = Arc::new(std::sync::Mutex::new(ticket));
                 let svc = service_fn(move |mut req: Request<Incoming>| {
                     let me = me.clone();
-                    let user = user.clone();
+                    let mut user = user.clone();
+                    let held = held.clone();
+                    let mut refused = false;
+                    if user.is_none() {
+                        let header = req
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(authn::bearer)
+                            .map(String::from);
+                        if let Some(token) = header {
+                            let _span = tracing::debug_span!("bearer_token_authn").entered();
+                            match me.authn.bearer_user(&me, &token) {
+                                Ok(u) => {
+                                    user = Some(u);
+                                    held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                                }
+                                Err(e) => {
+                                    tracing::debug!(%peer, error = %e, "bearer token refused");
+                                    refused = true;
+                                }
+                            }
+                        }
+                    }
                     req.extensions_mut().insert(connection.clone());
                     async move {
+                        if refused {
+                            return Ok(error_response(&ApiError::unauthorized()));
+                        }
                         if let Some((code, body)) = conn_limits::oversized(&req) {
                             return Ok::<_, Infallible>(
                                 Response::builder()
@@ -375,11 +424,11 @@ impl ApiServer {
                     )
                     .into_owned();
                 let served = watcher.watch(conn);
-                match ticket {
-                    Some(t) => {
+                match evicted {
+                    Some(evicted) => {
                         tokio::select! {
                             _ = served => {}
-                            _ = t.evicted() => {
+                            _ = evicted => {
                                 tracing::debug!(%peer, "anonymous connection closed to make room");
                             }
                         }
@@ -405,7 +454,11 @@ impl ApiServer {
             let path = req.uri().path().to_string();
             let snap = self.registry.snapshot();
             let r = route(&path, &snap);
-            let public = matches!(r, Route::Version | Route::Health);
+            let public = matches!(
+                r,
+                Route::Version | Route::Health | Route::OidcConfig | Route::Jwks
+            );
+            let user = user.map(authn::authenticated);
             let Some(user) = user else {
                 if public {
                     return self.public(&r);
@@ -415,7 +468,7 @@ impl ApiServer {
             if public {
                 return self.public(&r);
             }
-            if !authorize(&user) {
+            if !authorize(&user) && !basic_user(&r, req.method()) {
                 return error_response(&ApiError::forbidden(format!(
                     "User \"{}\" cannot {} path \"{}\"",
                     user.name,
@@ -473,6 +526,12 @@ impl ApiServer {
     fn public(&self, r: &Route) -> Response<Body> {
         match r {
             Route::Version => json_response(StatusCode::OK, &version_info()),
+            Route::OidcConfig => json_response(StatusCode::OK, &self.authn.openid_configuration()),
+            Route::Jwks => json_response_ct(
+                StatusCode::OK,
+                &self.authn.signer.jwks(),
+                "application/jwk-set+json",
+            ),
             _ => text_response(StatusCode::OK, "ok"),
         }
     }
@@ -578,7 +637,7 @@ impl ApiServer {
                 }
                 handlers::resource(self, &ctx, req, res, namespace, name, sub).await
             }
-            Route::Version | Route::Health => Ok(self.public(&r)),
+            Route::Version | Route::Health | Route::OidcConfig | Route::Jwks => Ok(self.public(&r)),
             Route::DebugTraces => debug_traces::serve(self, &ctx),
             Route::Metrics => {
                 get_only(&ctx)?;

@@ -27,6 +27,9 @@ pub enum UpError {
     /// Certificates.
     #[error("certificates: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    /// The service-account signing key.
+    #[error("authentication: {0}")]
+    Authn(#[from] crate::apiserver::authn::serviceaccount::TokenError),
     /// The object store.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -204,6 +207,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         registry: crate::apiserver::registry::Registry::builtin(),
         admission: crate::apiserver::admission::Chain::standard(),
         metrics: Default::default(),
+        authn: crate::apiserver::authn::Authenticator::new(&pki.service_account_key)?,
     });
     let mut tasks = Vec::new();
     let tls = pki.apiserver_tls()?;

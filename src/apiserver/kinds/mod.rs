@@ -8,6 +8,7 @@
 
 pub mod apiextensions;
 pub mod apps;
+pub mod authentication;
 pub mod autoscaling;
 pub mod batch;
 pub mod coordination;
@@ -555,6 +556,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(policy::kinds());
     out.extend(scheduling::kinds());
     out.extend(apiextensions::kinds());
+    out.extend(authentication::kinds());
     out
 }
 

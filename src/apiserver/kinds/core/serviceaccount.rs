@@ -15,7 +15,14 @@ impl ServiceAccounts {
     pub fn new() -> Self {
         ServiceAccounts {
             def: ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts")
-                .short_names(&["sa"]),
+                .short_names(&["sa"])
+                .foreign_subresource(
+                    "token",
+                    "authentication.k8s.io",
+                    "v1",
+                    "TokenRequest",
+                    &["create"],
+                ),
         }
     }
 }
