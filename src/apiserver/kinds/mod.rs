@@ -13,6 +13,7 @@ pub mod coordination;
 pub mod core;
 pub mod events;
 pub mod policy;
+pub mod rbac;
 pub mod scheduling;
 pub mod typed;
 
@@ -545,6 +546,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(autoscaling::kinds());
     out.extend(policy::kinds());
     out.extend(scheduling::kinds());
+    out.extend(rbac::kinds());
     out
 }
 
