@@ -15,6 +15,7 @@ pub mod coordination;
 pub mod core;
 pub mod events;
 pub mod policy;
+pub mod rbac;
 pub mod scheduling;
 pub mod typed;
 
@@ -557,6 +558,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(scheduling::kinds());
     out.extend(apiextensions::kinds());
     out.extend(authentication::kinds());
+    out.extend(rbac::kinds());
     out
 }
 
