@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod apply;
 pub mod authn;
+pub mod authz;
 pub mod crd;
 pub mod debug_traces;
 pub mod defaults;
@@ -85,6 +86,8 @@ pub struct ApiServer {
     pub metrics: metrics::Metrics,
     /// Client-certificate and service-account-token authentication.
     pub authn: authn::Authenticator,
+    /// Who may do what (RBAC, and rkind's own components).
+    pub authz: authz::Authorizer,
 }
 
 /// One parsed request, as the handlers see it.
@@ -285,28 +288,6 @@ pub fn version_info() -> Value {
     })
 }
 
-/// Decides whether `user` may do anything. rkind's cluster has four kinds of callers:
-/// admins (system:masters / kubeadm:cluster-admins), its nodes (`system:node:<name>` in
-/// system:nodes), its scheduler and its controller-manager (each its own user, as
-/// upstream's, ready for per-identity rules).
-fn authorize(user: &UserInfo) -> bool {
-    let group = |g: &str| user.groups.iter().any(|x| x == g);
-    group("system:masters")
-        || group("kubeadm:cluster-admins")
-        || (group("system:nodes") && user.name.starts_with("system:node:"))
-        || user.name == "system:kube-scheduler"
-        || user.name == "system:kube-controller-manager"
-}
-
-/// What upstream's `system:basic-user` role grants every authenticated user that the
-/// interim authoriser above does not: asking who one is (`kubectl auth whoami`).
-fn basic_user(r: &Route, method: &Method) -> bool {
-    matches!(r, Route::Resource { res, name: None, .. }
-        if *method == Method::POST
-            && res.def().group == "authentication.k8s.io"
-            && res.def().plural == "selfsubjectreviews")
-}
-
 impl ApiServer {
     /// Accepts TLS connections on `listener` until shutdown, serving each with hyper's
     /// auto (h2 / HTTP/1.1 with upgrades) connection builder. Connections without an
@@ -468,13 +449,17 @@ impl ApiServer {
             if public {
                 return self.public(&r);
             }
-            if !authorize(&user) && !basic_user(&r, req.method()) {
-                return error_response(&ApiError::forbidden(format!(
-                    "User \"{}\" cannot {} path \"{}\"",
-                    user.name,
-                    req.method().as_str().to_lowercase(),
-                    path
-                )));
+            let user = match authz::impersonation::apply(&self.authz, user, req.headers()) {
+                Ok(u) => u,
+                Err(e) => return error_response(&e),
+            };
+            let watch = req.uri().query().is_some_and(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .any(|(k, v)| k == "watch" && (v == "true" || v == "1"))
+            });
+            let attrs = authz::Attributes::of_request(&r, req.method(), &path, watch);
+            if !self.authz.authorize(&user, &attrs).allowed() {
+                return error_response(&ApiError::forbidden(attrs.forbidden_message(&user)));
             }
             let multi: Vec<(String, String)> = req
                 .uri()

@@ -208,6 +208,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         admission: crate::apiserver::admission::Chain::standard(),
         metrics: Default::default(),
         authn: crate::apiserver::authn::Authenticator::new(&pki.service_account_key)?,
+        authz: crate::apiserver::authz::Authorizer::new(store.clone()),
     });
     let mut tasks = Vec::new();
     let tls = pki.apiserver_tls()?;

@@ -46,6 +46,17 @@ pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), C
         let path = "/apis/scheduling.k8s.io/v1/priorityclasses";
         create(client, path, &pc, &format!("priorityclass {name}")).await?;
     }
+    // The bootstrap RBAC policy (upstream's rbac/bootstrap-roles post-start hook).
+    for (path, obj) in crate::apiserver::authz::bootstrap::policy() {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        create(
+            client,
+            path,
+            &obj,
+            &format!("{} {name}", obj["kind"].as_str().unwrap_or("")),
+        )
+        .await?;
+    }
     Ok(())
 }
 

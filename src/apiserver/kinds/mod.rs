@@ -9,6 +9,7 @@
 pub mod apiextensions;
 pub mod apps;
 pub mod authentication;
+pub mod authorization;
 pub mod autoscaling;
 pub mod batch;
 pub mod coordination;
@@ -558,6 +559,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(scheduling::kinds());
     out.extend(apiextensions::kinds());
     out.extend(authentication::kinds());
+    out.extend(authorization::kinds());
     out.extend(rbac::kinds());
     out
 }

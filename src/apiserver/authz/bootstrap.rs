@@ -1,0 +1,361 @@
+//! The bootstrap RBAC policy, by upstream's names (`plugin/pkg/auth/authorizer/rbac/
+//! bootstrappolicy`): the user-facing roles cluster-admin, admin, edit and view, and the
+//! roles every authenticated user holds (system:basic-user, system:discovery,
+//! system:public-info-viewer, system:service-account-issuer-discovery) with their
+//! bindings. Created at start where missing (the controller-manager's bootstrap step
+//! posts them over HTTPS).
+//!
+//! admin, edit and view carry their rules directly: upstream aggregates them from the
+//! `system:aggregate-to-*` roles, which needs the ClusterRole aggregation controller rkind
+//! does not run yet.
+
+use serde_json::{Value, json};
+
+/// The API path ClusterRoles are created at.
+pub const CLUSTER_ROLES_PATH: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+/// The API path ClusterRoleBindings are created at.
+pub const CLUSTER_ROLE_BINDINGS_PATH: &str =
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+
+fn rule(verbs: &[&str], group: &str, resources: &[&str]) -> Value {
+    json!({"verbs": verbs, "apiGroups": [group], "resources": resources})
+}
+
+fn role(name: &str, rules: Vec<Value>, labels: Value) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        },
+        "rules": rules,
+    })
+}
+
+fn binding(name: &str, role: &str, subjects: Value) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    })
+}
+
+fn group(name: &str) -> Value {
+    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name})
+}
+
+/// What view grants: reading workloads and their configuration, not Secrets.
+fn view_rules() -> Vec<Value> {
+    vec![
+        rule(
+            READ,
+            "",
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
+        ),
+        rule(
+            READ,
+            "",
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
+        ),
+        rule(READ, "", &["namespaces"]),
+        rule(READ, "discovery.k8s.io", &["endpointslices"]),
+        rule(
+            READ,
+            "apps",
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
+        ),
+        rule(
+            READ,
+            "autoscaling",
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+        ),
+        rule(
+            READ,
+            "batch",
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        ),
+        rule(
+            READ,
+            "policy",
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        ),
+    ]
+}
+
+/// What edit adds to view: writing workloads and their configuration, reading Secrets.
+fn edit_rules() -> Vec<Value> {
+    let mut r = view_rules();
+    r.extend([
+        rule(&["impersonate"], "", &["serviceaccounts"]),
+        rule(
+            WRITE,
+            "",
+            &[
+                "pods",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+            ],
+        ),
+        rule(&["create"], "", &["pods/eviction"]),
+        rule(
+            WRITE,
+            "",
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
+        ),
+        rule(&["create"], "", &["serviceaccounts/token"]),
+        rule(
+            READ,
+            "",
+            &[
+                "secrets",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+                "services/proxy",
+            ],
+        ),
+        rule(
+            WRITE,
+            "apps",
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
+        ),
+        rule(WRITE, "autoscaling", &["horizontalpodautoscalers"]),
+        rule(WRITE, "batch", &["cronjobs", "jobs"]),
+        rule(WRITE, "policy", &["poddisruptionbudgets"]),
+        rule(WRITE, "discovery.k8s.io", &["endpointslices"]),
+    ]);
+    r
+}
+
+/// What admin adds to edit: roles and bindings in the namespace, local access reviews.
+fn admin_rules() -> Vec<Value> {
+    let mut r = edit_rules();
+    r.extend([
+        rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["localsubjectaccessreviews"],
+        ),
+        rule(
+            &[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ],
+            "rbac.authorization.k8s.io",
+            &["rolebindings", "roles"],
+        ),
+    ]);
+    r
+}
+
+/// The bootstrap objects, each with the path it is created at.
+pub fn policy() -> Vec<(&'static str, Value)> {
+    let aggregate = |to: &str| json!({"kubernetes.io/bootstrapping": "rbac-defaults", format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
+    let defaults = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let roles = vec![
+        role(
+            "cluster-admin",
+            vec![
+                json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}),
+                json!({"verbs": ["*"], "nonResourceURLs": ["*"]}),
+            ],
+            defaults.clone(),
+        ),
+        role("admin", admin_rules(), aggregate("admin")),
+        role("edit", edit_rules(), aggregate("edit")),
+        role("view", view_rules(), aggregate("view")),
+        role(
+            "system:basic-user",
+            vec![
+                rule(
+                    &["create"],
+                    "authorization.k8s.io",
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                ),
+                rule(
+                    &["create"],
+                    "authentication.k8s.io",
+                    &["selfsubjectreviews"],
+                ),
+            ],
+            defaults.clone(),
+        ),
+        role(
+            "system:discovery",
+            vec![json!({"verbs": ["get"], "nonResourceURLs": [
+                "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
+                "/openapi/*", "/readyz", "/version", "/version/"]})],
+            defaults.clone(),
+        ),
+        role(
+            "system:public-info-viewer",
+            vec![json!({"verbs": ["get"], "nonResourceURLs": [
+                "/healthz", "/livez", "/readyz", "/version", "/version/"]})],
+            defaults.clone(),
+        ),
+        role(
+            "system:service-account-issuer-discovery",
+            vec![json!({"verbs": ["get"], "nonResourceURLs": [
+                "/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                "/openid/v1/jwks", "/openid/v1/jwks/"]})],
+            defaults.clone(),
+        ),
+    ];
+    let bindings = vec![
+        binding(
+            "cluster-admin",
+            "cluster-admin",
+            json!([group("system:masters")]),
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            json!([group("system:authenticated")]),
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            json!([group("system:authenticated")]),
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            json!([
+                group("system:authenticated"),
+                group("system:unauthenticated")
+            ]),
+        ),
+        binding(
+            "system:service-account-issuer-discovery",
+            "system:service-account-issuer-discovery",
+            json!([group("system:serviceaccounts")]),
+        ),
+    ];
+    roles
+        .into_iter()
+        .map(|r| (CLUSTER_ROLES_PATH, r))
+        .chain(
+            bindings
+                .into_iter()
+                .map(|b| (CLUSTER_ROLE_BINDINGS_PATH, b)),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::authz::Attributes;
+    use crate::apiserver::authz::rbac::rule_allows;
+
+    fn allows(rules: &[Value], verb: &str, group: &str, resource: &str) -> bool {
+        let a = Attributes {
+            verb: verb.into(),
+            resource_request: true,
+            api_group: group.into(),
+            resource: resource.into(),
+            namespace: "default".into(),
+            ..Attributes::default()
+        };
+        rules.iter().any(|r| rule_allows(r, &a))
+    }
+
+    #[test]
+    fn view_edit_admin_grant_what_upstreams_do() {
+        let (view, edit, admin) = (view_rules(), edit_rules(), admin_rules());
+        assert!(allows(&view, "list", "", "pods"));
+        assert!(!allows(&view, "get", "", "secrets"));
+        assert!(!allows(&view, "delete", "", "pods"));
+        assert!(allows(&edit, "get", "", "secrets"));
+        assert!(allows(&edit, "create", "apps", "deployments"));
+        assert!(!allows(
+            &edit,
+            "create",
+            "rbac.authorization.k8s.io",
+            "roles"
+        ));
+        assert!(allows(
+            &admin,
+            "create",
+            "rbac.authorization.k8s.io",
+            "rolebindings"
+        ));
+        assert!(!allows(&admin, "create", "", "namespaces"));
+    }
+}
