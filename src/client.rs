@@ -79,6 +79,11 @@ impl ApiClient {
         }
     }
 
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let mut slot = self.conn.lock().await;
         if let Some(s) = slot.as_ref()

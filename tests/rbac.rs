@@ -53,3 +53,72 @@ fn a_role_binding_grants_its_rules_and_nothing_more() {
     );
     assert!(!rules.contains("configmaps"), "{rules}");
 }
+
+/// A kubelet's identity reads only what its pods use (Node authorizer) and writes only
+/// its own objects (NodeRestriction), with upstream's reasons in the Forbidden messages.
+#[test]
+fn a_kubelet_reads_only_what_its_pods_use() {
+    let c = Cluster::start("rbac-node");
+    let node = c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let as_node = format!("--as=system:node:{node}");
+    let as_other = "--as=system:node:elsewhere";
+    let nodes = "--as-group=system:nodes";
+    let user = format!("User \"system:node:{node}\"");
+    let err = c.fails(&["get", "secrets", &as_node, nodes]);
+    assert!(
+        err.contains(&format!("secrets is forbidden: {user} cannot list resource \"secrets\" in API group \"\" in the namespace \"default\": No Object name found")),
+        "{err}"
+    );
+    c.ok(&["create", "secret", "generic", "s", "--from-literal=k=v"]);
+    let err = c.fails(&["get", "secret", "s", &as_node, nodes]);
+    assert!(
+        err.contains(&format!("secrets \"s\" is forbidden: {user} cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node '{node}' and this object")),
+        "{err}"
+    );
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "uses-s"},
+        "spec": {"automountServiceAccountToken": false,
+                 "volumes": [{"name": "s", "secret": {"secretName": "s"}}],
+                 "containers": [{"name": "c", "image": "rkind/host", "command": ["sleep", "600"],
+                                 "volumeMounts": [{"name": "s", "mountPath": "/s"}]}]}
+    });
+    c.ok_stdin(&["apply", "-f", "-"], &pod.to_string());
+    c.eventually(60, "pod uses-s to be scheduled", || {
+        !c.ok(&["get", "pod", "uses-s", "-o", "jsonpath={.spec.nodeName}"])
+            .is_empty()
+    });
+    c.ok(&["get", "secret", "s", &as_node, nodes]);
+    // The real kubelet mounted it with that same identity.
+    c.eventually(60, "pod uses-s to run", || {
+        c.ok(&["get", "pod", "uses-s", "-o", "jsonpath={.status.phase}"]) == "Running"
+    });
+    // Other kubelets may not touch this node's objects.
+    let err = c.fails(&["get", "secret", "s", as_other, nodes]);
+    assert!(
+        err.contains("no relationship found between node 'elsewhere'"),
+        "{err}"
+    );
+    let err = c.fails(&["label", "node", &node, "x=y", as_other, nodes]);
+    assert!(
+        err.contains(&format!("nodes \"{node}\" is forbidden: node \"elsewhere\" is not allowed to modify node \"{node}\"")),
+        "{err}"
+    );
+    let err = c.fails(&["delete", "pod", "uses-s", "--wait=false", as_other, nodes]);
+    assert!(
+        err.contains("pods \"uses-s\" is forbidden: node \"elsewhere\" can only delete pods with spec.nodeName set to itself"),
+        "{err}"
+    );
+    let err = c.fails(&["run", "p", "--image=rkind/host", &as_node, nodes]);
+    assert!(
+        err.contains(&format!("node \"{node}\" can only create mirror pods")),
+        "{err}"
+    );
+    assert_eq!(
+        can_i(&c, &["list", "secrets", &as_node, nodes]),
+        "no - No Object name found"
+    );
+    assert_eq!(
+        can_i(&c, &["create", "pods/eviction", &as_node, nodes]),
+        "yes"
+    );
+}

@@ -151,6 +151,13 @@ async fn subresource(
         ("token", &Method::POST) if allows("create") => {
             let body = read_body(req).await?;
             let obj = decode_body(ctx, &body)?;
+            admission::noderestriction::check_token_request(
+                srv,
+                &ctx.user,
+                ns.unwrap_or(""),
+                name,
+                &obj,
+            )?;
             let reply = super::kinds::authentication::tokenrequest::create(
                 srv,
                 ns.unwrap_or(""),
@@ -988,6 +995,10 @@ async fn create_object(
         user: &ctx.user,
         dry_run: dry_run(ctx),
     };
+    // Upstream's NamespaceLifecycle is the first admission plugin.
+    if res.def().namespaced {
+        namespace_check(srv, ns.unwrap_or("default"), res.def(), &name)?;
+    }
     let mut view = res.to_view(&obj);
     srv.admission.mutate(srv, &req, &mut view).await?;
     obj = res.to_storage(view);
@@ -1007,9 +1018,6 @@ async fn create_object(
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid(res.def(), &name, &causes));
-    }
-    if res.def().namespaced {
-        namespace_check(srv, ns.unwrap_or("default"), res.def(), &name)?;
     }
     srv.admission
         .validate(srv, &req, &res.to_view(&obj))

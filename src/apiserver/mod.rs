@@ -458,8 +458,12 @@ impl ApiServer {
                     .any(|(k, v)| k == "watch" && (v == "true" || v == "1"))
             });
             let attrs = authz::Attributes::of_request(&r, req.method(), &path, watch);
-            if !self.authz.authorize(&user, &attrs).allowed() {
-                return error_response(&ApiError::forbidden(attrs.forbidden_message(&user)));
+            if let authz::Decision::Deny(reason) = self.authz.authorize(&user, &attrs) {
+                let mut message = attrs.forbidden_message(&user);
+                if !reason.is_empty() {
+                    message = format!("{message}: {reason}");
+                }
+                return error_response(&ApiError::forbidden(message));
             }
             let multi: Vec<(String, String)> = req
                 .uri()

@@ -180,6 +180,15 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     owner_only(&opts.data_dir.join("store"));
     step("Store (sled)", t, ());
 
+    // The runtime is opened first: its isolation level decides what pods get by default.
+    let runtime_opened = Instant::now();
+    let runtime =
+        crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
+    // The kubeconfig holds the admin key: no pod may read it.
+    runtime.hide_from_pods([crate::kubeconfig::target_path(opts.kubeconfig.as_deref())]);
+    let runtime_open_time = runtime_opened.elapsed();
+    let shared_root = runtime.isolation().level == crate::runtime::linux::Level::Unprivileged;
+
     let t = Instant::now();
     let port = opts
         .api_port
@@ -205,7 +214,11 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         kubelet_tls: Some(pki.client_tls(&pki.apiserver_kubelet_client)?),
         trace: trace.clone(),
         registry: crate::apiserver::registry::Registry::builtin(),
-        admission: crate::apiserver::admission::Chain::standard(),
+        admission: crate::apiserver::admission::Chain::standard(
+            crate::apiserver::admission::serviceaccount::ServiceAccount {
+                automount_by_default: !shared_root,
+            },
+        ),
         metrics: Default::default(),
         authn: crate::apiserver::authn::Authenticator::new(&pki.service_account_key)?,
         authz: crate::apiserver::authz::Authorizer::new(store.clone()),
@@ -227,11 +240,9 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     crate::controller::bootstrap::ensure(&controller_manager, api_addr.port()).await?;
     step(&format!("API server on https://{api_addr}"), t, ());
 
-    let t = Instant::now();
-    let runtime =
-        crate::runtime::Runtime::open(&opts.data_dir.join("runtime")).map_err(UpError::Runtime)?;
-    // The kubeconfig holds the admin key: no pod may read it.
-    runtime.hide_from_pods([crate::kubeconfig::target_path(opts.kubeconfig.as_deref())]);
+    let t = Instant::now()
+        .checked_sub(runtime_open_time)
+        .unwrap_or_else(Instant::now);
     let cri_socket = opts.data_dir.join("cri.sock");
     {
         let listener = crate::runtime::service::bind(&cri_socket).map_err(UpError::CriSocket)?;

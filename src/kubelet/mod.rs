@@ -10,11 +10,14 @@ pub mod logs;
 pub mod node;
 pub mod pods;
 pub mod server;
+pub mod service_env;
 pub mod streaming;
+pub mod tokens;
+pub mod volumes;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ApiClient;
@@ -79,7 +82,19 @@ pub async fn start(
     let name = cfg.node_name.clone();
     let s = shutdown.clone();
     tokio::spawn(async move { node::heartbeat(a, name, runtime_conditions, s).await });
+    // Every Service, for the containers' service-link variables (upstream's kubelet keeps
+    // the same informer).
+    let services: Informer<Service> = Informer::new(
+        kube_client::Api::all(kube.clone()),
+        crate::controller::watch_config(),
+        "services",
+        vec![],
+    );
+    let service_cache = services.cache();
+    tokio::spawn(services.run(shutdown.clone()));
     let env = pods::PodEnv {
+        tokens: Arc::new(tokens::TokenManager::default()),
+        services: service_cache.clone(),
         api: api.clone(),
         runtime,
         images: crate::runtime::cri::image_service_client::ImageServiceClient::new(channel),
@@ -98,6 +113,7 @@ pub async fn start(
     tokio::spawn(informer.run(shutdown.clone()));
     tokio::spawn(pod_source(feed, manager, shutdown));
     crate::controller::synced(&cache, "kubelet", "pods").await?;
+    crate::controller::synced(&service_cache, "kubelet", "services").await?;
     Ok(())
 }
 

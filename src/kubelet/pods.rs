@@ -4,7 +4,7 @@
 //! accurate pod status written back through the API server.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +13,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use k8s_openapi::api::core::v1::Service;
+
+use super::volumes::{self, downward_value};
 use crate::apiserver::defaults::now_rfc3339;
 use crate::client::ApiClient;
 use crate::controller::events::record_event;
+use crate::controller::informer::Cache;
 use crate::runtime::cri;
 use cri::image_service_client::ImageServiceClient;
 use cri::runtime_service_client::RuntimeServiceClient;
@@ -37,6 +41,10 @@ pub struct PodEnv {
     pub node: String,
     /// Where pod directories (volumes, logs) live.
     pub pods_dir: PathBuf,
+    /// The service-account tokens of this node's pods.
+    pub tokens: Arc<super::tokens::TokenManager>,
+    /// Every Service (their variables go into containers' environments).
+    pub services: Cache<Service>,
 }
 
 /// Connects to the runtime's CRI socket (the kubelet is only ever a gRPC client).
@@ -94,6 +102,8 @@ struct Worker {
     tracks: HashMap<String, ContainerTrack>,
     volumes_ready: bool,
     mounts: HashMap<String, PathBuf>,
+    /// When the projected volumes' tokens are due for renewal.
+    tokens_due: Option<Instant>,
     last_status: Value,
     start_time: String,
     terminating: bool,
@@ -137,6 +147,7 @@ impl PodManager {
             tracks: HashMap::new(),
             volumes_ready: false,
             mounts: HashMap::new(),
+            tokens_due: None,
             last_status: Value::Null,
             start_time: pod["status"]["startTime"]
                 .as_str()
@@ -239,14 +250,24 @@ impl Worker {
         if self.sandbox_id.is_none() {
             self.run_sandbox().await?;
         }
+        let base = self.volumes_dir();
         if !self.volumes_ready {
-            match self.prepare_volumes().await {
-                Ok(()) => self.volumes_ready = true,
+            match volumes::prepare(&self.env, &self.pod, &base).await {
+                Ok(prepared) => {
+                    self.mounts = prepared.mounts;
+                    self.tokens_due = prepared.refresh_at;
+                    self.volumes_ready = true;
+                }
                 Err(msg) => {
                     self.event("Warning", "FailedMount", &msg).await;
                     self.write_status().await;
                     return Ok(());
                 }
+            }
+        } else if self.tokens_due.is_some_and(|at| Instant::now() >= at) {
+            match volumes::refresh_projected(&self.env, &self.pod, &base).await {
+                Ok(next) => self.tokens_due = next,
+                Err(msg) => self.event("Warning", "FailedMount", &msg).await,
             }
         }
         self.refresh_containers().await;
@@ -724,158 +745,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Writes configMap/secret/downwardAPI files and creates emptyDirs.
-    async fn prepare_volumes(&mut self) -> Result<(), String> {
-        let (ns, _, uid) = pod_key(&self.pod);
-        let base = self.env.pods_dir.join(&uid).join("volumes");
-        let vols: Vec<Value> = self.spec()["volumes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for v in vols {
-            let vname = v["name"].as_str().unwrap_or("").to_string();
-            let dir = base.join(&vname);
-            if let Some(hp) = v["hostPath"]["path"].as_str() {
-                let ty = v["hostPath"]["type"].as_str().unwrap_or("");
-                let p = PathBuf::from(hp);
-                if ty == "DirectoryOrCreate" {
-                    let _ = std::fs::create_dir_all(&p);
-                }
-                if !p.exists()
-                    && !ty.is_empty()
-                    && ty != "DirectoryOrCreate"
-                    && ty != "FileOrCreate"
-                {
-                    return Err(format!(
-                        "MountVolume.SetUp failed for volume \"{vname}\" : hostPath type check failed: {hp} does not exist"
-                    ));
-                }
-                self.mounts.insert(vname, p);
-                continue;
-            }
-            std::fs::create_dir_all(&dir).map_err(|e| format!("volume {vname}: {e}"))?;
-            if v["emptyDir"].is_object() {
-                if v["emptyDir"]["medium"] == "Memory" {
-                    let size = v["emptyDir"]["sizeLimit"].as_str().and_then(parse_bytes);
-                    mount_tmpfs(&dir, size).map_err(|e| {
-                        format!("MountVolume.SetUp failed for volume \"{vname}\" : {e}")
-                    })?;
-                }
-                self.mounts.insert(vname, dir);
-                continue;
-            }
-            let (kind, src_name, items, mode) = if v["configMap"].is_object() {
-                (
-                    "configmaps",
-                    v["configMap"]["name"].as_str().unwrap_or(""),
-                    &v["configMap"]["items"],
-                    v["configMap"]["defaultMode"].as_u64(),
-                )
-            } else if v["secret"].is_object() {
-                (
-                    "secrets",
-                    v["secret"]["secretName"].as_str().unwrap_or(""),
-                    &v["secret"]["items"],
-                    v["secret"]["defaultMode"].as_u64(),
-                )
-            } else if v["downwardAPI"].is_object() {
-                for item in v["downwardAPI"]["items"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    let path = item["path"].as_str().unwrap_or("");
-                    let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or("");
-                    let value = downward_value(&self.pod, field);
-                    write_volume_file(&dir, path, value.as_bytes(), 0o644)?;
-                }
-                self.mounts.insert(vname, dir);
-                continue;
-            } else {
-                self.mounts.insert(vname, dir);
-                continue;
-            };
-            let optional = v[if kind == "configmaps" {
-                "configMap"
-            } else {
-                "secret"
-            }]["optional"]
-                .as_bool()
-                .unwrap_or(false);
-            let obj = match self
-                .env
-                .api
-                .get(&format!("/api/v1/namespaces/{ns}/{kind}/{src_name}"))
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.code() == 404 && optional => {
-                    self.mounts.insert(vname, dir);
-                    continue;
-                }
-                Err(e) if e.code() == 404 => {
-                    let singular = if kind == "configmaps" {
-                        "configmap"
-                    } else {
-                        "secret"
-                    };
-                    return Err(format!(
-                        "MountVolume.SetUp failed for volume \"{vname}\" : {singular} \"{src_name}\" not found"
-                    ));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "MountVolume.SetUp failed for volume \"{vname}\" : {e}"
-                    ));
-                }
-            };
-            let mut data: Vec<(String, Vec<u8>)> = Vec::new();
-            if let Some(m) = obj["data"].as_object() {
-                for (k, val) in m {
-                    let s = val.as_str().unwrap_or("");
-                    let bytes = if kind == "secrets" {
-                        use base64::Engine;
-                        base64::engine::general_purpose::STANDARD
-                            .decode(s)
-                            .unwrap_or_default()
-                    } else {
-                        s.as_bytes().to_vec()
-                    };
-                    data.push((k.clone(), bytes));
-                }
-            }
-            if let Some(m) = obj["binaryData"].as_object() {
-                for (k, val) in m {
-                    use base64::Engine;
-                    data.push((
-                        k.clone(),
-                        base64::engine::general_purpose::STANDARD
-                            .decode(val.as_str().unwrap_or(""))
-                            .unwrap_or_default(),
-                    ));
-                }
-            }
-            let mode = mode.unwrap_or(0o644) as u32;
-            match items.as_array() {
-                Some(items) if !items.is_empty() => {
-                    for it in items {
-                        let key = it["key"].as_str().unwrap_or("");
-                        let path = it["path"].as_str().unwrap_or(key);
-                        let m = it["mode"].as_u64().map(|m| m as u32).unwrap_or(mode);
-                        if let Some((_, b)) = data.iter().find(|(k, _)| k == key) {
-                            write_volume_file(&dir, path, b, m)?;
-                        }
-                    }
-                }
-                _ => {
-                    for (k, b) in &data {
-                        write_volume_file(&dir, k, b, mode)?;
-                    }
-                }
-            }
-            self.mounts.insert(vname, dir);
-        }
-        Ok(())
+    /// `<pods_dir>/<uid>/volumes`.
+    fn volumes_dir(&self) -> PathBuf {
+        let (_, _, uid) = pod_key(&self.pod);
+        self.env.pods_dir.join(uid).join("volumes")
     }
 
     /// The containers of `sandbox`, as the runtime lists them.
@@ -1042,7 +915,14 @@ impl Worker {
                 });
             }
         }
-        let envs = container_env(&self.env.api, &self.pod, c).await;
+        let services = self.env.services.list();
+        let service_vars = super::service_env::service_env(
+            services.iter().map(|s| s.as_ref()),
+            &ns,
+            self.spec()["enableServiceLinks"].as_bool().unwrap_or(true),
+            self.env.api.addr(),
+        );
+        let envs = container_env(&self.env.api, &self.pod, c, service_vars).await;
         let sc = &c["securityContext"];
         let psc = &self.spec()["securityContext"];
         let run_as = sc["runAsUser"]
@@ -1553,7 +1433,8 @@ impl Worker {
             self.sandbox_id = None;
         }
         let (ns, name, uid) = pod_key(&self.pod);
-        unmount_volumes(&self.env.pods_dir.join(&uid).join("volumes"));
+        volumes::unmount_volumes(&self.env.pods_dir.join(&uid).join("volumes"));
+        self.env.tokens.forget(&uid);
         let _ = std::fs::remove_dir_all(self.env.pods_dir.join(&uid));
         let opts = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
         match self
@@ -1565,49 +1446,6 @@ impl Worker {
             Ok(_) => Ok(()),
             Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
             Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-/// Whether `dir` is a mount point (an emptyDir already backed by memory after a restart).
-fn is_mount_point(dir: &Path) -> bool {
-    let want = dir.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(4) == Some(want.as_str()))
-}
-
-/// Backs an emptyDir with memory (`medium: Memory`), `size` bytes at most, as the kubelet
-/// does with tmpfs.
-fn mount_tmpfs(dir: &Path, size: Option<i64>) -> Result<(), String> {
-    if is_mount_point(dir) {
-        return Ok(());
-    }
-    let mut opts = String::from("mode=0777");
-    if let Some(n) = size.filter(|n| *n > 0) {
-        opts.push_str(&format!(",size={n}"));
-    }
-    nix::mount::mount(
-        Some("tmpfs"),
-        dir,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some(opts.as_str()),
-    )
-    .map_err(|e| format!("mounting tmpfs on {}: {e}", dir.display()))
-}
-
-/// Unmounts the memory-backed volumes under a pod's volume directory (before it is
-/// removed: no mount outlives its pod).
-fn unmount_volumes(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if is_mount_point(&p) {
-            let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
@@ -1631,83 +1469,16 @@ fn ns_to_rfc3339(ns: i64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn downward_value(pod: &Value, field: &str) -> String {
-    match field {
-        "metadata.name" => pod["metadata"]["name"].as_str().unwrap_or("").into(),
-        "metadata.namespace" => pod["metadata"]["namespace"].as_str().unwrap_or("").into(),
-        "metadata.uid" => pod["metadata"]["uid"].as_str().unwrap_or("").into(),
-        "spec.nodeName" => pod["spec"]["nodeName"].as_str().unwrap_or("").into(),
-        "spec.serviceAccountName" => pod["spec"]["serviceAccountName"]
-            .as_str()
-            .unwrap_or("")
-            .into(),
-        "status.hostIP" | "status.podIP" => "127.0.0.1".into(),
-        "metadata.labels" | "metadata.annotations" => {
-            let key = if field == "metadata.labels" {
-                "labels"
-            } else {
-                "annotations"
-            };
-            let mut lines: Vec<String> = pod["metadata"][key]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            format!("{k}={}", serde_json::to_string(v).unwrap_or_default())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            lines.sort();
-            lines.join("\n")
-        }
-        f => {
-            if let Some(rest) = f
-                .strip_prefix("metadata.labels['")
-                .and_then(|r| r.strip_suffix("']"))
-            {
-                return pod["metadata"]["labels"][rest]
-                    .as_str()
-                    .unwrap_or("")
-                    .into();
-            }
-            if let Some(rest) = f
-                .strip_prefix("metadata.annotations['")
-                .and_then(|r| r.strip_suffix("']"))
-            {
-                return pod["metadata"]["annotations"][rest]
-                    .as_str()
-                    .unwrap_or("")
-                    .into();
-            }
-            String::new()
-        }
-    }
-}
-
-fn write_volume_file(
-    dir: &std::path::Path,
-    rel: &str,
-    data: &[u8],
-    mode: u32,
-) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
-        return Err(format!("invalid volume item path {rel:?}"));
-    }
-    let p = dir.join(rel);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))?;
-    let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o777));
-    Ok(())
-}
-
 /// Environment of a container: `env` (values, fieldRefs, configMap/secret keys) and `envFrom`.
-async fn container_env(api: &ApiClient, pod: &Value, c: &Value) -> Vec<cri::KeyValue> {
+/// The Services' variables (`services`) come first; the container's own win over them.
+async fn container_env(
+    api: &ApiClient,
+    pod: &Value,
+    c: &Value,
+    services: Vec<cri::KeyValue>,
+) -> Vec<cri::KeyValue> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-    let mut out: Vec<cri::KeyValue> = Vec::new();
+    let mut out: Vec<cri::KeyValue> = services;
     let push = |k: String, v: String, out: &mut Vec<cri::KeyValue>| {
         out.retain(|kv| kv.key != k);
         out.push(cri::KeyValue { key: k, value: v });
@@ -1852,7 +1623,7 @@ fn parse_cpu_millis(s: &str) -> Option<i64> {
     s.parse::<f64>().ok().map(|c| (c * 1000.0) as i64)
 }
 
-fn parse_bytes(s: &str) -> Option<i64> {
+pub(super) fn parse_bytes(s: &str) -> Option<i64> {
     let units = [
         ("Ki", 1i64 << 10),
         ("Mi", 1 << 20),

@@ -9,10 +9,12 @@
 
 pub mod default_tolerations;
 pub mod limitranger;
+pub mod noderestriction;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod resourcequota;
+pub mod serviceaccount;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -110,11 +112,13 @@ impl Chain {
         Chain { plugins }
     }
 
-    /// The plugins an rkind cluster runs, in upstream's order (LimitRanger before
+    /// The plugins an rkind cluster runs, in upstream's order (LimitRanger, then ServiceAccount, before
     /// ResourceQuota, so quota charges what the defaults gave a pod).
-    pub fn standard() -> Self {
+    pub fn standard(service_accounts: serviceaccount::ServiceAccount) -> Self {
         Chain::new(vec![
             Box::new(limitranger::LimitRanger),
+            Box::new(service_accounts),
+            Box::new(noderestriction::NodeRestriction),
             Box::new(default_tolerations::DefaultTolerationSeconds),
             Box::new(priority::Priority),
             Box::new(resourcequota::ResourceQuota::new()),

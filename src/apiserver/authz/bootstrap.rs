@@ -2,7 +2,7 @@
 //! bootstrappolicy`): the user-facing roles cluster-admin, admin, edit and view, and the
 //! roles every authenticated user holds (system:basic-user, system:discovery,
 //! system:public-info-viewer, system:service-account-issuer-discovery) with their
-//! bindings. Created at start where missing (the controller-manager's bootstrap step
+//! bindings, and the scheduler's system:kube-scheduler. Created at start where missing (the controller-manager's bootstrap step
 //! posts them over HTTPS).
 //!
 //! admin, edit and view carry their rules directly: upstream aggregates them from the
@@ -224,6 +224,49 @@ fn admin_rules() -> Vec<Value> {
     r
 }
 
+/// What the scheduler reads and writes (upstream's `system:kube-scheduler`, plus its
+/// `system:volume-scheduler` reads).
+fn scheduler_rules() -> Vec<Value> {
+    vec![
+        rule(&["create", "patch", "update"], "", &["events"]),
+        rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
+        rule(&["create"], "coordination.k8s.io", &["leases"]),
+        rule(&["get", "update"], "coordination.k8s.io", &["leases"]),
+        rule(READ, "", &["nodes", "namespaces"]),
+        rule(&["delete", "get", "list", "watch"], "", &["pods"]),
+        rule(&["create"], "", &["bindings", "pods/binding"]),
+        rule(&["patch", "update"], "", &["pods/status"]),
+        rule(
+            READ,
+            "",
+            &[
+                "replicationcontrollers",
+                "services",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ],
+        ),
+        rule(READ, "apps", &["replicasets", "statefulsets"]),
+        rule(READ, "policy", &["poddisruptionbudgets"]),
+        rule(
+            READ,
+            "storage.k8s.io",
+            &[
+                "storageclasses",
+                "csinodes",
+                "csidrivers",
+                "csistoragecapacities",
+            ],
+        ),
+        rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+        rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["subjectaccessreviews"],
+        ),
+    ]
+}
+
 /// The bootstrap objects, each with the path it is created at.
 pub fn policy() -> Vec<(&'static str, Value)> {
     let aggregate = |to: &str| json!({"kubernetes.io/bootstrapping": "rbac-defaults", format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
@@ -276,8 +319,15 @@ pub fn policy() -> Vec<(&'static str, Value)> {
                 "/openid/v1/jwks", "/openid/v1/jwks/"]})],
             defaults.clone(),
         ),
+        role("system:kube-scheduler", scheduler_rules(), defaults.clone()),
     ];
     let bindings = vec![
+        binding(
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                    "name": "system:kube-scheduler"}]),
+        ),
         binding(
             "cluster-admin",
             "cluster-admin",

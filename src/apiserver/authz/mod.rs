@@ -1,15 +1,17 @@
 //! Authorisation: what a request asks to do (upstream's `RequestInfo` and authorizer
 //! `Attributes`), and who may do it.
 //!
-//! The decision is made in two steps, as upstream's authorizer union:
-//! 1. rkind's privileged identities: `system:masters` (upstream's privileged group,
-//!    always allowed) and, for now, the cluster's own components (kubelets, scheduler,
-//!    controller-manager), which have no least-privilege roles yet;
-//! 2. RBAC ([`rbac`]) over the Roles, ClusterRoles and their bindings in the store, with
-//!    the bootstrap policy ([`bootstrap`]) written at start.
+//! The decision is made in three steps, as upstream's authorizer union:
+//! 1. the privileged identities: `system:masters` (upstream's privileged group, always
+//!    allowed) and, for now, the controller manager, which has no least-privilege roles
+//!    yet;
+//! 2. the Node authoriser ([`node`]) for kubelets;
+//! 3. RBAC ([`rbac`]) over the Roles, ClusterRoles and their bindings in the store, with
+//!    the bootstrap policy ([`bootstrap`]) written at start (the scheduler's role too).
 
 pub mod bootstrap;
 pub mod impersonation;
+pub mod node;
 pub mod rbac;
 
 use std::sync::Arc;
@@ -125,8 +127,9 @@ impl Attributes {
 pub enum Decision {
     /// Allowed, with the reason (which binding allowed it).
     Allow(String),
-    /// Not allowed by anything.
-    Deny,
+    /// Not allowed by anything, with why (upstream adds it to the Forbidden message; ""
+    /// when nothing had an opinion).
+    Deny(String),
 }
 
 impl Decision {
@@ -138,12 +141,14 @@ impl Decision {
 
 /// The API server's authoriser.
 pub struct Authorizer {
+    node: node::NodeAuthorizer,
     rbac: rbac::Rbac,
 }
 
-/// Identities rkind's own components use, allowed everything until they get
-/// least-privilege roles of their own (upstream's `system:node`, `system:kube-scheduler`,
-/// `system:kube-controller-manager` with per-controller service accounts).
+/// Identities allowed everything: `system:masters`, and for now the controller manager,
+/// until it gets least-privilege roles of its own (upstream's
+/// `system:kube-controller-manager` with per-controller service accounts). Kubelets
+/// have theirs ([`node`]), the scheduler its `system:kube-scheduler` ClusterRole.
 fn privileged(user: &UserInfo) -> Option<&'static str> {
     let group = |g: &str| user.groups.iter().any(|x| x == g);
     if group("system:masters") {
@@ -152,10 +157,7 @@ fn privileged(user: &UserInfo) -> Option<&'static str> {
     if group("kubeadm:cluster-admins") {
         return Some("the cluster-admins group");
     }
-    if (group("system:nodes") && user.name.starts_with("system:node:"))
-        || user.name == "system:kube-scheduler"
-        || user.name == "system:kube-controller-manager"
-    {
+    if user.name == "system:kube-controller-manager" {
         return Some("a cluster component");
     }
     None
@@ -165,6 +167,7 @@ impl Authorizer {
     /// An authoriser reading RBAC objects from `store`.
     pub fn new(store: Arc<Store>) -> Self {
         Authorizer {
+            node: node::NodeAuthorizer::new(store.clone()),
             rbac: rbac::Rbac::new(store),
         }
     }
@@ -174,7 +177,16 @@ impl Authorizer {
         if let Some(why) = privileged(user) {
             return Decision::Allow(why.into());
         }
-        let d = self.rbac.authorize(user, attrs);
+        // Node, then RBAC, as upstream's `--authorization-mode=Node,RBAC`.
+        let node_reason = match self.node.authorize(user, attrs) {
+            Some(d @ Decision::Allow(_)) => return d,
+            Some(Decision::Deny(reason)) => reason,
+            None => String::new(),
+        };
+        let d = match self.rbac.authorize(user, attrs) {
+            Decision::Deny(_) => Decision::Deny(node_reason),
+            allowed => allowed,
+        };
         if !d.allowed() {
             tracing::debug!(user = %user.name, verb = %attrs.verb, group = %attrs.api_group,
                 resource = %attrs.resource, sub = %attrs.subresource,

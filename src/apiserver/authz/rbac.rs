@@ -164,7 +164,7 @@ impl Rbac {
         });
         match allowed {
             Some(why) => Decision::Allow(why),
-            None => Decision::Deny,
+            None => Decision::Deny(String::new()),
         }
     }
 

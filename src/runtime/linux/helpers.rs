@@ -380,6 +380,49 @@ fn ensure_target(source: &Path, target: &Path) -> Result<(), String> {
     }
 }
 
+/// The host path of `path` inside the container root `root`, with every symlink on the
+/// way resolved as the container would see it (an absolute target starts again at
+/// `root`, `..` never climbs above it), as runc's securejoin does: a mount at
+/// `/var/run/secrets/...` where the image has `/var/run -> /run` lands on the root's
+/// `/run`, never on the host's.
+fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    // The components still to walk, last first.
+    let mut todo: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut inside = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            inside.pop();
+            continue;
+        }
+        let candidate = inside.join(&part);
+        match std::fs::read_link(root.join(&candidate)) {
+            Ok(target) if links < 40 => {
+                links += 1;
+                if target.is_absolute() {
+                    inside = PathBuf::new();
+                }
+                todo.extend(target.components().rev().filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                }));
+            }
+            _ => inside = candidate,
+        }
+    }
+    root.join(inside)
+}
+
 /// Builds the container's root filesystem under `root` and switches into it.
 fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
     let root = spec.state_dir.join("rootfs");
@@ -422,7 +465,7 @@ fn setup_root(spec: &ContainerSpec) -> Result<(), String> {
             destination,
             read_only,
         } = m;
-        let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
+        let target = resolve_in_root(&root, destination);
         ensure_target(source, &target)?;
         bind(
             source,
@@ -696,7 +739,7 @@ fn unprivileged_root(spec: &ContainerSpec) -> Result<(), String> {
                     destination,
                     ..
                 } = m;
-                let target = root.join(destination.strip_prefix("/").unwrap_or(destination));
+                let target = resolve_in_root(&root, destination);
                 if let Some(p) = target.parent() {
                     std::fs::create_dir_all(p)
                         .map_err(|e| format!("mkdir {}: {e}", p.display()))?;
@@ -1408,5 +1451,30 @@ fn run_netprobe(json: &str) -> i32 {
         fail(format!("Get \"http://{addr}{path}\": no HTTP response"))
     } else {
         fail(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_in_root;
+    use std::path::Path;
+
+    #[test]
+    fn mount_targets_stay_inside_the_root() {
+        let dir = std::env::temp_dir().join(format!("rkind-resolve-{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("run/up")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let at = |p: &str| resolve_in_root(&root, Path::new(p));
+        assert_eq!(at("/var/run/secrets/x"), root.join("run/secrets/x"));
+        assert_eq!(at("/run/up/etc"), root.join("etc"));
+        assert_eq!(at("/../../etc/passwd"), root.join("etc/passwd"));
+        assert_eq!(at("/data"), root.join("data"));
+        // A symlink loop ends instead of spinning.
+        assert!(at("/loop/x").starts_with(&root));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

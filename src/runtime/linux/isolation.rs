@@ -329,6 +329,12 @@ impl Isolation {
                      hostname and, for rkind/host containers, the root filesystem"
                         .into(),
                 );
+                out.push(
+                    "unprivileged: pods get no service-account token volume unless they ask \
+                     (automountServiceAccountToken: true), as rkind/host containers would \
+                     all need it at the same path of the shared root"
+                        .into(),
+                );
                 out.push(if self.chroot {
                     "unprivileged: containers with an image run chrooted in a copy of it \
                      (volumes are copied in at start: writes are not shared); rkind/host \

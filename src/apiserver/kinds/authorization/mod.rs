@@ -82,7 +82,8 @@ pub fn spec_user(spec: &Value) -> UserInfo {
 pub fn answer(srv: &ApiServer, user: &UserInfo, mut review: Value, attrs: &Attributes) -> Value {
     let status = match srv.authz.authorize(user, attrs) {
         Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
-        Decision::Deny => json!({"allowed": false}),
+        Decision::Deny(reason) if reason.is_empty() => json!({"allowed": false}),
+        Decision::Deny(reason) => json!({"allowed": false, "reason": reason}),
     };
     review["status"] = status;
     if review["metadata"].is_null() {
