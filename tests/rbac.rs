@@ -122,3 +122,104 @@ fn a_kubelet_reads_only_what_its_pods_use() {
         "yes"
     );
 }
+
+/// Escalation prevention: a user who may write roles and bindings can grant only what
+/// they hold, unless they have `escalate` or `bind` on the role.
+#[test]
+fn roles_and_bindings_grant_only_what_the_writer_holds() {
+    let c = Cluster::start("rbac-escalate");
+    let dev = "--as=dev";
+    c.ok(&[
+        "create",
+        "role",
+        "rbac-writer",
+        "--verb=create,update,get",
+        "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+    ]);
+    c.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "dev-writes",
+        "--role=rbac-writer",
+        "--user=dev",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "dev-reads",
+        "--role=pod-reader",
+        "--user=dev",
+    ]);
+    c.ok(&[
+        "create",
+        "role",
+        "mine",
+        "--verb=get",
+        "--resource=pods",
+        dev,
+    ]);
+    let err = c.fails(&[
+        "create",
+        "role",
+        "more",
+        "--verb=delete",
+        "--resource=pods",
+        dev,
+    ]);
+    assert!(
+        err.contains("roles.rbac.authorization.k8s.io \"more\" is forbidden: user \"dev\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}"),
+        "{err}"
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "b1",
+        "--role=pod-reader",
+        "--user=other",
+        dev,
+    ]);
+    let err = c.fails(&[
+        "create",
+        "rolebinding",
+        "b2",
+        "--clusterrole=edit",
+        "--user=other",
+        dev,
+    ]);
+    assert!(
+        err.contains("rolebindings.rbac.authorization.k8s.io \"b2\" is forbidden: user \"dev\"")
+            && err.contains("attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
+    // With `bind` on the ClusterRole the binding is allowed.
+    c.ok(&[
+        "create",
+        "role",
+        "may-bind-edit",
+        "--verb=bind",
+        "--resource=clusterroles.rbac.authorization.k8s.io",
+        "--resource-name=edit",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "dev-binds",
+        "--role=may-bind-edit",
+        "--user=dev",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "b2",
+        "--clusterrole=edit",
+        "--user=other",
+        dev,
+    ]);
+}

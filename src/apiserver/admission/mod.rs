@@ -13,6 +13,7 @@ pub mod noderestriction;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
+pub mod rbacescalation;
 pub mod resourcequota;
 pub mod serviceaccount;
 
@@ -119,6 +120,7 @@ impl Chain {
             Box::new(limitranger::LimitRanger),
             Box::new(service_accounts),
             Box::new(noderestriction::NodeRestriction),
+            Box::new(rbacescalation::RbacEscalation),
             Box::new(default_tolerations::DefaultTolerationSeconds),
             Box::new(priority::Priority),
             Box::new(resourcequota::ResourceQuota::new()),

@@ -10,6 +10,7 @@
 //!    the bootstrap policy ([`bootstrap`]) written at start (the scheduler's role too).
 
 pub mod bootstrap;
+pub mod escalation;
 pub mod impersonation;
 pub mod node;
 pub mod rbac;
