@@ -223,3 +223,63 @@ fn roles_and_bindings_grant_only_what_the_writer_holds() {
         dev,
     ]);
 }
+
+/// ClusterRole aggregation: a role labelled `aggregate-to-view` extends view, and through
+/// it edit and admin; removing the label takes the rules away again.
+#[test]
+fn labelled_roles_extend_view_edit_and_admin() {
+    let c = Cluster::start("rbac-aggregate");
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "lease-reader",
+        "--verb=list",
+        "--resource=leases.coordination.k8s.io",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "eve-views",
+        "--clusterrole=view",
+        "--user=eve",
+    ]);
+    assert_eq!(can_i(&c, &["list", "leases", "--as=eve"]), "no");
+    c.ok(&[
+        "label",
+        "clusterrole",
+        "lease-reader",
+        "rbac.authorization.k8s.io/aggregate-to-view=true",
+    ]);
+    for role in ["view", "edit", "admin"] {
+        c.eventually(20, &format!("{role} to hold the lease rule"), || {
+            c.ok(&[
+                "get",
+                "clusterrole",
+                role,
+                "-o",
+                "jsonpath={.rules[*].resources}",
+            ])
+            .contains("leases")
+        });
+    }
+    assert_eq!(can_i(&c, &["list", "leases", "--as=eve"]), "yes");
+    // view keeps what it had.
+    assert_eq!(can_i(&c, &["list", "pods", "--as=eve"]), "yes");
+    c.ok(&[
+        "label",
+        "clusterrole",
+        "lease-reader",
+        "rbac.authorization.k8s.io/aggregate-to-view-",
+    ]);
+    c.eventually(20, "view to lose the lease rule", || {
+        !c.ok(&[
+            "get",
+            "clusterrole",
+            "view",
+            "-o",
+            "jsonpath={.rules[*].resources}",
+        ])
+        .contains("leases")
+    });
+    assert_eq!(can_i(&c, &["list", "leases", "--as=eve"]), "no");
+}

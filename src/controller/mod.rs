@@ -16,6 +16,7 @@
 pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -297,6 +298,7 @@ pub async fn start_controller_manager(
     );
     tasks.extend(lifecycle.start());
     tasks.extend(taints.start());
+    let aggregation = clusterroleaggregation::Controller::new(client.clone(), shutdown.clone());
     let quota = resourcequota::Controller::new(client, shutdown.clone());
     let (sa_tasks, sa_cache) = sa.start();
     tasks.extend(sa_tasks);
@@ -320,10 +322,13 @@ pub async fn start_controller_manager(
     tasks.extend(sts_tasks);
     let (ds_tasks, ds_cache) = ds.start();
     tasks.extend(ds_tasks);
+    let (agg_tasks, agg_cache) = aggregation.start();
+    tasks.extend(agg_tasks);
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
     synced(&sa_cache, CM, "serviceaccounts").await?;
+    synced(&agg_cache, CM, "clusterroles").await?;
     synced(&ca_cache, CM, "configmaps").await?;
     synced(&rc_cache, CM, "replicationcontrollers").await?;
     synced(&rs_cache, CM, "replicasets").await?;

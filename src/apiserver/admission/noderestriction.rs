@@ -134,12 +134,14 @@ pub fn check_token_request(
         ApiError::forbidden(format!("serviceaccounts \"{account}\" is forbidden: {why}"))
     };
     let bound = &request["spec"]["boundObjectRef"];
-    if bound["kind"] != "Pod" {
+    let snap = srv.registry.snapshot();
+    let pods = snap.find("", "v1", "pods");
+    // The kind's name comes from the registry (kind names live in kinds/ only).
+    if pods.is_none_or(|k| bound["kind"] != k.def().kind.as_str()) {
         return Err(refused("node requested token not bound to a pod"));
     }
     let name = bound["name"].as_str().unwrap_or("");
-    let snap = srv.registry.snapshot();
-    let pod = snap.find("", "v1", "pods").and_then(|k| {
+    let pod = pods.and_then(|k| {
         srv.store
             .get(&k.def().key(Some(namespace), name))
             .ok()

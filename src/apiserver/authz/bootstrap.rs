@@ -5,9 +5,9 @@
 //! bindings, and the scheduler's system:kube-scheduler. Created at start where missing (the controller-manager's bootstrap step
 //! posts them over HTTPS).
 //!
-//! admin, edit and view carry their rules directly: upstream aggregates them from the
-//! `system:aggregate-to-*` roles, which needs the ClusterRole aggregation controller rkind
-//! does not run yet.
+//! admin, edit and view are aggregated, as upstream's, from the `system:aggregate-to-*`
+//! roles and each other (the controller manager's ClusterRole aggregation controller keeps
+//! them up to date).
 
 use serde_json::{Value, json};
 
@@ -130,10 +130,16 @@ fn view_rules() -> Vec<Value> {
     ]
 }
 
-/// What edit adds to view: writing workloads and their configuration, reading Secrets.
+/// edit: view and what system:aggregate-to-edit adds.
 fn edit_rules() -> Vec<Value> {
     let mut r = view_rules();
-    r.extend([
+    r.extend(edit_extra());
+    r
+}
+
+/// What edit adds to view: writing workloads and their configuration, reading Secrets.
+fn edit_extra() -> Vec<Value> {
+    vec![
         rule(&["impersonate"], "", &["serviceaccounts"]),
         rule(
             WRITE,
@@ -193,14 +199,19 @@ fn edit_rules() -> Vec<Value> {
         rule(WRITE, "batch", &["cronjobs", "jobs"]),
         rule(WRITE, "policy", &["poddisruptionbudgets"]),
         rule(WRITE, "discovery.k8s.io", &["endpointslices"]),
-    ]);
+    ]
+}
+
+/// admin: edit and what system:aggregate-to-admin adds.
+fn admin_rules() -> Vec<Value> {
+    let mut r = edit_rules();
+    r.extend(admin_extra());
     r
 }
 
 /// What admin adds to edit: roles and bindings in the namespace, local access reviews.
-fn admin_rules() -> Vec<Value> {
-    let mut r = edit_rules();
-    r.extend([
+fn admin_extra() -> Vec<Value> {
+    vec![
         rule(
             &["create"],
             "authorization.k8s.io",
@@ -220,7 +231,15 @@ fn admin_rules() -> Vec<Value> {
             "rbac.authorization.k8s.io",
             &["rolebindings", "roles"],
         ),
-    ]);
+    ]
+}
+
+/// A ClusterRole made of the roles labelled `aggregate-to-<to>`. Its rules are written
+/// in too (`rules`), so it grants them before the aggregation controller's first pass.
+fn aggregated(name: &str, to: &str, rules: Vec<Value>, labels: Value) -> Value {
+    let mut r = role(name, rules, labels);
+    r["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {
+        format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"}}]});
     r
 }
 
@@ -280,9 +299,18 @@ pub fn policy() -> Vec<(&'static str, Value)> {
             ],
             defaults.clone(),
         ),
-        role("admin", admin_rules(), aggregate("admin")),
-        role("edit", edit_rules(), aggregate("edit")),
-        role("view", view_rules(), aggregate("view")),
+        // As upstream: view is part of edit, edit of admin; each takes the rest from its
+        // system:aggregate-to-* role (and from any role a user labels so).
+        aggregated("admin", "admin", admin_rules(), defaults.clone()),
+        aggregated("edit", "edit", edit_rules(), aggregate("admin")),
+        aggregated("view", "view", view_rules(), aggregate("edit")),
+        role(
+            "system:aggregate-to-admin",
+            admin_extra(),
+            aggregate("admin"),
+        ),
+        role("system:aggregate-to-edit", edit_extra(), aggregate("edit")),
+        role("system:aggregate-to-view", view_rules(), aggregate("view")),
         role(
             "system:basic-user",
             vec![
