@@ -75,7 +75,8 @@ pub enum Cmd {
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Print a cluster's kubeconfig to stdout.
+    /// Print a cluster's kubeconfig to stdout (the admin's, or with --user a service
+    /// account's, holding a fresh token).
     Kubeconfig {
         /// Cluster name.
         #[arg(long, default_value = "rkind")]
@@ -83,6 +84,14 @@ pub enum Cmd {
         /// Data directory [default: $XDG_DATA_HOME/rkind/<name>].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A service account (`NAME`, `NAMESPACE/NAME` or
+        /// `system:serviceaccount:NAMESPACE:NAME`): the kubeconfig authenticates with a token
+        /// for it (TokenRequest) instead of the admin certificate.
+        #[arg(long)]
+        user: Option<String>,
+        /// The token's lifetime, in seconds (with --user).
+        #[arg(long, default_value_t = 3600)]
+        duration: i64,
     },
     /// Import an image into a cluster's local store (OCI layout dir, OCI archive or `docker save` archive).
     Load {
@@ -234,6 +243,46 @@ fn init_logging() {
         .try_init();
 }
 
+/// `bot`, `ns/bot` or `system:serviceaccount:ns:bot` → (namespace, name).
+fn service_account(user: &str) -> Result<(String, String), String> {
+    let (ns, name) = if let Some(rest) = user.strip_prefix("system:serviceaccount:") {
+        rest.split_once(':').unwrap_or(("", rest))
+    } else {
+        user.split_once('/').unwrap_or(("default", user))
+    };
+    if ns.is_empty() || name.is_empty() || name.contains(['/', ':']) {
+        return Err(format!(
+            "--user {user:?}: expected NAME, NAMESPACE/NAME or system:serviceaccount:NAMESPACE:NAME"
+        ));
+    }
+    Ok((ns.to_string(), name.to_string()))
+}
+
+/// A token for `ns/sa`, asked for over HTTPS with the admin identity (TokenRequest).
+async fn service_account_token(
+    pki: &crate::pki::ClusterPki,
+    port: u16,
+    ns: &str,
+    sa: &str,
+    seconds: i64,
+) -> Result<String, String> {
+    let tls = pki.client_tls(&pki.admin).map_err(|e| e.to_string())?;
+    let api = crate::client::ApiClient::new(([127, 0, 0, 1], port).into(), tls);
+    let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                  "spec": {"expirationSeconds": seconds}});
+    let reply = api
+        .post(
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"),
+            &body,
+        )
+        .await
+        .map_err(|e| format!("cannot get a token for {ns}/{sa}: {e}"))?;
+    reply["status"]["token"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| format!("cannot get a token for {ns}/{sa}: the answer holds none"))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -288,17 +337,34 @@ fn run(cli: Cli) -> Result<i32, String> {
             down(&name, &dir, kubeconfig.as_deref(), purge)
         }
         Cmd::Status { name, output } => status(name.as_deref(), output),
-        Cmd::Kubeconfig { name, data_dir } => {
+        Cmd::Kubeconfig {
+            name,
+            data_dir,
+            user,
+            duration,
+        } => {
             let dir = find(&name, data_dir)?;
             let st = state::ClusterState::load(&dir).map_err(|e| e.to_string())?;
             let node = cluster::node_name(&name);
             let pki = crate::pki::ClusterPki::load_or_create(&dir.join("pki"), &node)
                 .map_err(|e| e.to_string())?;
-            let doc = crate::kubeconfig::document(
-                &name,
-                &format!("https://127.0.0.1:{}", st.api_port),
-                &pki,
-            );
+            let server = format!("https://127.0.0.1:{}", st.api_port);
+            let mut doc = crate::kubeconfig::document(&name, &server, &pki);
+            if let Some(user) = user {
+                let (ns, sa) = service_account(&user)?;
+                let token = runtime()?.block_on(service_account_token(
+                    &pki,
+                    st.api_port,
+                    &ns,
+                    &sa,
+                    duration,
+                ))?;
+                let ctx = crate::kubeconfig::context_name(&name);
+                let user_name = format!("system:serviceaccount:{ns}:{sa}");
+                doc["users"] = serde_json::json!([{"name": user_name, "user": {"token": token}}]);
+                doc["contexts"] = serde_json::json!([{"name": ctx, "context":
+                    {"cluster": ctx, "user": user_name, "namespace": ns}}]);
+            }
             print!(
                 "{}",
                 serde_saphyr::to_string(&doc).map_err(|e| e.to_string())?

@@ -174,3 +174,79 @@ fn verify_with_jwk(token: &str, key: &Value) {
         .verify(input.as_bytes(), &sig)
         .expect("token verifies against the JWKS");
 }
+
+/// `rkind kubeconfig --user` prints a kubeconfig that authenticates as a service account
+/// with a fresh token: what that account's role allows works, the rest is Forbidden.
+#[test]
+fn a_service_account_kubeconfig_acts_as_the_account() {
+    let c = Cluster::start("authn-kc");
+    c.ok(&["create", "sa", "bot"]);
+    c.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "bot-reads",
+        "--role=pod-reader",
+        "--serviceaccount=default:bot",
+    ]);
+    c.ok(&["create", "configmap", "cm"]);
+    let out = c.rkind(&[
+        "kubeconfig",
+        "--name",
+        "authn-kc",
+        "--user",
+        "bot",
+        "--duration",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kc = common::write_file(
+        c.dir.path(),
+        "bot.kubeconfig",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    let flag = format!("--kubeconfig={}", kc.display());
+    let run = |args: &[&str]| {
+        let mut all = vec![flag.as_str()];
+        all.extend_from_slice(args);
+        c.kubectl_bin("kubectl", &all, None)
+    };
+    let who = run(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout),
+        "system:serviceaccount:default:bot"
+    );
+    assert!(run(&["get", "pods"]).status.success());
+    let del = run(&["delete", "configmap", "cm"]);
+    assert!(!del.status.success());
+    let err = String::from_utf8_lossy(&del.stderr);
+    assert!(
+        err.contains("configmaps \"cm\" is forbidden: User \"system:serviceaccount:default:bot\" cannot delete resource \"configmaps\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
+    let bad = c.rkind(&["kubeconfig", "--name", "authn-kc", "--user", "a/b/c"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected NAME"));
+    let missing = c.rkind(&["kubeconfig", "--name", "authn-kc", "--user", "ghost"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("serviceaccounts \"ghost\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
