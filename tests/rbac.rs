@@ -283,3 +283,52 @@ fn labelled_roles_extend_view_edit_and_admin() {
     });
     assert_eq!(can_i(&c, &["list", "leases", "--as=eve"]), "no");
 }
+
+/// The bootstrap policy is reconciled at every start: a rule removed from a bootstrap
+/// role comes back, a rule a user added stays, and `autoupdate: "false"` opts out.
+#[test]
+fn the_bootstrap_policy_is_reconciled_at_start() {
+    let mut c = Cluster::start("rbac-reconcile");
+    let rules = |c: &Cluster, role: &str| {
+        c.ok(&[
+            "get",
+            "clusterrole",
+            role,
+            "-o",
+            "jsonpath={.rules[*].resources}",
+        ])
+    };
+    assert!(rules(&c, "system:basic-user").contains("selfsubjectaccessreviews"));
+    let replace = r#"[{"op":"replace","path":"/rules","value":[{"verbs":["get"],"apiGroups":[""],"resources":["configmaps"]}]}]"#;
+    c.ok(&[
+        "patch",
+        "clusterrole",
+        "system:basic-user",
+        "--type=json",
+        "-p",
+        replace,
+    ]);
+    c.ok(&[
+        "patch",
+        "clusterrole",
+        "system:discovery",
+        "--type=json",
+        "-p",
+        replace,
+    ]);
+    c.ok(&[
+        "annotate",
+        "clusterrole",
+        "system:discovery",
+        "--overwrite",
+        "rbac.authorization.kubernetes.io/autoupdate=false",
+    ]);
+    c.stop();
+    c.boot();
+    let basic = rules(&c, "system:basic-user");
+    assert!(
+        basic.contains("selfsubjectaccessreviews") && basic.contains("configmaps"),
+        "{basic}"
+    );
+    assert_eq!(rules(&c, "system:discovery"), "[\"configmaps\"]");
+}

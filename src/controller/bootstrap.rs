@@ -46,18 +46,42 @@ pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), C
         let path = "/apis/scheduling.k8s.io/v1/priorityclasses";
         create(client, path, &pc, &format!("priorityclass {name}")).await?;
     }
-    // The bootstrap RBAC policy (upstream's rbac/bootstrap-roles post-start hook).
+    // The bootstrap RBAC policy (upstream's rbac/bootstrap-roles post-start hook),
+    // reconciled with what is stored at every start.
     for (path, obj) in crate::apiserver::authz::bootstrap::policy() {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        create(
-            client,
-            path,
-            &obj,
-            &format!("{} {name}", obj["kind"].as_str().unwrap_or("")),
-        )
-        .await?;
+        let what = format!("{} {name}", obj["kind"].as_str().unwrap_or(""));
+        create(client, path, &obj, &what).await?;
+        reconcile(client, &format!("{path}/{name}"), &obj, &what).await?;
     }
     Ok(())
+}
+
+/// Adds to the stored bootstrap object at `path` what `wanted` has and it lacks.
+async fn reconcile(
+    client: &kube_client::Client,
+    path: &str,
+    wanted: &Value,
+    what: &str,
+) -> Result<(), ControllerError> {
+    use super::api_resources::request_json;
+    let failed = |source| ControllerError::Request {
+        component: "kube-controller-manager",
+        what: format!("reconciling {what}"),
+        source,
+    };
+    let stored = request_json(client, http::Method::GET, path, None)
+        .await
+        .map_err(failed)?;
+    let Some(updated) = crate::apiserver::authz::bootstrap::reconciled(&stored, wanted) else {
+        return Ok(());
+    };
+    tracing::info!(object = what, "reconciling the bootstrap policy");
+    match request_json(client, http::Method::PUT, path, Some(&updated)).await {
+        // Changed meanwhile: the next start looks again.
+        Err(e) if code(&e) == 409 => Ok(()),
+        r => r.map(|_| ()).map_err(failed),
+    }
 }
 
 async fn create(

@@ -396,11 +396,88 @@ pub fn policy() -> Vec<(&'static str, Value)> {
         .collect()
 }
 
+/// The annotation that opts a bootstrap object out of reconciliation (`"false"`).
+pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+
+/// A stored bootstrap object brought up to date with `wanted`, as upstream's
+/// reconciliation at every start: missing rules, aggregation selectors, subjects, labels
+/// and annotations are added; nothing the cluster's users added is taken away. `None`
+/// when nothing is missing or the object opted out.
+pub fn reconciled(existing: &Value, wanted: &Value) -> Option<Value> {
+    if existing["metadata"]["annotations"][AUTOUPDATE] == "false" {
+        return None;
+    }
+    let mut out = existing.clone();
+    let mut changed = false;
+    let mut union = |field: &str, out: &mut Value| {
+        let Some(want) = wanted.pointer(field).and_then(Value::as_array) else {
+            return;
+        };
+        if out.pointer(field).is_none_or(|v| !v.is_array()) {
+            let (parent, key) = field.rsplit_once('/').unwrap_or(("", field));
+            if let Some(p) = out.pointer_mut(parent).and_then(Value::as_object_mut) {
+                p.insert(key.to_string(), json!([]));
+            }
+        }
+        if let Some(have) = out.pointer_mut(field).and_then(Value::as_array_mut) {
+            for w in want {
+                if !have.contains(w) {
+                    have.push(w.clone());
+                    changed = true;
+                }
+            }
+        }
+    };
+    // An aggregated role's rules are the aggregation controller's to write.
+    if wanted["aggregationRule"].is_object() {
+        if !out["aggregationRule"].is_object() {
+            out["aggregationRule"] = json!({"clusterRoleSelectors": []});
+        }
+        union("/aggregationRule/clusterRoleSelectors", &mut out);
+    } else {
+        union("/rules", &mut out);
+    }
+    union("/subjects", &mut out);
+    for meta in ["labels", "annotations"] {
+        for (k, v) in wanted["metadata"][meta].as_object().into_iter().flatten() {
+            if out["metadata"][meta].get(k).is_none() {
+                if !out["metadata"][meta].is_object() {
+                    out["metadata"][meta] = json!({});
+                }
+                out["metadata"][meta][k] = v.clone();
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apiserver::authz::Attributes;
     use crate::apiserver::authz::rbac::rule_allows;
+
+    #[test]
+    fn reconciliation_adds_what_is_missing_and_keeps_what_users_added() {
+        let wanted = role(
+            "r",
+            vec![rule(&["get"], "", &["pods"])],
+            json!({"kubernetes.io/bootstrapping": "rbac-defaults"}),
+        );
+        let mut stored = wanted.clone();
+        assert!(reconciled(&stored, &wanted).is_none());
+        stored["rules"] = json!([rule(&["list"], "", &["secrets"])]);
+        let fixed = reconciled(&stored, &wanted).expect("the bootstrap rule is missing");
+        assert_eq!(fixed["rules"].as_array().unwrap().len(), 2);
+        stored["metadata"]["annotations"][AUTOUPDATE] = json!("false");
+        assert!(reconciled(&stored, &wanted).is_none(), "opted out");
+        let b = binding("b", "r", json!([group("g1")]));
+        let mut sb = b.clone();
+        sb["subjects"] = json!([group("mine")]);
+        let fixed = reconciled(&sb, &b).unwrap();
+        assert_eq!(fixed["subjects"], json!([group("mine"), group("g1")]));
+    }
 
     fn allows(rules: &[Value], verb: &str, group: &str, resource: &str) -> bool {
         let a = Attributes {
