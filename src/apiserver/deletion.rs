@@ -241,6 +241,7 @@ pub(crate) async fn delete(
             old: Some(&view),
             user: &ctx.user,
             dry_run: dry_run(ctx),
+            warnings: Default::default(),
         };
         srv.admission.validate(srv, &req, &view).await?;
     }

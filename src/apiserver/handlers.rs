@@ -932,7 +932,7 @@ async fn create_object(
         ));
     }
     let name_hint = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-    let (mut obj, warnings) = admit(ctx, res, obj.take(), &name_hint)?;
+    let (mut obj, mut warnings) = admit(ctx, res, obj.take(), &name_hint)?;
     obj = res.to_storage(obj);
     let meta = obj["metadata"]
         .as_object_mut()
@@ -994,6 +994,7 @@ async fn create_object(
         old: None,
         user: &ctx.user,
         dry_run: dry_run(ctx),
+        warnings: Default::default(),
     };
     // Upstream's NamespaceLifecycle is the first admission plugin.
     if res.def().namespaced {
@@ -1022,6 +1023,7 @@ async fn create_object(
     srv.admission
         .validate(srv, &req, &res.to_view(&obj))
         .await?;
+    warnings.extend(req.take_warnings());
     if dry_run(ctx) {
         return Ok(super::negotiate::object_response(
             ctx,
@@ -1222,6 +1224,7 @@ pub(crate) async fn write_update(
             old: Some(&old_view),
             user: &ctx.user,
             dry_run: dry_run(ctx),
+            warnings: Default::default(),
         };
         let mut view = res.to_view(&merged);
         srv.admission.mutate(srv, &req, &mut view).await?;

@@ -10,6 +10,7 @@
 pub mod default_tolerations;
 pub mod limitranger;
 pub mod noderestriction;
+pub mod podsecurity;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
@@ -57,6 +58,23 @@ pub struct Request<'a> {
     pub user: &'a UserInfo,
     /// `dryRun=All`: plugins must not change anything but the object.
     pub dry_run: bool,
+    /// Warnings for the client (the response's `Warning` headers).
+    pub warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl Request<'_> {
+    /// Adds a warning for the client.
+    pub fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
+    }
+
+    /// The warnings plugins added.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The future an admission step returns.
@@ -120,6 +138,7 @@ impl Chain {
             Box::new(limitranger::LimitRanger),
             Box::new(service_accounts),
             Box::new(noderestriction::NodeRestriction),
+            Box::new(podsecurity::PodSecurity),
             Box::new(rbacescalation::RbacEscalation),
             Box::new(default_tolerations::DefaultTolerationSeconds),
             Box::new(priority::Priority),

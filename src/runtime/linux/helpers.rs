@@ -600,6 +600,10 @@ fn host_root_per_directory(root: &Path, rw: &Path) -> Result<(), String> {
             continue;
         }
         if overlay(&src.display().to_string(), &rw.join(&name), &dst).is_err() {
+            if name == "run" {
+                private_run(root)?;
+                continue;
+            }
             bind(&src, &dst, ReadOnly::BestEffort)?;
         }
     }
@@ -666,9 +670,27 @@ fn copied_root(rootfs: &Rootfs, root: &Path) -> Result<(), String> {
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 Some("mode=1777"),
-            )
+            )?;
+            private_run(root)
         }
     }
+}
+
+/// A private, empty `/run` in a root made from the host's read-only: as in an image,
+/// and with room for mount targets under it (`/var/run/secrets/...` for the
+/// service-account volume, as `/var/run` links to `/run`).
+fn private_run(root: &Path) -> Result<(), String> {
+    let run = root.join("run");
+    if !std::fs::symlink_metadata(&run).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    mnt(
+        Some("tmpfs"),
+        &run,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
 }
 
 /// Copies image layers (top-most first, as overlay takes them) into `dst`, bottom-most
