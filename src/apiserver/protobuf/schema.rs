@@ -341,10 +341,14 @@ fn special(name: &str, fields: &[Field]) -> Special {
         "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => Special::IntOrString,
         "k8s.io.apimachinery.pkg.runtime.RawExtension"
         | "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON" => Special::RawJson,
+        // Named Go slices of strings (`Verbs`, `ExtraValue`) are wrapped as one
+        // repeated `items` field; a struct with only an `items` list of messages
+        // (`DownwardAPIProjection`) is an object in JSON.
         _ if !name.ends_with("List")
             && fields.len() == 1
             && fields[0].json == "items"
-            && fields[0].card == Card::Repeated =>
+            && fields[0].card == Card::Repeated
+            && !matches!(fields[0].ty, Ty::Msg(_)) =>
         {
             Special::Array
         }

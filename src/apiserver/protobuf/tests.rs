@@ -1381,3 +1381,14 @@ fn schema_and_facts_agree() {
         4
     );
 }
+
+#[test]
+fn pods_with_the_service_account_volume_encode() {
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "rkind/host"}]}});
+    crate::apiserver::admission::serviceaccount::mount_api_access(&mut pod);
+    let bytes = encode_object(&pod).expect("encodes");
+    let back = decode_body(&bytes).expect("decodes");
+    assert_eq!(back["spec"]["volumes"], pod["spec"]["volumes"]);
+}
