@@ -51,8 +51,10 @@ pub async fn ensure(client: &kube_client::Client, api_port: u16) -> Result<(), C
     for (path, obj) in crate::apiserver::authz::bootstrap::policy() {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         let what = format!("{} {name}", obj["kind"].as_str().unwrap_or(""));
-        create(client, path, &obj, &what).await?;
-        reconcile(client, &format!("{path}/{name}"), &obj, &what).await?;
+        // Only what was there already can lack anything.
+        if create(client, path, &obj, &what).await? == Created::Existed {
+            reconcile(client, &format!("{path}/{name}"), &obj, &what).await?;
+        }
     }
     Ok(())
 }
@@ -84,15 +86,22 @@ async fn reconcile(
     }
 }
 
+/// Whether a bootstrap object was made now or was stored already.
+#[derive(Debug, PartialEq, Eq)]
+enum Created {
+    Now,
+    Existed,
+}
+
 async fn create(
     client: &kube_client::Client,
     path: &str,
     body: &Value,
     what: &str,
-) -> Result<(), ControllerError> {
+) -> Result<Created, ControllerError> {
     match post_json(client, path, body).await {
-        Ok(_) => Ok(()),
-        Err(e) if code(&e) == 409 => Ok(()),
+        Ok(_) => Ok(Created::Now),
+        Err(e) if code(&e) == 409 => Ok(Created::Existed),
         Err(source) => Err(ControllerError::Request {
             component: "kube-controller-manager",
             what: format!("creating {what}"),

@@ -71,6 +71,16 @@ impl Request<'_> {
             .push(message);
     }
 
+    /// A refusal of this object in upstream's wording: `<resource> "<name>" is
+    /// forbidden: <why>`.
+    pub fn forbidden(&self, why: impl std::fmt::Display) -> ApiError {
+        ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: {why}",
+            self.kind.def().qualified(),
+            self.name
+        ))
+    }
+
     /// The warnings plugins added.
     pub fn take_warnings(&self) -> Vec<String> {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))

@@ -6,28 +6,15 @@
 
 use serde_json::Value;
 
+use super::serviceaccount::{MIRROR_ANNOTATION, is_mirror};
 use super::{Admit, Operation, Plugin, Request};
 use crate::apiserver::ApiServer;
 use crate::apiserver::authz::node::node_of;
 use crate::apiserver::status::ApiError;
 
-/// The annotation that makes a pod a mirror pod.
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
-
 /// The `NodeRestriction` plugin.
 #[derive(Debug, Default)]
 pub struct NodeRestriction;
-
-/// upstream's wording: `<resource> "<name>" is forbidden: <why>`.
-fn forbidden(req: &Request<'_>, why: String) -> ApiError {
-    let def = req.kind.def();
-    let qualified = if def.group.is_empty() {
-        def.plural.clone()
-    } else {
-        format!("{}.{}", def.plural, def.group)
-    };
-    ApiError::forbidden(format!("{qualified} \"{}\" is forbidden: {why}", req.name))
-}
 
 fn bound_to(pod: &Value, node: &str) -> bool {
     pod["spec"]["nodeName"] == node
@@ -38,39 +25,29 @@ impl NodeRestriction {
         let old = req.old.unwrap_or(obj);
         match (req.operation, req.subresource) {
             (Operation::Create, None) => {
-                if !obj["metadata"]["annotations"][MIRROR_ANNOTATION].is_string() {
-                    return Err(forbidden(
-                        req,
-                        format!(
+                if !is_mirror(obj) {
+                    return Err(req.forbidden(format!(
                             "pod does not have \"{MIRROR_ANNOTATION}\" annotation, node \"{node}\" can only create mirror pods"
                         ),
                     ));
                 }
                 if !bound_to(obj, node) {
-                    return Err(forbidden(
-                        req,
-                        format!(
+                    return Err(req.forbidden(format!(
                             "node \"{node}\" can only create pods with spec.nodeName set to itself"
                         ),
                     ));
                 }
                 Ok(())
             }
-            (Operation::Update, Some("status")) if !bound_to(old, node) => Err(forbidden(
-                req,
-                format!(
+            (Operation::Update, Some("status")) if !bound_to(old, node) => Err(req.forbidden(format!(
                     "node \"{node}\" can only update pod status for pods with spec.nodeName set to itself"
                 ),
             )),
             (Operation::Update, Some("status")) => Ok(()),
-            (Operation::Delete, None) if !bound_to(old, node) => Err(forbidden(
-                req,
-                format!("node \"{node}\" can only delete pods with spec.nodeName set to itself"),
+            (Operation::Delete, None) if !bound_to(old, node) => Err(req.forbidden(format!("node \"{node}\" can only delete pods with spec.nodeName set to itself"),
             )),
             (Operation::Delete, None) => Ok(()),
-            (op, _) => Err(forbidden(
-                req,
-                format!(
+            (op, _) => Err(req.forbidden(format!(
                     "unexpected operation {op:?}, node \"{node}\" can only create and delete mirror pods"
                 ),
             )),
@@ -96,20 +73,15 @@ impl Plugin for NodeRestriction {
             let def = req.kind.def();
             match (def.group.as_str(), def.plural.as_str()) {
                 ("", "pods") => self.pod(req, node, obj),
-                ("", "nodes") if req.name != node => Err(forbidden(
-                    req,
-                    format!(
-                        "node \"{node}\" is not allowed to modify node \"{}\"",
-                        req.name
-                    ),
-                )),
+                ("", "nodes") if req.name != node => Err(req.forbidden(format!(
+                    "node \"{node}\" is not allowed to modify node \"{}\"",
+                    req.name
+                ))),
                 ("coordination.k8s.io", "leases")
                     if req.namespace == Some("kube-node-lease") && req.name != node =>
                 {
-                    Err(forbidden(
-                        req,
-                        "can only access node lease with the same name as the requesting node"
-                            .into(),
+                    Err(req.forbidden(
+                        "can only access node lease with the same name as the requesting node",
                     ))
                 }
                 _ => Ok(()),

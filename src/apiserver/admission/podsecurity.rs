@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::{Admit, Operation, Plugin, Request};
 use crate::apiserver::ApiServer;
-use crate::apiserver::status::ApiError;
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
 
@@ -458,19 +457,16 @@ impl Plugin for PodSecurity {
             let Ok(Some(ns)) = srv.store.get(&nskind.def().key(None, ns_name)) else {
                 return Ok(());
             };
-            let subject = format!("{} {:?}", def.plural, req.name);
             if is_pod && let Some(enforce) = level(&ns, "enforce") {
                 let enforce = enforce.map_err(|v| {
-                    ApiError::forbidden(format!(
-                        "{subject} is forbidden: invalid PodSecurity level {v:?} in label {LABEL_PREFIX}enforce"
+                    req.forbidden(format!(
+                        "invalid PodSecurity level {v:?} in label {LABEL_PREFIX}enforce"
                     ))
                 })?;
                 let v = violations(enforce, metadata, spec);
                 if !v.is_empty() {
-                    return Err(ApiError::forbidden(format!(
-                        "{} \"{}\" is forbidden: violates PodSecurity \"{}:latest\": {}",
-                        def.plural,
-                        req.name,
+                    return Err(req.forbidden(format!(
+                        "violates PodSecurity \"{}:latest\": {}",
                         enforce.name(),
                         v.join(", ")
                     )));

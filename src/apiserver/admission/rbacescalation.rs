@@ -16,14 +16,6 @@ const GROUP: &str = "rbac.authorization.k8s.io";
 #[derive(Debug, Default)]
 pub struct RbacEscalation;
 
-fn forbidden(req: &Request<'_>, why: String) -> ApiError {
-    ApiError::forbidden(format!(
-        "{}.{GROUP} \"{}\" is forbidden: {why}",
-        req.kind.def().plural,
-        req.name
-    ))
-}
-
 /// Whether the user holds `verb` (`escalate`, `bind`) on the role `name`.
 fn may(
     srv: &ApiServer,
@@ -53,7 +45,7 @@ fn confirm(srv: &ApiServer, req: &Request<'_>, ns: &str, wanted: &[Value]) -> Re
     if missing.is_empty() {
         return Ok(());
     }
-    Err(forbidden(req, escalation::message(req.user, &missing)))
+    Err(req.forbidden(escalation::message(req.user, &missing)))
 }
 
 fn rules(obj: &Value) -> Vec<Value> {
@@ -78,10 +70,7 @@ impl RbacEscalation {
                 json!({"verbs": ["*"], "nonResourceURLs": ["*"]}),
             ];
             return confirm(srv, req, ns, &all).map_err(|_| {
-                forbidden(
-                    req,
-                    "must have cluster-admin privileges to use the aggregationRule".into(),
-                )
+                req.forbidden("must have cluster-admin privileges to use the aggregationRule")
             });
         }
         confirm(srv, req, ns, &rules(obj))
@@ -103,7 +92,7 @@ impl RbacEscalation {
             .store
             .get(&key)
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .ok_or_else(|| forbidden(req, format!("{resource}.{GROUP} \"{name}\" not found")))?;
+            .ok_or_else(|| req.forbidden(format!("{resource}.{GROUP} \"{name}\" not found")))?;
         confirm(srv, req, ns, &rules(&role))
     }
 }

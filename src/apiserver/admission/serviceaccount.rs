@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use super::{Admit, Operation, Plugin, Request};
 use crate::apiserver::ApiServer;
 use crate::apiserver::defaults::generate_name;
-use crate::apiserver::status::ApiError;
 
 /// Where the token, `ca.crt` and `namespace` appear in a container.
 pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -27,7 +26,7 @@ pub const TOKEN_SECONDS: i64 = 3607;
 /// The ConfigMap every namespace gets with the cluster CA.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// The annotation that makes a pod a mirror pod.
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Lookups of the `default` account: the controller makes it right after the namespace,
 /// so a pod created in a brand-new namespace waits a moment for it, as upstream does.
 const DEFAULT_ATTEMPTS: u32 = 10;
@@ -61,7 +60,8 @@ fn applies(req: &Request<'_>) -> bool {
         && req.namespace.is_some()
 }
 
-fn is_mirror(pod: &Value) -> bool {
+/// Whether `pod` is a mirror pod (a static pod a kubelet posts).
+pub fn is_mirror(pod: &Value) -> bool {
     pod["metadata"]["annotations"][MIRROR_ANNOTATION].is_string()
 }
 
@@ -175,16 +175,13 @@ pub fn mount_api_access(pod: &mut Value) {
     }
 }
 
-/// What a mirror pod may not do (upstream refuses rather than mutates them).
-fn check_mirror(pod: &Value) -> Result<(), ApiError> {
+/// Why a mirror pod is refused, if it is (upstream refuses rather than mutates them).
+fn mirror_violation(pod: &Value) -> Option<&'static str> {
     let named = pod["spec"]["serviceAccountName"]
         .as_str()
         .is_some_and(|s| !s.is_empty() && s != "default");
     if named {
-        return Err(ApiError::forbidden(format!(
-            "pods \"{}\" is forbidden: a mirror pod may not reference service accounts",
-            pod["metadata"]["name"].as_str().unwrap_or("")
-        )));
+        return Some("a mirror pod may not reference service accounts");
     }
     let projected_token = pod["spec"]["volumes"].as_array().is_some_and(|vs| {
         vs.iter().any(|v| {
@@ -194,12 +191,9 @@ fn check_mirror(pod: &Value) -> Result<(), ApiError> {
         })
     });
     if projected_token {
-        return Err(ApiError::forbidden(format!(
-            "pods \"{}\" is forbidden: a mirror pod may not use ServiceAccountToken volume projections",
-            pod["metadata"]["name"].as_str().unwrap_or("")
-        )));
+        return Some("a mirror pod may not use ServiceAccountToken volume projections");
     }
-    Ok(())
+    None
 }
 
 impl Plugin for ServiceAccount {
@@ -218,7 +212,10 @@ impl Plugin for ServiceAccount {
                 return Ok(());
             }
             if is_mirror(obj) {
-                return check_mirror(obj);
+                return match mirror_violation(obj) {
+                    Some(why) => Err(req.forbidden(why)),
+                    None => Ok(()),
+                };
             }
             let ns = req.namespace.unwrap_or("default");
             let name = match obj["spec"]["serviceAccountName"].as_str() {
@@ -229,9 +226,7 @@ impl Plugin for ServiceAccount {
                 }
             };
             obj["spec"]["serviceAccount"] = json!(name);
-            let sa = lookup(srv, ns, &name).await.map_err(|e| {
-                ApiError::forbidden(format!("pods \"{}\" is forbidden: {e}", req.name))
-            })?;
+            let sa = lookup(srv, ns, &name).await.map_err(|e| req.forbidden(e))?;
             if automount(obj, &sa, self.automount_by_default) {
                 mount_api_access(obj);
             }
@@ -296,10 +291,10 @@ mod tests {
     fn mirror_pods_may_not_use_accounts() {
         let mut p = pod();
         p["spec"]["serviceAccountName"] = json!("bot");
-        assert!(check_mirror(&p).is_err());
+        assert!(mirror_violation(&p).is_some());
         let mut q = pod();
         q["spec"]["volumes"] = json!([api_access_volume("kube-api-access-x")]);
-        assert!(check_mirror(&q).is_err());
-        assert!(check_mirror(&pod()).is_ok());
+        assert!(mirror_violation(&q).is_some());
+        assert!(mirror_violation(&pod()).is_none());
     }
 }

@@ -32,8 +32,10 @@ pub struct NodeAuthorizer {
 }
 
 /// What a kubelet may do without a relationship (upstream's `NodeRules`, for the
-/// resources rkind serves).
-pub fn node_rules() -> Vec<Value> {
+/// resources rkind serves), built once: every kubelet request is checked against them.
+static NODE_RULES: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(node_rules);
+
+fn node_rules() -> Vec<Value> {
     let rule = |verbs: &[&str], group: &str, resources: &[&str]| json!({"verbs": verbs, "apiGroups": [group], "resources": resources});
     vec![
         rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
@@ -190,7 +192,7 @@ impl NodeAuthorizer {
     }
 
     fn by_rules(&self, a: &Attributes) -> Decision {
-        match node_rules().iter().any(|r| rule_allows(r, a)) {
+        match NODE_RULES.iter().any(|r| rule_allows(r, a)) {
             true => Decision::Allow("a kubelet's own rights (Node authorizer)".into()),
             false => Decision::Deny(String::new()),
         }
