@@ -1211,10 +1211,6 @@ pub(crate) async fn write_update(
             Some(mf) => merged["metadata"]["managedFields"] = mf,
             None => track(ctx, res, Some(&current), &mut merged, sub),
         }
-        let causes = validate_update(res, &old_view, &res.to_view(&merged), sub);
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(res.def(), name, &causes));
-        }
         let req = admission::Request {
             operation: admission::Operation::Update,
             kind: res,
@@ -1228,8 +1224,14 @@ pub(crate) async fn write_update(
         };
         let mut view = res.to_view(&merged);
         srv.admission.mutate(srv, &req, &mut view).await?;
-        srv.admission.validate(srv, &req, &view).await?;
+        // As upstream: the kind's rules see the object mutating admission produced.
         merged = res.to_storage(view);
+        let view = res.to_view(&merged);
+        let causes = validate_update(res, &old_view, &view, sub);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res.def(), name, &causes));
+        }
+        srv.admission.validate(srv, &req, &view).await?;
         if dry_run(ctx) {
             return Ok(merged);
         }

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod apply;
 pub mod authn;
 pub mod authz;
+pub mod cel;
 pub mod crd;
 pub mod debug_traces;
 pub mod defaults;

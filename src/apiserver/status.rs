@@ -37,6 +37,49 @@ impl ApiError {
         self
     }
 
+    /// An error a webhook (or another remote party) chose: its `code`, and its `reason`
+    /// when it is one of upstream's `StatusReason`s (otherwise the code's own reason), so
+    /// clients see the status the webhook sent.
+    pub fn relayed(code: u16, reason: &str, message: impl Into<String>, details: Value) -> Self {
+        const KNOWN: &[&str] = &[
+            "Unauthorized",
+            "Forbidden",
+            "NotFound",
+            "AlreadyExists",
+            "Conflict",
+            "Gone",
+            "Invalid",
+            "ServerTimeout",
+            "StoreReadError",
+            "Timeout",
+            "TooManyRequests",
+            "BadRequest",
+            "MethodNotAllowed",
+            "NotAcceptable",
+            "RequestEntityTooLarge",
+            "UnsupportedMediaType",
+            "InternalError",
+            "Expired",
+            "ServiceUnavailable",
+        ];
+        let reason = KNOWN
+            .iter()
+            .copied()
+            .find(|k| *k == reason)
+            .unwrap_or(match code {
+                400 => "BadRequest",
+                401 => "Unauthorized",
+                404 => "NotFound",
+                409 => "Conflict",
+                422 => "Invalid",
+                429 => "TooManyRequests",
+                500 => "InternalError",
+                503 => "ServiceUnavailable",
+                _ => "Forbidden",
+            });
+        Self::new(code, reason, message).with_details(details)
+    }
+
     /// 404 NotFound with a message from elsewhere (e.g. a kubelet).
     pub fn not_found_message(message: impl Into<String>) -> Self {
         Self::new(404, "NotFound", message)

@@ -9,14 +9,18 @@
 
 pub mod default_tolerations;
 pub mod limitranger;
+pub mod matching;
 pub mod noderestriction;
 pub mod podsecurity;
+pub mod policy;
 pub mod priority;
 pub mod quantity;
 pub mod quota_usage;
 pub mod rbacescalation;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod webhook;
+pub mod webhook_client;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -152,6 +156,9 @@ impl Chain {
             Box::new(rbacescalation::RbacEscalation),
             Box::new(default_tolerations::DefaultTolerationSeconds),
             Box::new(priority::Priority),
+            Box::new(webhook::MutatingAdmissionWebhook),
+            Box::new(policy::ValidatingAdmissionPolicy),
+            Box::new(webhook::ValidatingAdmissionWebhook),
             Box::new(resourcequota::ResourceQuota::new()),
         ])
     }

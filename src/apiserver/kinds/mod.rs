@@ -6,6 +6,7 @@
 //! typed round trip, status handling, default Table) is a default method here, so a kind
 //! file holds only what makes that kind different.
 
+pub mod admissionregistration;
 pub mod apiextensions;
 pub mod apps;
 pub mod authentication;
@@ -557,6 +558,7 @@ pub fn builtins() -> Vec<Kind> {
     out.extend(autoscaling::kinds());
     out.extend(policy::kinds());
     out.extend(scheduling::kinds());
+    out.extend(admissionregistration::kinds());
     out.extend(apiextensions::kinds());
     out.extend(authentication::kinds());
     out.extend(authorization::kinds());

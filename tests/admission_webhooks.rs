@@ -1,0 +1,505 @@
+//! Dynamic admission end to end with stock kubectl: a mutating and a validating webhook
+//! (an HTTPS server this test runs on 127.0.0.1, trusted through the configuration's
+//! `caBundle`) see AdmissionReviews, patch, warn and refuse; a webhook that cannot be
+//! reached fails the write or is skipped as its `failurePolicy` says, and its
+//! configuration can still be deleted; ValidatingAdmissionPolicies with bindings, params,
+//! variables and `Deny`/`Warn` actions refuse and warn with upstream's texts.
+//!
+//! Isolation levels: root only (the objects under test are ConfigMaps; no container runs).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use common::Cluster;
+use serde_json::{Value, json};
+
+/// The AdmissionReviews the webhook server received, by path.
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A webhook server on 127.0.0.1: `/mutate` labels ConfigMaps `webhook: seen` (with a
+/// warning), `/validate` refuses ConfigMaps that have a `forbidden` key.
+struct WebhookServer {
+    port: u16,
+    ca_bundle: String,
+    seen: Seen,
+}
+
+fn answer(path: &str, review: &Value) -> Value {
+    let req = &review["request"];
+    let uid = req["uid"].clone();
+    let response = match path {
+        "/mutate" => {
+            let ops = if req["object"]["metadata"]["labels"].is_object() {
+                json!([{"op": "add", "path": "/metadata/labels/webhook", "value": "seen"}])
+            } else {
+                json!([{"op": "add", "path": "/metadata/labels", "value": {"webhook": "seen"}}])
+            };
+            json!({
+                "uid": uid,
+                "allowed": true,
+                "patchType": "JSONPatch",
+                "patch": base64::engine::general_purpose::STANDARD.encode(ops.to_string()),
+                "warnings": ["labelled by the test webhook"],
+            })
+        }
+        _ if req["object"]["data"]["forbidden"].is_string() => json!({
+            "uid": uid,
+            "allowed": false,
+            "status": {"message": "ConfigMaps may not have a forbidden key"},
+        }),
+        _ => json!({"uid": uid, "allowed": true}),
+    };
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+}
+
+fn serve_one(tls: Arc<rustls::ServerConfig>, tcp: TcpStream, seen: &Seen) -> std::io::Result<()> {
+    let conn = rustls::ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let mut reader = BufReader::new(&mut stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    assert!(
+        query.starts_with("timeout="),
+        "the API server sends ?timeout: {target}"
+    );
+    let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    seen.lock()
+        .unwrap()
+        .push((path.to_string(), review.clone()));
+    let out = answer(path, &review).to_string();
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
+        out.len()
+    )?;
+    stream.flush()
+}
+
+impl WebhookServer {
+    fn start() -> WebhookServer {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("self-signed certificate");
+        let cert_pem = cert.cert.pem();
+        let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .expect("key");
+        let tls = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .expect("server config"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let (tls, s) = (tls.clone(), s.clone());
+                std::thread::spawn(move || {
+                    if let Err(e) = serve_one(tls, tcp, &s) {
+                        eprintln!("webhook server: {e}");
+                    }
+                });
+            }
+        });
+        WebhookServer {
+            port,
+            ca_bundle: base64::engine::general_purpose::STANDARD.encode(cert_pem),
+            seen,
+        }
+    }
+
+    /// The reviews `path` received about the object `name`.
+    fn reviews(&self, path: &str, name: &str) -> Vec<Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, r)| p == path && r["request"]["name"] == name)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+/// A webhook entry for ConfigMaps in namespaces labelled `webhooks: on`.
+fn hook(name: &str, url: &str, ca: &str, failure: &str, extra: Value) -> Value {
+    let mut h = json!({
+        "name": name,
+        "clientConfig": {"url": url, "caBundle": ca},
+        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                   "resources": ["configmaps"]}],
+        "namespaceSelector": {"matchLabels": {"webhooks": "on"}},
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "failurePolicy": failure,
+        "timeoutSeconds": 5,
+    });
+    if let (Some(h), Some(extra)) = (h.as_object_mut(), extra.as_object()) {
+        h.extend(extra.clone());
+    }
+    h
+}
+
+/// A ConfigMap manifest (`kubectl create -f -` reports a refusal as "Error from server
+/// (<reason>)", `kubectl create configmap` wraps it).
+fn configmap(name: &str, ns: &str, data: Value) -> String {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "namespace": ns}, "data": data})
+    .to_string()
+}
+
+fn labels(c: &Cluster, ns: &str, name: &str) -> Value {
+    let cm: Value =
+        serde_json::from_str(&c.ok(&["get", "cm", name, "-n", ns, "-o", "json"])).unwrap();
+    cm["metadata"]["labels"].clone()
+}
+
+#[test]
+fn webhooks_patch_warn_refuse_and_fail_as_configured() {
+    let c = Cluster::start("webhooks");
+    let server = WebhookServer::start();
+    let base = format!("https://127.0.0.1:{}", server.port);
+    c.ok(&["create", "namespace", "hooked"]);
+    c.ok(&["label", "namespace", "hooked", "webhooks=on"]);
+    let mutating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "label-configmaps"},
+        "webhooks": [hook("label.rkind.test", &format!("{base}/mutate"), &server.ca_bundle, "Fail", json!({}))],
+    });
+    let validating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "check-configmaps"},
+        "webhooks": [hook("check.rkind.test", &format!("{base}/validate"), &server.ca_bundle, "Fail", json!({}))],
+    });
+    let out = c.ok_stdin(&["apply", "-f", "-"], &mutating.to_string());
+    assert!(
+        out.contains(
+            "mutatingwebhookconfiguration.admissionregistration.k8s.io/label-configmaps created"
+        ),
+        "{out}"
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &validating.to_string());
+    let table = c.ok(&["get", "mutatingwebhookconfigurations"]);
+    assert!(
+        table.contains("NAME") && table.contains("WEBHOOKS") && table.contains("label-configmaps"),
+        "{table}"
+    );
+
+    // The mutating webhook labels the ConfigMap, and its warning reaches kubectl.
+    let out = c.kubectl(&[
+        "create",
+        "configmap",
+        "ok",
+        "-n",
+        "hooked",
+        "--from-literal=a=b",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: labelled by the test webhook"),
+        "{stderr}"
+    );
+    assert_eq!(labels(&c, "hooked", "ok")["webhook"], "seen");
+    let reviews = server.reviews("/mutate", "ok");
+    let r = &reviews.last().expect("the mutating webhook was called")["request"];
+    assert_eq!(r["operation"], "CREATE");
+    assert_eq!(
+        r["resource"],
+        json!({"group": "", "version": "v1", "resource": "configmaps"})
+    );
+    assert_eq!(r["kind"]["kind"], "ConfigMap");
+    assert_eq!(r["namespace"], "hooked");
+    assert_eq!(r["name"], "ok");
+    assert!(
+        r["userInfo"]["username"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{r}"
+    );
+    assert_eq!(r["object"]["data"]["a"], "b");
+    // The validating webhook saw the mutated object.
+    let v = server.reviews("/validate", "ok");
+    assert_eq!(
+        v.last().expect("validated")["request"]["object"]["metadata"]["labels"]["webhook"],
+        "seen"
+    );
+
+    // Other namespaces are not sent (namespaceSelector).
+    c.ok(&["create", "configmap", "elsewhere", "--from-literal=a=b"]);
+    assert!(server.reviews("/mutate", "elsewhere").is_empty());
+    assert!(labels(&c, "default", "elsewhere").get("webhook").is_none());
+
+    // The validating webhook refuses, in upstream's words.
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &configmap("bad", "hooked", json!({"forbidden": "x"})),
+    );
+    assert!(
+        err.contains("Error from server (Forbidden)")
+            && err.contains("configmaps \"bad\" is forbidden: admission webhook \"check.rkind.test\" denied the request: ConfigMaps may not have a forbidden key"),
+        "{err}"
+    );
+    assert!(
+        c.fails(&["get", "cm", "bad", "-n", "hooked"])
+            .contains("NotFound")
+    );
+
+    // Updates are reviewed with the old object; dry runs say so.
+    c.ok(&[
+        "label",
+        "cm",
+        "ok",
+        "-n",
+        "hooked",
+        "second=yes",
+        "--dry-run=server",
+    ]);
+    let r = server.reviews("/mutate", "ok").last().cloned().unwrap();
+    assert_eq!(r["request"]["operation"], "UPDATE");
+    assert_eq!(r["request"]["dryRun"], true);
+    assert_eq!(r["request"]["oldObject"]["metadata"]["name"], "ok");
+
+    // A webhook nobody answers: Fail refuses the write, Ignore lets it through.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("https://127.0.0.1:{}/", dead.local_addr().unwrap().port());
+    drop(dead);
+    let broken = |policy: &str, label: &str| {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": format!("broken-{}", policy.to_lowercase())},
+            "webhooks": [hook(&format!("{}.broken.rkind.test", policy.to_lowercase()), &dead_url,
+                              &server.ca_bundle, policy,
+                              json!({"objectSelector": {"matchLabels": {"broken": label}}}))],
+        })
+    };
+    c.ok_stdin(&["apply", "-f", "-"], &broken("Fail", "fail").to_string());
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &broken("Ignore", "ignore").to_string(),
+    );
+    let cm = |name: &str, label: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "hooked", "labels": {"broken": label}}})
+        .to_string()
+    };
+    let err = c.fails_stdin(&["create", "-f", "-"], &cm("to-dead", "fail"));
+    assert!(
+        err.contains("Error from server (InternalError)")
+            && err.contains("Internal error occurred: failed calling webhook \"fail.broken.rkind.test\": failed to call webhook: Post \"")
+            && err.contains("?timeout=5s\""),
+        "{err}"
+    );
+    c.ok_stdin(&["create", "-f", "-"], &cm("past-dead", "ignore"));
+    // Webhook configurations are never sent to webhooks: a broken one can be removed.
+    c.ok(&["delete", "validatingwebhookconfiguration", "broken-fail"]);
+    c.ok_stdin(&["create", "-f", "-"], &cm("to-dead", "fail"));
+
+    // Bad configurations are refused with upstream's field errors.
+    let bad = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "bad"},
+        "webhooks": [{"name": "short", "clientConfig": {"url": "http://127.0.0.1/"},
+                      "sideEffects": "Unknown", "admissionReviewVersions": ["v1"]}],
+    });
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        err.contains("is invalid") && err.contains("webhooks[0].name"),
+        "{err}"
+    );
+}
+
+fn policy_yaml() -> String {
+    json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+             "metadata": {"name": "max-keys"},
+             "spec": {
+                "failurePolicy": "Fail",
+                "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                "matchConstraints": {
+                    "resourceRules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""],
+                                       "apiVersions": ["v1"], "resources": ["configmaps"]}],
+                    "excludeResourceRules": [{"operations": ["*"], "apiGroups": [""], "apiVersions": ["v1"],
+                                              "resources": ["configmaps"], "resourceNames": ["limits"]}],
+                },
+                "variables": [{"name": "keys", "expression": "has(object.data) ? object.data.size() : 0"}],
+                "validations": [
+                    {"expression": "variables.keys <= int(params.data.max)",
+                     "messageExpression": "'at most ' + params.data.max + ' keys, got ' + string(variables.keys)"},
+                    {"expression": "!object.metadata.name.startsWith('tmp-')", "reason": "Forbidden"},
+                ],
+             }},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+             "metadata": {"name": "max-keys-policed"},
+             "spec": {"policyName": "max-keys", "validationActions": ["Deny"],
+                      "paramRef": {"name": "limits", "namespace": "policed", "parameterNotFoundAction": "Deny"},
+                      "matchResources": {"namespaceSelector": {"matchLabels": {"policy": "deny"}}}}},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+             "metadata": {"name": "max-keys-warned"},
+             "spec": {"policyName": "max-keys", "validationActions": ["Warn"],
+                      "paramRef": {"name": "limits", "namespace": "policed", "parameterNotFoundAction": "Deny"},
+                      "matchResources": {"namespaceSelector": {"matchLabels": {"policy": "warn"}}}}},
+        ],
+    })
+    .to_string()
+}
+
+#[test]
+fn validating_admission_policies_deny_and_warn() {
+    let c = Cluster::start("vap");
+    for (ns, mode) in [("policed", "deny"), ("watched", "warn")] {
+        c.ok(&["create", "namespace", ns]);
+        c.ok(&["label", "namespace", ns, &format!("policy={mode}")]);
+    }
+    c.ok_stdin(&["apply", "-f", "-"], &policy_yaml());
+    let table = c.ok(&["get", "validatingadmissionpolicies"]);
+    assert!(
+        table.contains("VALIDATIONS") && table.contains("PARAMKIND") && table.contains("max-keys"),
+        "{table}"
+    );
+    let table = c.ok(&["get", "validatingadmissionpolicybindings"]);
+    assert!(
+        table.contains("POLICYNAME") && table.contains("max-keys-policed"),
+        "{table}"
+    );
+
+    // The param object is missing: Deny says so.
+    let err = c.fails(&[
+        "create",
+        "configmap",
+        "one",
+        "-n",
+        "policed",
+        "--from-literal=a=1",
+    ]);
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'max-keys' with binding 'max-keys-policed' denied request: no params found for policy binding with `Deny` parameterNotFoundAction"),
+        "{err}"
+    );
+    // The param object itself is excluded by name.
+    c.ok(&[
+        "create",
+        "configmap",
+        "limits",
+        "-n",
+        "policed",
+        "--from-literal=max=2",
+        "--from-literal=x=1",
+        "--from-literal=y=2",
+    ]);
+    c.ok(&[
+        "create",
+        "configmap",
+        "two",
+        "-n",
+        "policed",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &configmap("three", "policed", json!({"a": "1", "b": "2", "c": "3"})),
+    );
+    assert!(
+        // kubectl's rendering of an Invalid status with a field-less cause, as upstream's
+        // documentation shows it.
+        err.contains("The configmaps \"three\" is invalid: : ValidatingAdmissionPolicy 'max-keys' with binding 'max-keys-policed' denied request: at most 2 keys, got 3"),
+        "{err}"
+    );
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &configmap("tmp-x", "policed", json!({})),
+    );
+    assert!(
+        err.contains("Error from server (Forbidden)")
+            && err.contains(
+                "denied request: failed expression: !object.metadata.name.startsWith('tmp-')"
+            ),
+        "{err}"
+    );
+    // Updates are checked too.
+    let err = c.fails(&[
+        "patch",
+        "configmap",
+        "two",
+        "-n",
+        "policed",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"c":"3"}}"#,
+    ]);
+    assert!(err.contains("at most 2 keys, got 3"), "{err}");
+
+    // Warn: the write goes through and kubectl prints the warning.
+    let out = c.kubectl(&[
+        "create",
+        "configmap",
+        "three",
+        "-n",
+        "watched",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+        "--from-literal=c=3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: Validation failed for ValidatingAdmissionPolicy 'max-keys' with binding 'max-keys-warned': at most 2 keys, got 3"),
+        "{stderr}"
+    );
+    // Namespaces no binding selects are not checked.
+    c.ok(&[
+        "create",
+        "configmap",
+        "tmp-free",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+        "--from-literal=c=3",
+    ]);
+
+    // A policy whose expression does not compile is refused with the field.
+    let bad = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                     "metadata": {"name": "bad"},
+                     "spec": {"matchConstraints": {"resourceRules": [{"operations": ["*"], "apiGroups": ["*"],
+                                                                       "apiVersions": ["*"], "resources": ["*"]}]},
+                              "validations": [{"expression": "object.("}]}});
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        err.contains("is invalid") && err.contains("spec.validations[0].expression"),
+        "{err}"
+    );
+}
