@@ -452,3 +452,101 @@ spec:
     let t1 = json(&c, &["get", "thing", "t1", "-o", "json"]);
     assert_eq!(t1["anything"], serde_json::json!([1, 2]));
 }
+
+/// A CRD whose schema carries `x-kubernetes-validations`: plain rules, a rule with a
+/// field path, and a transition rule.
+const GADGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: self.min <= self.max
+            - rule: self.max <= 10
+              fieldPath: .max
+              messageExpression: "'max must be at most 10, not ' + string(self.max)"
+            - rule: self.size == oldSelf.size
+              message: size is immutable
+              reason: FieldValueForbidden
+            properties:
+              min: {type: integer}
+              max: {type: integer}
+              size: {type: string}
+"#;
+
+fn gadget(name: &str, min: i64, max: i64, size: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {{name: {name}}}\nspec: {{min: {min}, max: {max}, size: {size}}}\n"
+    )
+}
+
+/// CEL rules of a CRD's schema refuse custom objects with upstream's field errors; a
+/// transition rule runs on updates only; a rule that does not compile refuses the CRD.
+#[test]
+fn cel_rules_validate_custom_objects() {
+    let c = Cluster::start("crd-cel");
+    c.ok_stdin(&["apply", "-f", "-"], GADGETS);
+    c.eventually(10, "gadgets served", || {
+        c.kubectl(&["get", "gadgets"]).status.success()
+    });
+    c.ok_stdin(&["create", "-f", "-"], &gadget("g1", 1, 2, "s"));
+    let err = c.fails_stdin(&["create", "-f", "-"], &gadget("g2", 13, 12, "s"));
+    assert!(
+        err.contains("The Gadget \"g2\" is invalid")
+            && err.contains("spec: Invalid value: \"object\": failed rule: self.min <= self.max")
+            && err.contains("spec.max: Invalid value: \"object\": max must be at most 10, not 12"),
+        "{err}"
+    );
+    // The transition rule: size may not change, other fields may.
+    c.ok(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"max":3}}"#,
+    ]);
+    let err = c.fails(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":"m"}}"#,
+    ]);
+    assert!(err.contains("spec: Forbidden: size is immutable"), "{err}");
+    let got = json(&c, &["get", "gadget", "g1", "-o", "json"]);
+    assert_eq!(
+        got["spec"],
+        serde_json::json!({"min": 1, "max": 3, "size": "s"})
+    );
+
+    let broken = GADGETS
+        .replace("gadgets.example.com", "gizmos.example.com")
+        .replace(
+            "{plural: gadgets, singular: gadget, kind: Gadget}",
+            "{plural: gizmos, singular: gizmo, kind: Gizmo}",
+        )
+        .replace("rule: self.min <= self.max", "rule: self.min <=");
+    let err = c.fails_stdin(&["create", "-f", "-"], &broken);
+    assert!(
+        err.contains("is invalid")
+            && err.contains("properties[spec].x-kubernetes-validations[0].rule")
+            && err.contains("compilation failed"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{columns, default, prune, schema};
+use super::{cel_rules, columns, default, prune, schema};
 use crate::apiserver::kinds::{
     GET_PATCH_UPDATE, Kind, ResourceDef, ScalePaths, SelectorForm, Strategy,
 };
@@ -216,7 +216,15 @@ impl Strategy for CustomKind {
     }
 
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        schema::validate(&self.schema, obj)
+        let mut out = schema::validate(&self.schema, obj);
+        out.extend(cel_rules::validate(&self.schema, obj, None));
+        out
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value) -> Vec<Cause> {
+        let mut out = schema::validate(&self.schema, new);
+        out.extend(cel_rules::validate(&self.schema, new, Some(old)));
+        out
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -80,6 +80,39 @@ fn walk(s: &Value, field: &str, depth: usize, out: &mut Vec<Cause>) {
             ..required(format!("{field}.items"))
         });
     }
+    for (i, rule) in s["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let f = format!("{field}.x-kubernetes-validations[{i}]");
+        let source = rule["rule"].as_str().unwrap_or("");
+        if source.trim().is_empty() {
+            out.push(required(format!("{f}.rule")));
+        } else if let Err(e) = crate::apiserver::cel::compile(source) {
+            out.push(crate::apiserver::validation::invalid(
+                format!("{f}.rule"),
+                source,
+                &e.to_string(),
+            ));
+        }
+        if let Some(r) = rule["reason"].as_str() {
+            const REASONS: &[&str] = &[
+                "FieldValueInvalid",
+                "FieldValueForbidden",
+                "FieldValueRequired",
+                "FieldValueDuplicate",
+            ];
+            if !REASONS.contains(&r) {
+                out.push(crate::apiserver::validation::not_supported(
+                    format!("{f}.reason"),
+                    r,
+                    REASONS,
+                ));
+            }
+        }
+    }
     for (k, v) in s["properties"].as_object().into_iter().flatten() {
         walk(v, &format!("{field}.properties[{k}]"), depth + 1, out);
     }
