@@ -64,6 +64,9 @@ impl ClientError {
 pub struct ApiClient {
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
+    /// A bearer token sent with every request (a service account's), for identities that
+    /// have no client certificate.
+    bearer: Option<String>,
     conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
@@ -75,8 +78,16 @@ impl ApiClient {
         ApiClient {
             addr,
             tls: Arc::new(cfg),
+            bearer: None,
             conn: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same client, also sending `token` as `Authorization: Bearer` (use it with a
+    /// TLS configuration that has no client certificate: a certificate wins, as upstream).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// The server's address.
@@ -143,6 +154,9 @@ impl ApiClient {
                 .header("user-agent", concat!("rkind/", env!("CARGO_PKG_VERSION")));
             if let Some(ct) = content_type {
                 b = b.header("content-type", ct);
+            }
+            if let Some(token) = &self.bearer {
+                b = b.header("authorization", format!("Bearer {token}"));
             }
             let req = b.body(Full::new(Bytes::from(body.clone().unwrap_or_default())))?;
             match sender.send_request(req).await {

@@ -592,9 +592,7 @@ impl ApiServer {
                     let bytes = snap
                         .derived
                         .openapi_v2_protobuf
-                        .get_or_init(|| {
-                            Bytes::from(openapi_v2::encode_document(openapi::get(snap).v2()))
-                        })
+                        .get_or_init(|| Bytes::from(openapi_v2::encode_document(openapi::v2(snap))))
                         .clone();
                     return Response::builder()
                         .status(StatusCode::OK)
@@ -602,7 +600,7 @@ impl ApiServer {
                         .body(full(bytes))
                         .map_err(|e| ApiError::internal(e.to_string()));
                 }
-                Ok(json_response(StatusCode::OK, openapi::get(snap).v2()))
+                Ok(json_response(StatusCode::OK, openapi::v2(snap)))
             }
             Route::OpenApiRoot => {
                 get_only(&ctx)?;

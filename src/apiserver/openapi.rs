@@ -15,12 +15,17 @@ use super::registry::Snapshot;
 /// single Swagger 2.0 document older kubectl (1.27, 1.28) reads from `/openapi/v2`.
 pub struct OpenApi {
     docs: BTreeMap<String, (Value, String)>,
-    v2: Value,
 }
 
-/// The documents of `snap`, built once per registry generation.
+/// The OpenAPI v3 documents of `snap`, built once per registry generation.
 pub fn get(snap: &Snapshot) -> &OpenApi {
     snap.derived.openapi.get_or_init(|| build(snap))
+}
+
+/// The Swagger 2.0 document of `snap`, built once per registry generation and only when
+/// asked for (kubectl 1.29 and later read v3; a CRD's create should not wait for v2).
+pub fn v2(snap: &Snapshot) -> &Value {
+    snap.derived.openapi_v2.get_or_init(|| build_v2(snap))
 }
 
 /// Per served kind with a schema: its definition and schema component name.
@@ -70,11 +75,6 @@ impl OpenApi {
     /// The document for `api/v1` or `apis/<g>/<v>`.
     pub fn doc(&self, path: &str) -> Option<&Value> {
         self.docs.get(path).map(|(d, _)| d)
-    }
-
-    /// The Swagger 2.0 document (JSON form) for `/openapi/v2`.
-    pub fn v2(&self) -> &Value {
-        &self.v2
     }
 }
 
@@ -129,20 +129,58 @@ fn build(snap: &Snapshot) -> OpenApi {
             }),
         );
     }
-    let v2 = build_v2(snap);
     let mut docs = BTreeMap::new();
     for (gv, paths) in by_gv {
+        // As upstream, a group version's document holds only the schemas its paths reach.
+        let schemas = reachable_schemas(&paths, &defs);
         let doc = json!({
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": crate::KUBE_GIT_VERSION},
             "paths": paths,
-            "components": {"schemas": defs},
+            "components": {"schemas": schemas},
         });
         let bytes = serde_json::to_vec(&doc).unwrap_or_default();
         let hash = format!("{:016X}", fnv1a(&bytes));
         docs.insert(gv, (doc, hash));
     }
-    OpenApi { docs, v2 }
+    OpenApi { docs }
+}
+
+/// The schemas of `defs` that `paths` refer to, directly or through other schemas.
+fn reachable_schemas(paths: &Map<String, Value>, defs: &Map<String, Value>) -> Map<String, Value> {
+    const PREFIX: &str = "#/components/schemas/";
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut pending = Vec::new();
+    for p in paths.values() {
+        refs(p, &mut pending);
+    }
+    let mut out = Map::new();
+    while let Some(r) = pending.pop() {
+        let Some(name) = r.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if out.contains_key(name) {
+            continue;
+        }
+        if let Some(schema) = defs.get(name) {
+            out.insert(name.to_string(), schema.clone());
+            refs(schema, &mut pending);
+        }
+    }
+    out
 }
 
 /// The Swagger 2.0 document: definitions from the same Rust types, and per kind an item

@@ -330,7 +330,7 @@ mod tests {
         assert!(b.windows(1).any(|w| w[0] == 0x4a));
         let reg = crate::apiserver::registry::Registry::builtin();
         let snap = reg.snapshot();
-        let full = encode_document(crate::apiserver::openapi::get(&snap).v2());
+        let full = encode_document(crate::apiserver::openapi::v2(&snap));
         assert!(full.len() > 10_000);
     }
 }

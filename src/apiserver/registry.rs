@@ -18,6 +18,8 @@ pub struct Derived {
     pub aggregated: OnceLock<(Value, Value)>,
     /// The OpenAPI documents.
     pub openapi: OnceLock<super::openapi::OpenApi>,
+    /// The Swagger 2.0 document.
+    pub openapi_v2: OnceLock<Value>,
     /// `/openapi/v2` in protobuf.
     pub openapi_v2_protobuf: OnceLock<bytes::Bytes>,
 }
