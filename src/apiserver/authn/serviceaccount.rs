@@ -43,7 +43,16 @@ pub struct Signer {
     key: EcdsaKeyPair,
     rng: SystemRandom,
     kid: String,
+    /// Claims of tokens whose signature already verified, by the token's SHA-256: the
+    /// ECDSA check is most of a bearer request's authentication cost, and a signature
+    /// that verified once with this key always will. Issuer, time window and audience
+    /// are still checked on every request, and the caller still checks the live objects,
+    /// so a deleted account's token stops working at once.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Value>>,
 }
+
+/// Verified signatures remembered before the cache starts over.
+const VERIFIED_CAPACITY: usize = 4096;
 
 impl Signer {
     /// Loads the PKCS#8 PEM key the PKI step wrote.
@@ -60,7 +69,12 @@ impl Signer {
         let kid = B64.encode(sha2::Sha256::digest(
             rcgen::PublicKeyData::subject_public_key_info(&kp),
         ));
-        Ok(Signer { key, rng, kid })
+        Ok(Signer {
+            key,
+            rng,
+            kid,
+            verified: Default::default(),
+        })
     }
 
     /// Signs `claims` as a compact JWS.
@@ -94,18 +108,36 @@ impl Signer {
         if header["alg"] != "ES256" {
             return Err(TokenError::Signature);
         }
-        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-        UnparsedPublicKey::new(
-            &signature::ECDSA_P256_SHA256_FIXED,
-            self.key.public_key().as_ref(),
-        )
-        .verify(format!("{h}.{c}").as_bytes(), &sig)
-        .map_err(|_| TokenError::Signature)?;
-        let claims: Value = B64
-            .decode(c)
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let known = self
+            .verified
+            .lock()
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
+            .and_then(|m| m.get(&digest).cloned());
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+                UnparsedPublicKey::new(
+                    &signature::ECDSA_P256_SHA256_FIXED,
+                    self.key.public_key().as_ref(),
+                )
+                .verify(format!("{h}.{c}").as_bytes(), &sig)
+                .map_err(|_| TokenError::Signature)?;
+                let claims: Value = B64
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or(TokenError::Malformed)?;
+                if let Ok(mut m) = self.verified.lock() {
+                    if m.len() >= VERIFIED_CAPACITY {
+                        m.clear();
+                    }
+                    m.insert(digest, claims.clone());
+                }
+                claims
+            }
+        };
         if claims["iss"] != ISSUER {
             return Err(TokenError::Issuer);
         }
@@ -215,5 +247,29 @@ mod tests {
         ));
         let jwks = s.jwks();
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
+    }
+
+    #[test]
+    fn remembered_signatures_still_check_the_rest() {
+        let s = signer();
+        let aud = vec![ISSUER.to_string()];
+        let t = s
+            .sign(&claims("default", "bot", "u1", &aud, 1000, 600, None, None))
+            .unwrap();
+        assert!(s.verify(&t, &aud, 1100).is_ok());
+        // Now remembered: the window and audience are still enforced.
+        assert!(s.verify(&t, &aud, 1100).is_ok());
+        assert!(matches!(s.verify(&t, &aud, 5000), Err(TokenError::Expired)));
+        assert!(matches!(
+            s.verify(&t, &["other".into()], 1100),
+            Err(TokenError::Audience)
+        ));
+        // The same claims under another signature are checked afresh.
+        let (input, _) = t.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", B64.encode([7u8; 64]));
+        assert!(matches!(
+            s.verify(&forged, &aud, 1100),
+            Err(TokenError::Signature)
+        ));
     }
 }
