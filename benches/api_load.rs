@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod common;
-use common::{pki_for, rss_kib, start, stop};
+use common::{api_addr, pki_for, rss_kib, start, stop};
 
 const CLIENTS: usize = 50;
 
@@ -36,9 +36,8 @@ fn main() {
     std::thread::sleep(Duration::from_secs(3));
     let idle = rss_kib(child.id()) as f64 / 1024.0;
     let data = dir.path().join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
     let pki = pki_for(&data);
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let addr: SocketAddr = api_addr(&data);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (classes, after_load) = rt.block_on(async {
         let admin = Arc::new(rkind::client::ApiClient::new(

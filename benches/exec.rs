@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 mod common;
-use common::{headers, median, open_exec, pki_for, rss_kib, rust_exec_true, start, stop};
+use common::{api_addr, headers, median, open_exec, pki_for, rss_kib, rust_exec_true, start, stop};
 
 const GIB: usize = 1 << 30;
 
@@ -167,10 +167,9 @@ fn main() {
     }
 
     let data = d.join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
     let pki = pki_for(&data);
     let tls = pki.client_tls(&pki.admin).expect("tls");
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let addr: SocketAddr = api_addr(&data);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
         if wanted("rust-latency") {

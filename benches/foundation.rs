@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod common;
-use common::{median, pki_for, rss_kib, start, stop, time_cmd};
+use common::{api_addr, median, pki_for, rss_kib, start, stop, time_cmd};
 
 fn main() {
     rkind::install_crypto_provider();
@@ -82,10 +82,8 @@ fn read_path() {
     );
 
     let data = dir.path().join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
-    let pki = rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane")
-        .expect("pki");
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let pki = pki_for(&data);
+    let addr: SocketAddr = api_addr(&data);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let api = Arc::new(rkind::client::ApiClient::new(addr, pki.client_tls(&pki.admin).expect("tls")));
@@ -140,8 +138,7 @@ fn pod_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (child, _) = start(dir.path());
     let data = dir.path().join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let addr: SocketAddr = api_addr(&data);
     rt.block_on(async {
         let api = Arc::new(rkind::client::ApiClient::new(addr, pki_for(&data).client_tls(&pki_for(&data).admin).expect("tls")));
         let run = |name: String| {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{median, pki_for, start, stop};
+use common::{api_addr, median, pki_for, start, stop};
 
 use rkind::apiserver::authz::{Attributes, Authorizer};
 use rkind::client::ApiClient;
@@ -40,9 +40,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (child, _) = start(dir.path());
     let data = dir.path().join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
     let pki = pki_for(&data);
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let addr: SocketAddr = api_addr(&data);
     let admin_tls = pki.client_tls(&pki.admin).expect("tls");
     let anonymous_tls = Arc::new(
         rustls::ClientConfig::builder()

@@ -16,7 +16,7 @@ use rkind::apiserver::protobuf::{decode_body, encode_object};
 use serde_json::{Value, json};
 
 mod common;
-use common::{median, pki_for, start, stop};
+use common::{api_addr, median, pki_for, start, stop};
 
 const PODS: usize = 1000;
 const ROUNDS: usize = 21;
@@ -138,9 +138,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (child, _) = start(dir.path());
     let data = dir.path().join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
     let pki = pki_for(&data);
-    let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+    let addr: SocketAddr = api_addr(&data);
     let tls = pki.client_tls(&pki.admin).expect("tls");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

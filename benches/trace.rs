@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 mod common;
-use common::{median, pki_for, rust_exec_true, start_with_env, stop};
+use common::{api_addr, median, pki_for, rust_exec_true, start_with_env, stop};
 
 fn kubectl(dir: &Path, args: &[&str]) {
     assert!(
@@ -47,14 +47,9 @@ fn cluster(
         &["wait", "--for=condition=Ready", "pod/box", "--timeout=60s"],
     );
     let data = dir.join("data");
-    let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
     let pki = pki_for(&data);
     let tls = pki.client_tls(&pki.admin).expect("tls");
-    (
-        child,
-        format!("127.0.0.1:{}", st.api_port).parse().expect("addr"),
-        tls,
-    )
+    (child, api_addr(&data), tls)
 }
 
 fn kubectl_exec_ms(dir: &Path) -> f64 {

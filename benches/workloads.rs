@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{median, pki_for, rss_kib, start, stop};
+use common::{api_addr, median, pki_for, rss_kib, start, stop};
 
 /// Replicas the Deployment is scaled to.
 const REPLICAS: i64 = 100;
@@ -41,9 +41,8 @@ fn main() {
         let (child, _) = start(dir.path());
         let pid = child.id();
         let data = dir.path().join("data");
-        let st = rkind::cluster::state::ClusterState::load(&data).expect("state");
         let pki = pki_for(&data);
-        let addr: SocketAddr = format!("127.0.0.1:{}", st.api_port).parse().expect("addr");
+        let addr: SocketAddr = api_addr(&data);
         let tls = pki.client_tls(&pki.admin).expect("tls");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {

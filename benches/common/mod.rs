@@ -118,6 +118,12 @@ pub fn time_cmd(dir: &Path, args: &[&str], n: usize) -> f64 {
     median(v)
 }
 
+/// The API server's address of the cluster whose data dir is `data`.
+pub fn api_addr(data: &Path) -> SocketAddr {
+    let st = rkind::cluster::state::ClusterState::load(data).expect("state");
+    SocketAddr::from(([127, 0, 0, 1], st.api_port))
+}
+
 pub fn pki_for(data: &Path) -> rkind::pki::ClusterPki {
     rkind::pki::ClusterPki::load_or_create(&data.join("pki"), "bench-control-plane").expect("pki")
 }
