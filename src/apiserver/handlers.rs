@@ -1236,6 +1236,27 @@ pub(crate) async fn write_update(
             return Ok(merged);
         }
         let seen = current["metadata"]["resourceVersion"].clone();
+        if emptied_while_deleting(res, &merged) {
+            // As upstream's store: an update that takes the last finalizer off an object
+            // being deleted removes it instead, so nobody sees it held by nothing.
+            let removed = srv
+                .store
+                .delete(&key, |now: &Value| -> Result<(), Fail> {
+                    if now["metadata"]["resourceVersion"] != seen {
+                        return Err(Fail::Stale);
+                    }
+                    Ok(())
+                })
+                .await;
+            match removed {
+                Ok(gone) => {
+                    srv.admission.deleted(srv, res, &res.to_view(&gone)).await;
+                    return Ok(merged);
+                }
+                Err(Fail::Stale) => continue,
+                Err(f) => return Err(f.into_api(res.def(), name)),
+            }
+        }
         let written = srv
             .store
             .update(&key, |now: Value| -> Result<Value, Fail> {
@@ -1255,6 +1276,15 @@ pub(crate) async fn write_update(
         }
     }
     Err(ApiError::conflict(res.def(), name))
+}
+
+/// Whether `obj` is being deleted and nothing holds it any more (no finalizers, and the
+/// kind does not keep it for its own reasons).
+fn emptied_while_deleting(res: &dyn Strategy, obj: &Value) -> bool {
+    let meta = &obj["metadata"];
+    meta["deletionTimestamp"].is_string()
+        && meta["finalizers"].as_array().is_none_or(|f| f.is_empty())
+        && !res.deletion_held(obj)
 }
 
 async fn patch(
