@@ -3,7 +3,9 @@
 //! `caBundle`) see AdmissionReviews, patch, warn and refuse; a webhook that cannot be
 //! reached fails the write or is skipped as its `failurePolicy` says, and its
 //! configuration can still be deleted; ValidatingAdmissionPolicies with bindings, params,
-//! variables and `Deny`/`Warn` actions refuse and warn with upstream's texts.
+//! variables and `Deny`/`Warn` actions refuse and warn with upstream's texts; mutating
+//! webhooks are reinvoked when `IfNeeded`; webhook and policy `matchConditions` and the
+//! policy's `namespaceObject` decide and check per request.
 //!
 //! Isolation levels: root only (the objects under test are ConfigMaps; no container runs).
 
@@ -21,7 +23,8 @@ use serde_json::{Value, json};
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// A webhook server on 127.0.0.1: `/mutate` labels ConfigMaps `webhook: seen` (with a
-/// warning), `/validate` refuses ConfigMaps that have a `forbidden` key.
+/// warning), `/label/<key>` labels them `<key>: yes`, `/validate` refuses ConfigMaps that
+/// have a `forbidden` key.
 struct WebhookServer {
     port: u16,
     ca_bundle: String,
@@ -31,20 +34,31 @@ struct WebhookServer {
 fn answer(path: &str, review: &Value) -> Value {
     let req = &review["request"];
     let uid = req["uid"].clone();
+    // A JSONPatch that sets label `key` to `value`.
+    let label = |key: &str, value: &str| {
+        let ops = if req["object"]["metadata"]["labels"].is_object() {
+            json!([{"op": "add", "path": format!("/metadata/labels/{key}"), "value": value}])
+        } else {
+            json!([{"op": "add", "path": "/metadata/labels", "value": {key: value}}])
+        };
+        base64::engine::general_purpose::STANDARD.encode(ops.to_string())
+    };
     let response = match path {
-        "/mutate" => {
-            let ops = if req["object"]["metadata"]["labels"].is_object() {
-                json!([{"op": "add", "path": "/metadata/labels/webhook", "value": "seen"}])
+        "/mutate" => json!({
+            "uid": uid,
+            "allowed": true,
+            "patchType": "JSONPatch",
+            "patch": label("webhook", "seen"),
+            "warnings": ["labelled by the test webhook"],
+        }),
+        // `/label/<key>`: sets label <key>=yes (and changes nothing once it is there).
+        _ if path.starts_with("/label/") => {
+            let key = &path["/label/".len()..];
+            if req["object"]["metadata"]["labels"][key] == "yes" {
+                json!({"uid": uid, "allowed": true})
             } else {
-                json!([{"op": "add", "path": "/metadata/labels", "value": {"webhook": "seen"}}])
-            };
-            json!({
-                "uid": uid,
-                "allowed": true,
-                "patchType": "JSONPatch",
-                "patch": base64::engine::general_purpose::STANDARD.encode(ops.to_string()),
-                "warnings": ["labelled by the test webhook"],
-            })
+                json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": label(key, "yes")})
+            }
         }
         _ if req["object"]["data"]["forbidden"].is_string() => json!({
             "uid": uid,
@@ -501,5 +515,192 @@ fn validating_admission_policies_deny_and_warn() {
     assert!(
         err.contains("is invalid") && err.contains("spec.validations[0].expression"),
         "{err}"
+    );
+}
+
+/// Upstream's reinvocation rule: a mutating webhook with `reinvocationPolicy: IfNeeded`
+/// that ran before a later webhook changed the object is called once more (and sees that
+/// change); one with `Never` is called once. `matchConditions` decide per request whether
+/// a webhook is called at all.
+#[test]
+fn webhooks_are_reinvoked_if_needed_and_skipped_by_match_conditions() {
+    let c = Cluster::start("reinvoke");
+    let server = WebhookServer::start();
+    let base = format!("https://127.0.0.1:{}", server.port);
+    c.ok(&["create", "namespace", "hooked"]);
+    c.ok(&["label", "namespace", "hooked", "webhooks=on"]);
+    let url = |key: &str| format!("{base}/label/{key}");
+    let skip_named = json!({"matchConditions": [
+        {"name": "not-skipped", "expression": "object.metadata.name != 'skip-me'"}]});
+    let mut again = hook(
+        "again.rkind.test",
+        &url("again"),
+        &server.ca_bundle,
+        "Fail",
+        json!({"reinvocationPolicy": "IfNeeded"}),
+    );
+    again["matchConditions"] = skip_named["matchConditions"].clone();
+    let once = hook(
+        "once.rkind.test",
+        &url("once"),
+        &server.ca_bundle,
+        "Fail",
+        json!({"reinvocationPolicy": "Never"}),
+    );
+    let last = hook(
+        "last.rkind.test",
+        &url("last"),
+        &server.ca_bundle,
+        "Fail",
+        json!({}),
+    );
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "in-order"},
+        "webhooks": [again, once, last],
+    });
+    c.ok_stdin(&["apply", "-f", "-"], &config.to_string());
+    let stored: Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "mutatingwebhookconfiguration",
+        "in-order",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        stored["webhooks"][2]["reinvocationPolicy"], "Never",
+        "the default"
+    );
+
+    c.ok(&[
+        "create",
+        "configmap",
+        "ordered",
+        "-n",
+        "hooked",
+        "--from-literal=a=b",
+    ]);
+    let got = labels(&c, "hooked", "ordered");
+    for key in ["again", "once", "last"] {
+        assert_eq!(got[key], "yes", "{got}");
+    }
+    let again_calls = server.reviews("/label/again", "ordered");
+    assert_eq!(
+        again_calls.len(),
+        2,
+        "IfNeeded: called again after later changes"
+    );
+    assert!(
+        again_calls[0]["request"]["object"]["metadata"]["labels"]["last"].is_null(),
+        "the first call comes before the later webhooks"
+    );
+    assert_eq!(
+        again_calls[1]["request"]["object"]["metadata"]["labels"]["last"], "yes",
+        "the second call sees what the later webhooks did"
+    );
+    assert_eq!(
+        server.reviews("/label/once", "ordered").len(),
+        1,
+        "Never: once"
+    );
+    assert_eq!(server.reviews("/label/last", "ordered").len(), 1);
+
+    // A match condition that is false skips the webhook; the others still run.
+    c.ok(&[
+        "create",
+        "configmap",
+        "skip-me",
+        "-n",
+        "hooked",
+        "--from-literal=a=b",
+    ]);
+    assert!(server.reviews("/label/again", "skip-me").is_empty());
+    let got = labels(&c, "hooked", "skip-me");
+    assert!(got["again"].is_null() && got["once"] == "yes", "{got}");
+
+    // A condition that does not compile is refused when the configuration is written.
+    let mut bad = hook(
+        "bad.rkind.test",
+        &url("bad"),
+        &server.ca_bundle,
+        "Fail",
+        json!({}),
+    );
+    bad["matchConditions"] = json!([{"name": "broken", "expression": "object.("}]);
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "bad"}, "webhooks": [bad]})
+        .to_string(),
+    );
+    assert!(
+        err.contains("is invalid") && err.contains("webhooks[0].matchConditions[0].expression"),
+        "{err}"
+    );
+}
+
+/// A policy's `matchConditions` narrow what it checks, and its expressions see the
+/// request's namespace as `namespaceObject`.
+#[test]
+fn policies_use_match_conditions_and_the_namespace_object() {
+    let c = Cluster::start("vap-ns");
+    c.ok(&["create", "namespace", "red"]);
+    c.ok(&["label", "namespace", "red", "team=red"]);
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": "team-matches"},
+         "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"operations": ["CREATE", "UPDATE"],
+                "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}]},
+            "matchConditions": [{"name": "checked-only",
+                                 "expression": "object.metadata.name.startsWith('checked-')"}],
+            "validations": [{
+                "expression": "has(object.data) && has(object.data.team) && object.data.team == namespaceObject.metadata.labels.team",
+                "messageExpression": "'team must be ' + namespaceObject.metadata.labels.team",
+            }],
+         }},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "team-matches"},
+         "spec": {"policyName": "team-matches", "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchExpressions": [
+                      {"key": "team", "operator": "Exists"}]}}}},
+    ]});
+    c.ok_stdin(&["apply", "-f", "-"], &objects.to_string());
+
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &configmap("checked-ok", "red", json!({"team": "red"})),
+    );
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &configmap("checked-bad", "red", json!({"team": "blue"})),
+    );
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'team-matches' with binding 'team-matches' denied request: team must be red"),
+        "{err}"
+    );
+    assert!(
+        c.fails(&["get", "cm", "checked-bad", "-n", "red"])
+            .contains("NotFound")
+    );
+    // The match condition is false: not checked.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &configmap("free", "red", json!({"team": "blue"})),
+    );
+    // A namespace without the label is not selected by the binding.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &configmap("checked-elsewhere", "default", json!({"team": "blue"})),
+    );
+    // The namespace is read at admission time: relabelling it changes the verdict.
+    c.ok(&["label", "namespace", "red", "team=blue", "--overwrite"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &configmap("checked-blue", "red", json!({"team": "blue"})),
     );
 }
