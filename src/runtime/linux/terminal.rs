@@ -52,6 +52,9 @@ pub fn open_container_pty() -> Result<ContainerPty, String> {
             master,
         ))
     };
+    // The process may read its size before the relay runs: start with the outer
+    // terminal's size (when this helper's stdin is one), not 0x0.
+    copy_window_size(0, master.as_raw_fd());
     Ok(ContainerPty { master, slave })
 }
 
