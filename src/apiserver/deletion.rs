@@ -416,6 +416,15 @@ pub(crate) async fn delete_collection(
     ))
 }
 
+/// Whether `obj` is being deleted and nothing holds it any more (no finalizers, and the
+/// kind does not keep it for its own reasons).
+pub(crate) fn emptied_while_deleting(res: &dyn Strategy, obj: &Value) -> bool {
+    let meta = &obj["metadata"];
+    meta["deletionTimestamp"].is_string()
+        && meta["finalizers"].as_array().is_none_or(|f| f.is_empty())
+        && !res.deletion_held(obj)
+}
+
 /// Removes an object whose deletion was pending once nothing holds it any more
 /// (finalizers gone; for pods, the kubelet confirmed with grace period 0).
 pub(crate) async fn finish_if_deletable(
@@ -425,13 +434,8 @@ pub(crate) async fn finish_if_deletable(
     name: &str,
     obj: &Value,
 ) {
-    let meta = &obj["metadata"];
-    if !meta["deletionTimestamp"].is_string() {
-        return;
-    }
-    let finalizers_empty = meta["finalizers"].as_array().is_none_or(|f| f.is_empty());
-    if finalizers_empty && !res.deletion_held(obj) {
-        let uid = meta["uid"].as_str().unwrap_or("").to_string();
+    if emptied_while_deleting(res, obj) {
+        let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
         let removed = srv
             .store
             .delete(&res.def().key(ns, name), |cur: &Value| {

@@ -1236,7 +1236,7 @@ pub(crate) async fn write_update(
             return Ok(merged);
         }
         let seen = current["metadata"]["resourceVersion"].clone();
-        if emptied_while_deleting(res, &merged) {
+        if deletion::emptied_while_deleting(res, &merged) {
             // As upstream's store: an update that takes the last finalizer off an object
             // being deleted removes it instead, so nobody sees it held by nothing.
             let removed = srv
@@ -1267,24 +1267,12 @@ pub(crate) async fn write_update(
             })
             .await;
         match written {
-            Ok(stored) => {
-                deletion::finish_if_deletable(srv, res, ns, name, &stored).await;
-                return Ok(stored);
-            }
+            Ok(stored) => return Ok(stored),
             Err(Fail::Stale) => continue,
             Err(f) => return Err(f.into_api(res.def(), name)),
         }
     }
     Err(ApiError::conflict(res.def(), name))
-}
-
-/// Whether `obj` is being deleted and nothing holds it any more (no finalizers, and the
-/// kind does not keep it for its own reasons).
-fn emptied_while_deleting(res: &dyn Strategy, obj: &Value) -> bool {
-    let meta = &obj["metadata"];
-    meta["deletionTimestamp"].is_string()
-        && meta["finalizers"].as_array().is_none_or(|f| f.is_empty())
-        && !res.deletion_held(obj)
 }
 
 async fn patch(
