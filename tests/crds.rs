@@ -3,8 +3,9 @@
 //! explain` (1.27 reads OpenAPI v2, 1.33 v3), the scale and status subresources, schema
 //! errors with upstream's messages, pruning and `--validate=strict`, defaulting, both
 //! versions, watch, discovery within a second of creation and deletion, a CRD's deletion
-//! removing its objects, names conflicts, cluster scope, and custom resources surviving a
-//! restart.
+//! removing its objects (waiting for their finalizers, refusing creates meanwhile), names
+//! conflicts, API approval of protected groups, cluster scope, and custom resources
+//! surviving a restart.
 //!
 //! Isolation levels: root only (no container behaviour is under test here).
 
@@ -376,6 +377,115 @@ fn widgets_end_to_end() {
     assert_eq!(list["items"], serde_json::json!([]), "{list}");
 }
 
+/// The condition of `type` on a CRD, if it has one.
+fn crd_condition(c: &Cluster, name: &str, type_: &str) -> Option<Value> {
+    let got = json(c, &["get", "crd", name, "-o", "json"]);
+    got["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["type"] == type_)
+        .cloned()
+}
+
+/// A deleted CRD stays `Terminating` while an object's finalizer holds it, refuses
+/// creates of its kind with upstream's 405, deletes its other objects as a client would,
+/// and goes once the last object is released; a finalizer of its own keeps it after that
+/// with `Terminating=False`.
+#[test]
+fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
+    let c = Cluster::start("crd-terminating");
+    let crd = std::fs::read_to_string(common::source_file("testdata/crd/crd.yaml")).unwrap();
+    c.ok_stdin(&["create", "-f", "-"], &crd);
+    c.eventually(5, "widgets served", || {
+        c.kubectl(&["get", "--raw", "/apis/example.com/v1/widgets"])
+            .status
+            .success()
+    });
+    let widget = |name: &str, finalizers: &str| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  finalizers: [{finalizers}]\nspec:\n  size: small\n"
+        )
+    };
+    c.ok_stdin(&["create", "-f", "-"], &widget("held", "example.com/hold"));
+    c.ok_stdin(&["create", "-f", "-"], &widget("free", ""));
+    c.ok(&[
+        "patch", "crd", "widgets.example.com", "--type=merge", "-p",
+        r#"{"metadata":{"finalizers":["customresourcecleanup.apiextensions.k8s.io","example.com/keep"]}}"#,
+    ]);
+    c.ok(&["delete", "crd", "widgets.example.com", "--wait=false"]);
+
+    // The free object goes; the held one is being deleted, and holds the CRD.
+    c.eventually(5, "free deleted, held marked", || {
+        let free_gone = !c.kubectl(&["get", "widget", "free"]).status.success();
+        let held = json(&c, &["get", "widget", "held", "-o", "json"]);
+        free_gone && held["metadata"]["deletionTimestamp"].is_string()
+    });
+    let terminating = crd_condition(&c, "widgets.example.com", "Terminating").expect("Terminating");
+    assert_eq!(terminating["status"], "True", "{terminating}");
+    assert_eq!(
+        terminating["reason"], "InstanceDeletionInProgress",
+        "{terminating}"
+    );
+    assert_eq!(
+        terminating["message"],
+        "CustomResource deletion is in progress"
+    );
+
+    // Creates are refused, by kubectl create and by a server-side apply that would create.
+    let err = c.fails_stdin(&["create", "-f", "-"], &widget("late", ""));
+    assert!(
+        err.contains("Error from server (MethodNotAllowed)")
+            && err.contains("create not allowed while custom resource definition is terminating"),
+        "{err}"
+    );
+    let err = c.fails_stdin(&["apply", "--server-side", "-f", "-"], &widget("late", ""));
+    assert!(
+        err.contains("create not allowed while custom resource definition is terminating"),
+        "{err}"
+    );
+    // Updates of what is left still work (the finalizer's owner must be able to act).
+    c.ok(&["label", "widget", "held", "seen=yes"]);
+
+    // Releasing the object completes the cleanup; the CRD's own finalizer keeps it.
+    c.ok(&[
+        "patch",
+        "widget",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    c.eventually(5, "Terminating=False", || {
+        crd_condition(&c, "widgets.example.com", "Terminating")
+            .is_some_and(|t| t["status"] == "False" && t["reason"] == "InstanceDeletionCompleted")
+    });
+    let after = json(&c, &["get", "crd", "widgets.example.com", "-o", "json"]);
+    assert_eq!(
+        after["metadata"]["finalizers"],
+        serde_json::json!(["example.com/keep"]),
+        "{after}"
+    );
+    assert_eq!(
+        crd_condition(&c, "widgets.example.com", "Terminating").unwrap()["message"],
+        "removed all instances"
+    );
+    assert!(!c.kubectl(&["get", "widget", "held"]).status.success());
+    c.ok(&[
+        "patch",
+        "crd",
+        "widgets.example.com",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    c.eventually(5, "the CRD gone", || {
+        !c.kubectl(&["get", "crd", "widgets.example.com"])
+            .status
+            .success()
+    });
+}
+
 /// A custom resource is stored like any object: it is there after a restart.
 #[test]
 fn custom_resources_survive_a_restart_and_names_conflict() {
@@ -428,6 +538,33 @@ spec:
         err.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"),
         "{err}"
     );
+    // The community's own groups need an API approval annotation.
+    let protected = other
+        .replace("gadgets.example.com", "gadgets.sigs.k8s.io")
+        .replace("group: example.com", "group: sigs.k8s.io");
+    let err = c.fails_stdin(&["create", "-f", "-"], &protected);
+    assert!(
+        err.contains("metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"),
+        "{err}"
+    );
+    let unapproved = protected.replace(
+        "  name: gadgets.sigs.k8s.io\n",
+        "  name: gadgets.sigs.k8s.io\n  annotations: {api-approved.kubernetes.io: \"unapproved, a test\"}\n",
+    );
+    c.ok_stdin(&["create", "-f", "-"], &unapproved);
+    c.eventually(5, "KubernetesAPIApprovalPolicyConformant=False", || {
+        let got = json(&c, &["get", "crd", "gadgets.sigs.k8s.io", "-o", "json"]);
+        got["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| {
+                x["type"] == "KubernetesAPIApprovalPolicyConformant"
+                    && x["status"] == "False"
+                    && x["reason"] == "UnapprovedAnnotation"
+                    && x["message"] == "not approved: \"unapproved, a test\""
+            })
+    });
     // Cluster scope: a non-conflicting cluster-scoped CRD.
     let things = other
         .replace("gadgets", "things")

@@ -926,6 +926,10 @@ async fn create_object(
     obj: &mut Value,
 ) -> Result<Response<Body>, ApiError> {
     check_type(res, obj)?;
+    if let Some(why) = res.creates_refused(&srv.store) {
+        return Err(ApiError::method_not_allowed(why)
+            .with_details(json!({"group": res.def().group, "kind": res.def().plural})));
+    }
     if res.def().namespaced && ns.is_none() {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource: namespaced objects are created in a namespace",

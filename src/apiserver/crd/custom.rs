@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{cel_rules, columns, default, prune, schema};
+use crate::apiserver::kinds::apiextensions::customresourcedefinition::definition;
 use crate::apiserver::kinds::{
     GET_PATCH_UPDATE, Kind, ResourceDef, ScalePaths, SelectorForm, Strategy,
 };
@@ -25,6 +26,8 @@ pub struct CustomKind {
     columns: Vec<columns::PrinterColumn>,
     scale: Option<ScalePaths>,
     deprecation: Option<String>,
+    /// The CRD's name (`widgets.example.com`): creates are refused while it is deleted.
+    crd_name: String,
 }
 
 /// The storage segment of a CRD's objects: `<group>/<plural>`, as upstream keys them.
@@ -121,6 +124,7 @@ pub fn kinds_of(crd: &Value) -> Vec<Kind> {
             columns: columns::from_version(v),
             scale,
             deprecation,
+            crd_name: crd["metadata"]["name"].as_str().unwrap_or("").to_string(),
         }));
     }
     out
@@ -237,6 +241,14 @@ impl Strategy for CustomKind {
 
     fn scale(&self) -> Option<ScalePaths> {
         self.scale.clone()
+    }
+
+    fn creates_refused(&self, store: &crate::store::Store) -> Option<String> {
+        let key = definition().key(None, &self.crd_name);
+        let crd = store.get(&key).ok().flatten()?;
+        crd["metadata"]["deletionTimestamp"]
+            .is_string()
+            .then(|| "create not allowed while custom resource definition is terminating".into())
     }
 
     fn deprecation_warning(&self) -> Option<String> {

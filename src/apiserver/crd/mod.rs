@@ -4,6 +4,7 @@
 //! each served version is a [`custom::CustomKind`] strategy whose validation, pruning,
 //! defaulting and Table come from the version's structural schema.
 
+pub mod approval;
 pub mod cel_rules;
 pub mod columns;
 pub mod custom;

@@ -11,8 +11,10 @@
 //!   ([`super::custom::kinds_of`]); a changed spec re-registers its versions; a CRD that is
 //!   gone stops being served (its objects of removed versions stay stored);
 //! - deletion: established CRDs carry the `customresourcecleanup.apiextensions.k8s.io`
-//!   finalizer; a deleted CRD goes `Terminating=True`, its objects are removed from the
-//!   store, then the finalizer, and with it the CRD.
+//!   finalizer; a deleted CRD goes `Terminating=True` (creates of its kind are refused),
+//!   its objects are deleted as a client would (their own finalizers hold them, and the
+//!   loop looks again every second while any is left), then `Terminating=False`, the
+//!   finalizer goes, and with it the CRD.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +22,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::custom;
+use super::{approval, custom};
 use crate::apiserver::ApiServer;
 use crate::apiserver::defaults;
+use crate::apiserver::deletion::{Cascade, DeleteOpts, delete_cascading};
 use crate::apiserver::kinds::apiextensions::customresourcedefinition::{
     CLEANUP_FINALIZER, definition,
 };
@@ -38,7 +41,8 @@ pub enum RegistrarError {
 
 /// What the registrar serves for one CRD: the spec it was built from and the entries.
 struct Served {
-    fingerprint: String,
+    /// Compared as a value: the same spec written back may order its keys differently.
+    spec: Value,
     entries: Vec<(String, String, String)>,
 }
 
@@ -46,6 +50,9 @@ struct Served {
 #[derive(Default)]
 pub struct Registrar {
     served: HashMap<String, Served>,
+    /// A CRD being deleted still has objects (held by their finalizers): the loop looks
+    /// again in a second, as upstream's finalizer polls.
+    waiting: bool,
 }
 
 /// Serves the stored CRDs now (so that after a restart custom objects are reachable
@@ -78,9 +85,11 @@ pub async fn start(
                         Ok(_) => {}
                         Err(_) => break,
                     }
+                    let retry = reg.waiting;
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         ok = cursor.changed() => if !ok { return },
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if retry => break,
                     }
                 }
                 rev = srv.store.list_shared(&prefix).1;
@@ -149,9 +158,45 @@ fn name_conflict(crd: &Value, taken: &HashMap<String, Vec<String>>) -> Option<(S
         .map(|(reason, n)| (reason.to_string(), format!("{n:?} is already in use")))
 }
 
+/// Deletes the objects of `crd` that are not being deleted yet, each as a client's
+/// delete with default options would; returns whether none is left.
+async fn delete_instances(srv: &Arc<ApiServer>, crd: &Value) -> Result<bool, RegistrarError> {
+    let prefix = format!("/registry/{}/", custom::storage_segment(crd));
+    let (objects, _) = srv.store.list_shared(&prefix);
+    // Any served version's strategy deletes them: they share one storage.
+    let strategy = custom::kinds_of(crd).into_iter().next();
+    for o in objects.iter() {
+        if o["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let ns = o["metadata"]["namespace"].as_str();
+        let n = o["metadata"]["name"].as_str().unwrap_or("");
+        let Some(res) = &strategy else {
+            // No version is served: nothing can hold them, so they go as they are.
+            let key = match ns {
+                Some(ns) => format!("{prefix}{ns}/{n}"),
+                None => format!("{prefix}{n}"),
+            };
+            match srv.store.delete(&key, |_| Ok::<(), StoreError>(())).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+            continue;
+        };
+        let opts = DeleteOpts::default();
+        match delete_cascading(srv, res.as_ref(), ns, n, &opts, Cascade::default(), false).await {
+            Ok(_) => {}
+            Err(e) if e.code == 404 || e.code == 409 => {}
+            Err(e) => tracing::warn!(object = n, error = %e.message, "could not delete"),
+        }
+    }
+    Ok(srv.store.list_shared(&prefix).0.is_empty())
+}
+
 impl Registrar {
     /// One round over every stored CRD.
     pub async fn reconcile(&mut self, srv: &Arc<ApiServer>) -> Result<(), RegistrarError> {
+        self.waiting = false;
         let prefix = definition().prefix(None);
         let (stored, _) = srv.store.list_shared(&prefix);
         let mut crds: Vec<Value> = stored.iter().map(|c| (**c).clone()).collect();
@@ -291,7 +336,18 @@ impl Registrar {
                         }
                     }
                 }
-                if deleting {
+                if approval::protected(crd["spec"]["group"].as_str().unwrap_or("")) {
+                    let (state, message) = approval::state(&crd);
+                    let conformant = state == approval::Approval::Approved;
+                    set_condition(
+                        &mut conds,
+                        condition(approval::CONDITION, conformant, state.reason(), &message),
+                    );
+                }
+                let cleaning = crd["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| f.contains(&json!(CLEANUP_FINALIZER)));
+                if deleting && cleaning {
                     set_condition(
                         &mut conds,
                         condition(
@@ -314,8 +370,10 @@ impl Registrar {
         }
     }
 
-    /// The cleanup finalizer's work for a CRD being deleted: removes its objects, then the
-    /// finalizer, then (with no finalizers left) the CRD. Returns true when the CRD is gone.
+    /// The cleanup finalizer's work for a CRD being deleted (upstream's CRD finalizer):
+    /// deletes its objects as a client's delete would (their own finalizers hold them),
+    /// and once none is left, marks `Terminating=False`, drops the finalizer and, with no
+    /// finalizers left, the CRD. Returns whether the CRD is gone.
     async fn clean_up(
         &mut self,
         srv: &Arc<ApiServer>,
@@ -326,21 +384,9 @@ impl Registrar {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if fins.contains(&json!(CLEANUP_FINALIZER)) {
-            let prefix = format!("/registry/{}/", custom::storage_segment(crd));
-            let (objects, _) = srv.store.list_shared(&prefix);
-            for o in objects {
-                let ns = o["metadata"]["namespace"].as_str();
-                let n = o["metadata"]["name"].as_str().unwrap_or("");
-                let key = match ns {
-                    Some(ns) => format!("{prefix}{ns}/{n}"),
-                    None => format!("{prefix}{n}"),
-                };
-                match srv.store.delete(&key, |_| Ok::<(), StoreError>(())).await {
-                    Ok(_) | Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        if fins.contains(&json!(CLEANUP_FINALIZER)) && !delete_instances(srv, crd).await? {
+            self.waiting = true;
+            return Ok(false);
         }
         let key = definition().key(None, name);
         let after = srv
@@ -360,6 +406,20 @@ impl Registrar {
                         m.insert("finalizers".into(), json!(rest));
                     }
                 }
+                let mut conds: Vec<Value> = c["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                set_condition(
+                    &mut conds,
+                    condition(
+                        "Terminating",
+                        false,
+                        "InstanceDeletionCompleted",
+                        "removed all instances",
+                    ),
+                );
+                c["status"]["conditions"] = json!(conds);
                 Ok(c)
             })
             .await?;
@@ -379,12 +439,7 @@ impl Registrar {
 
     /// Registers the served versions of `crd` unless they are registered as they are.
     fn serve(&mut self, srv: &Arc<ApiServer>, name: &str, crd: &Value) {
-        let fingerprint = crd["spec"].to_string();
-        if self
-            .served
-            .get(name)
-            .is_some_and(|s| s.fingerprint == fingerprint)
-        {
+        if self.served.get(name).is_some_and(|s| s.spec == crd["spec"]) {
             return;
         }
         self.unserve(srv, name);
@@ -403,7 +458,7 @@ impl Registrar {
         self.served.insert(
             name.to_string(),
             Served {
-                fingerprint,
+                spec: crd["spec"].clone(),
                 entries,
             },
         );

@@ -393,6 +393,13 @@ pub trait Strategy: Send + Sync + 'static {
         self.validate_update(old, new)
     }
 
+    /// Why creating objects of this kind is refused right now, if it is (upstream's
+    /// custom resource handler refuses creates while the CRD is being deleted).
+    fn creates_refused(&self, store: &crate::store::Store) -> Option<String> {
+        let _ = store;
+        None
+    }
+
     /// How deleting `current` proceeds, given the client's grace period.
     fn deletion(&self, current: &Value, requested_grace: Option<i64>) -> Deletion {
         let _ = (current, requested_grace);

@@ -101,13 +101,16 @@ impl Strategy for CustomResourceDefinitions {
     fn validate(&self, obj: &Value) -> Vec<Cause> {
         let mut out = Vec::new();
         validate_spec(obj, &mut out);
+        out.extend(crate::apiserver::crd::approval::validate(None, obj));
         out
     }
 
     /// Upstream's `ValidateCustomResourceDefinitionUpdate`: the create rules, the scope
     /// never changes, and no stored version may disappear from the versions.
     fn validate_update(&self, old: &Value, new: &Value) -> Vec<Cause> {
-        let mut out = self.validate(new);
+        let mut out = Vec::new();
+        validate_spec(new, &mut out);
+        out.extend(crate::apiserver::crd::approval::validate(Some(old), new));
         if old["spec"]["scope"] != new["spec"]["scope"] {
             out.push(invalid(
                 "spec.scope",
