@@ -92,6 +92,10 @@ pub struct ClusterPki {
     pub scheduler: Identity,
     /// The controller-manager's client certificate (CN system:kube-controller-manager).
     pub controller_manager: Identity,
+    /// The API server's loopback client certificate (CN system:apiserver, O
+    /// system:masters): what its own start-up hooks (bootstrap objects and policy) write
+    /// with, as upstream's loopback client.
+    pub loopback: Identity,
     /// The service-account signing key (ECDSA P-256, PKCS#8 PEM; `sa.key`): signs the
     /// bearer tokens the API server issues and verifies.
     pub service_account_key: String,
@@ -225,6 +229,14 @@ impl ClusterPki {
                 server: false,
                 client: true,
             },
+            Spec {
+                file: "apiserver-loopback",
+                cn: "system:apiserver".into(),
+                orgs: vec!["system:masters"],
+                sans: vec![],
+                server: false,
+                client: true,
+            },
         ];
         let mut ids = Vec::with_capacity(specs.len());
         for spec in &specs {
@@ -265,6 +277,7 @@ impl ClusterPki {
             apiserver_kubelet_client: next(),
             scheduler: next(),
             controller_manager: next(),
+            loopback: next(),
             service_account_key,
         })
     }
@@ -303,6 +316,15 @@ impl ClusterPki {
                 self.kubelet_serving.private_key()?,
             )?;
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// TLS client configuration that trusts the cluster CA and presents no certificate
+    /// (for clients that authenticate with a bearer token: a certificate would win).
+    pub fn anonymous_client_tls(&self) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        let cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(self.roots()?)
+            .with_no_client_auth();
         Ok(Arc::new(cfg))
     }
 

@@ -332,3 +332,111 @@ fn the_bootstrap_policy_is_reconciled_at_start() {
     );
     assert_eq!(rules(&c, "system:discovery"), "[\"configmaps\"]");
 }
+
+/// The controller manager and each of its controllers act with least privilege, as
+/// upstream's `--use-service-account-credentials`: the manager may run informers and mint
+/// its controllers' tokens; each controller is the service account `kube-system/<name>`
+/// bound to `system:controller:<name>`. With the pods rule taken from its role the
+/// ReplicaSet controller is refused, says so in a `FailedCreate` event, and catches up
+/// once the policy is reconciled at the next start.
+#[test]
+fn controllers_act_with_their_own_least_privilege_accounts() {
+    let mut c = Cluster::start("rbac-controllers");
+    let cm = "--as=system:kube-controller-manager";
+    assert_eq!(can_i(&c, &["list", "secrets", "-A", cm]), "yes");
+    assert_eq!(
+        can_i(
+            &c,
+            &["create", "serviceaccounts/token", "-n", "kube-system", cm]
+        ),
+        "yes"
+    );
+    assert_eq!(can_i(&c, &["delete", "pods", cm]), "no");
+    assert_eq!(can_i(&c, &["create", "deployments.apps", cm]), "no");
+    let accounts = c.ok(&["get", "sa", "-n", "kube-system", "-o", "name"]);
+    for sa in [
+        "replicaset-controller",
+        "deployment-controller",
+        "generic-garbage-collector",
+        "namespace-controller",
+        "root-ca-cert-publisher",
+    ] {
+        assert!(
+            accounts.contains(&format!("serviceaccount/{sa}")),
+            "{accounts}"
+        );
+        let binding = c.ok(&[
+            "get",
+            "clusterrolebinding",
+            &format!("system:controller:{sa}"),
+            "-o",
+            "jsonpath={.roleRef.name} {.subjects[0].kind} {.subjects[0].namespace}/{.subjects[0].name}",
+        ]);
+        assert_eq!(
+            binding,
+            format!("system:controller:{sa} ServiceAccount kube-system/{sa}")
+        );
+    }
+    let rs = "--as=system:serviceaccount:kube-system:replicaset-controller";
+    assert_eq!(can_i(&c, &["create", "pods", rs]), "yes");
+    assert_eq!(can_i(&c, &["get", "secrets", rs]), "no");
+    assert_eq!(can_i(&c, &["create", "replicasets.apps", rs]), "no");
+    let deploy = "--as=system:serviceaccount:kube-system:deployment-controller";
+    assert_eq!(can_i(&c, &["create", "replicasets.apps", deploy]), "yes");
+    assert_eq!(can_i(&c, &["create", "pods", deploy]), "no");
+
+    // Its role without pods: it still writes events and status, but creates nothing.
+    let without_pods = r#"[{"op":"replace","path":"/rules","value":[
+        {"verbs":["get","list","watch","update"],"apiGroups":["apps"],"resources":["replicasets"]},
+        {"verbs":["update"],"apiGroups":["apps"],"resources":["replicasets/status"]},
+        {"verbs":["create","update","patch"],"apiGroups":[""],"resources":["events"]}]}]"#;
+    c.ok(&[
+        "patch",
+        "clusterrole",
+        "system:controller:replicaset-controller",
+        "--type=json",
+        "-p",
+        without_pods,
+    ]);
+    let replicaset = r#"{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "lp"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "lp"}},
+                 "template": {"metadata": {"labels": {"app": "lp"}},
+                              "spec": {"containers": [{"name": "c", "image": "rkind/host",
+                                                       "command": ["sleep", "600"]}]}}}}"#;
+    c.ok_stdin(&["create", "-f", "-"], replicaset);
+    let refused = "is forbidden: User \"system:serviceaccount:kube-system:replicaset-controller\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"";
+    c.eventually(
+        30,
+        "a FailedCreate event naming the controller's account",
+        || {
+            let events = c.ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=lp,reason=FailedCreate",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]);
+            events.contains(refused)
+        },
+    );
+    assert_eq!(
+        c.ok(&["get", "pods", "-l", "app=lp", "-o", "name"]),
+        "",
+        "no pod without the rule"
+    );
+    c.stop();
+    c.boot();
+    let rules = c.ok(&[
+        "get",
+        "clusterrole",
+        "system:controller:replicaset-controller",
+        "-o",
+        "jsonpath={.rules[*].resources}",
+    ]);
+    assert!(rules.contains("pods"), "reconciled: {rules}");
+    c.eventually(60, "the ReplicaSet's pod, once the rule is back", || {
+        c.ok(&["get", "rs", "lp", "-o", "jsonpath={.status.replicas}"]) == "1"
+    });
+}

@@ -233,11 +233,15 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
         |binary: &str, id: &crate::pki::Identity| -> Result<ComponentIdentity, UpError> {
             Ok(ComponentIdentity::new(binary, pki.client_tls(id)?))
         };
+    // The API server's start-up hooks write the bootstrap objects and policy with its
+    // loopback identity; the controller manager acts with its own, least-privilege one.
+    let loopback =
+        crate::controller::kube_client(api_addr, &identity("kube-apiserver", &pki.loopback)?);
+    crate::controller::bootstrap::ensure(&loopback, api_addr.port()).await?;
     let controller_manager = crate::controller::kube_client(
         api_addr,
         &identity("kube-controller-manager", &pki.controller_manager)?,
     );
-    crate::controller::bootstrap::ensure(&controller_manager, api_addr.port()).await?;
     step(&format!("API server on https://{api_addr}"), t, ());
 
     let t = Instant::now()
@@ -316,7 +320,13 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
     tasks.extend(crate::controller::scheduler::start(scheduler, shutdown.clone()).await?);
     tasks.extend(
         crate::controller::start_controller_manager(
-            controller_manager,
+            controller_manager.clone(),
+            crate::controller::credentials::Credentials::new(
+                controller_manager,
+                api_addr,
+                pki.anonymous_client_tls()?,
+                shutdown.clone(),
+            ),
             pki.ca.cert_pem.clone(),
             shutdown.clone(),
         )

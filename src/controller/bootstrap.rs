@@ -1,7 +1,7 @@
 //! The objects every cluster starts with: the system namespaces, the `kubernetes`
 //! Service and the built-in PriorityClasses. Created once at start (idempotently), as
-//! kube-apiserver's bootstrap controller and post-start hooks do, here with the
-//! controller-manager's identity.
+//! kube-apiserver's bootstrap controller and post-start hooks do, with the API server's
+//! loopback identity (`system:apiserver` in `system:masters`).
 
 use serde_json::{Value, json};
 
@@ -68,7 +68,7 @@ async fn reconcile(
 ) -> Result<(), ControllerError> {
     use super::api_resources::request_json;
     let failed = |source| ControllerError::Request {
-        component: "kube-controller-manager",
+        component: "kube-apiserver",
         what: format!("reconciling {what}"),
         source,
     };
@@ -103,7 +103,7 @@ async fn create(
         Ok(_) => Ok(Created::Now),
         Err(e) if code(&e) == 409 => Ok(Created::Existed),
         Err(source) => Err(ControllerError::Request {
-            component: "kube-controller-manager",
+            component: "kube-apiserver",
             what: format!("creating {what}"),
             source,
         }),

@@ -1,7 +1,7 @@
 //! kube-rs clients for rkind's own components, built from our pieces: the API server's
-//! address, the cluster CA and the component's own client certificate (one rustls
-//! `ClientConfig` per identity, ring only), over hyper's pooled h2 client. No kubeconfig
-//! file and no second TLS stack: kube-client runs without its TLS features.
+//! address, the cluster CA and the component's own client certificate or bearer token
+//! (one rustls `ClientConfig` per identity, ring only), over hyper's pooled h2 client. No
+//! kubeconfig file and no second TLS stack: kube-client runs without its TLS features.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,15 +18,22 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// Who a component is towards the API server: its certificate (in `tls`) and the
-/// user agent it announces (upstream components announce their binary's name).
+/// Who a component is towards the API server: its certificate (in `tls`) or a bearer
+/// token, and the user agent it announces (upstream components announce their binary's
+/// name).
 #[derive(Clone)]
 pub struct ComponentIdentity {
-    /// The rustls client configuration presenting the component's certificate.
+    /// The rustls client configuration (presenting the component's certificate, or none
+    /// when it uses a token).
     pub tls: Arc<rustls::ClientConfig>,
     /// The `User-Agent` it sends (`kube-scheduler/…`, `kubelet/…`).
     pub user_agent: String,
+    /// The bearer token sent with every request, if any (replaced when it is renewed).
+    pub token: Option<BearerToken>,
 }
+
+/// A bearer token shared by a client and whatever renews it.
+pub type BearerToken = Arc<std::sync::RwLock<HeaderValue>>;
 
 impl ComponentIdentity {
     /// The identity `tls` of the component `binary` (its user agent is
@@ -35,6 +42,15 @@ impl ComponentIdentity {
         ComponentIdentity {
             tls,
             user_agent: format!("{binary}/{}", crate::KUBE_GIT_VERSION),
+            token: None,
+        }
+    }
+
+    /// The same, authenticated by `token` (with `tls` presenting no certificate).
+    pub fn with_token(binary: &str, tls: Arc<rustls::ClientConfig>, token: BearerToken) -> Self {
+        ComponentIdentity {
+            token: Some(token),
+            ..ComponentIdentity::new(binary, tls)
         }
     }
 }
@@ -55,6 +71,7 @@ pub fn kube_client(addr: SocketAddr, identity: &ComponentIdentity) -> kube_clien
         base: format!("https://{addr}"),
         user_agent: HeaderValue::from_str(&identity.user_agent)
             .unwrap_or_else(|_| HeaderValue::from_static("rkind")),
+        token: identity.token.clone(),
     };
     kube_client::Client::new(service, "default")
 }
@@ -147,12 +164,14 @@ impl hyper::rt::Write for TlsIo {
     }
 }
 
-/// kube-client sends paths only: this makes them absolute and adds the user agent.
+/// kube-client sends paths only: this makes them absolute and adds the user agent (and
+/// the bearer token, if the identity has one).
 #[derive(Clone)]
 struct ApiService {
     http: hyper_util::client::legacy::Client<Connector, Body>,
     base: String,
     user_agent: HeaderValue,
+    token: Option<BearerToken>,
 }
 
 impl tower_service::Service<Request<Body>> for ApiService {
@@ -175,6 +194,13 @@ impl tower_service::Service<Request<Body>> for ApiService {
         parts
             .headers
             .insert(http::header::USER_AGENT, self.user_agent.clone());
+        if let Some(token) = &self.token {
+            let value = token
+                .read()
+                .map(|t| t.clone())
+                .unwrap_or_else(|e| e.into_inner().clone());
+            parts.headers.insert(http::header::AUTHORIZATION, value);
+        }
         let http = self.http.clone();
         Box::pin(async move {
             parts.uri = uri?;

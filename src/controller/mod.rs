@@ -17,6 +17,7 @@ pub mod api_resources;
 pub mod bootstrap;
 pub mod client;
 pub mod clusterroleaggregation;
+pub mod credentials;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -67,6 +68,14 @@ pub enum ControllerError {
         /// What it lists.
         kind: &'static str,
         /// The server's answer or what went wrong.
+        message: String,
+    },
+    /// A controller's credentials could not be minted.
+    #[error("kube-controller-manager: credentials of {account}: {message}")]
+    Credentials {
+        /// The controller's service account.
+        account: &'static str,
+        /// What went wrong.
         message: String,
     },
     /// A one-off request failed (bootstrap objects).
@@ -245,61 +254,110 @@ impl SharedInformers {
 }
 
 /// Starts kube-controller-manager's loops (default ServiceAccounts, the root CA
-/// ConfigMap, namespace deletion, resource quota, replication controllers, deployments,
-/// garbage collection) on shared informers; returns once their caches are synced.
+/// ConfigMap, namespace deletion, resource quota, the workload controllers, garbage
+/// collection) on shared informers; returns once their caches are synced. The shared
+/// informers run as the manager (`client`); each controller acts with its own service
+/// account's token, minted by `credentials` ([`credentials`]).
 pub async fn start_controller_manager(
     client: kube_client::Client,
+    credentials: credentials::Credentials,
     ca_pem: String,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
+    use crate::apiserver::authz::controller_policy::account;
     const CM: &str = "kube-controller-manager";
     let mut shared = SharedInformers::new(&client);
     let mut tasks = Vec::new();
-    let sa =
-        serviceaccount::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
-    let rc =
-        replicationcontroller::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let mut own = async |name: &'static str| -> Result<kube_client::Client, ControllerError> {
+        let (c, renew) = credentials.client(name).await?;
+        tasks.push(renew);
+        Ok(c)
+    };
+    let sa = serviceaccount::Controller::new(
+        own(account::SERVICE_ACCOUNT).await?,
+        &client,
+        &mut shared.namespaces,
+        shutdown.clone(),
+    );
+    let rc = replicationcontroller::Controller::new(
+        own(account::REPLICATION).await?,
+        &mut shared.pods,
+        shutdown.clone(),
+    );
     let sts = statefulset::Controller::new(
-        client.clone(),
+        own(account::STATEFULSET).await?,
         &mut shared.pods,
         &mut shared.revisions,
         shutdown.clone(),
     );
     let ds = daemonset::Controller::new(
-        client.clone(),
+        own(account::DAEMONSET).await?,
         &mut shared.pods,
         &mut shared.nodes,
         &mut shared.revisions,
         shutdown.clone(),
     );
-    let rs = replicaset::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
-    let deploy = deployment::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
-    let mut job = job::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
+    let rs = replicaset::Controller::new(
+        own(account::REPLICASET).await?,
+        &mut shared.pods,
+        shutdown.clone(),
+    );
+    let deploy = deployment::Controller::new(
+        own(account::DEPLOYMENT).await?,
+        &mut shared.pods,
+        shutdown.clone(),
+    );
+    let mut job =
+        job::Controller::new(own(account::JOB).await?, &mut shared.pods, shutdown.clone());
     let clock = Arc::new(cronjob::SystemClock);
-    let cj = cronjob::Controller::new(client.clone(), job.jobs(), clock, shutdown.clone());
-    let ttl = ttlafterfinished::Controller::new(client.clone(), job.jobs(), shutdown.clone());
-    let pdb = disruption::Controller::new(client.clone(), &mut shared.pods, shutdown.clone());
-    tasks.extend(gc::start(client.clone(), shutdown.clone()));
+    let cj = cronjob::Controller::new(
+        own(account::CRONJOB).await?,
+        job.jobs(),
+        clock,
+        shutdown.clone(),
+    );
+    let ttl = ttlafterfinished::Controller::new(
+        own(account::TTL_AFTER_FINISHED).await?,
+        job.jobs(),
+        shutdown.clone(),
+    );
+    let pdb = disruption::Controller::new(
+        own(account::DISRUPTION).await?,
+        &mut shared.pods,
+        shutdown.clone(),
+    );
+    let gc_client = own(account::GARBAGE_COLLECTOR).await?;
     let ca = rootca::Controller::new(
-        client.clone(),
+        own(account::ROOT_CA).await?,
+        &client,
         &mut shared.namespaces,
         ca_pem,
         shutdown.clone(),
     );
-    let ns = namespace::Controller::new(client.clone(), &mut shared.namespaces, shutdown.clone());
+    let ns = namespace::Controller::new(
+        own(account::NAMESPACE).await?,
+        &mut shared.namespaces,
+        shutdown.clone(),
+    );
     // Node taints by condition and NoExecute eviction read the shared node informer.
+    let node_client = own(account::NODE).await?;
     let lifecycle =
-        nodelifecycle::Controller::new(client.clone(), &mut shared.nodes, shutdown.clone());
+        nodelifecycle::Controller::new(node_client.clone(), &mut shared.nodes, shutdown.clone());
     let taints = taintmanager::Controller::new(
-        client.clone(),
+        node_client,
         &mut shared.pods,
         &mut shared.nodes,
         shutdown.clone(),
     );
+    let aggregation = clusterroleaggregation::Controller::new(
+        own(account::CLUSTERROLE_AGGREGATION).await?,
+        shutdown.clone(),
+    );
+    let quota =
+        resourcequota::Controller::new(own(account::RESOURCEQUOTA).await?, shutdown.clone());
+    tasks.extend(gc::start(gc_client, shutdown.clone()));
     tasks.extend(lifecycle.start());
     tasks.extend(taints.start());
-    let aggregation = clusterroleaggregation::Controller::new(client.clone(), shutdown.clone());
-    let quota = resourcequota::Controller::new(client, shutdown.clone());
     let (sa_tasks, sa_cache) = sa.start();
     tasks.extend(sa_tasks);
     let (ca_tasks, ca_cache) = ca.start();

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api_resources::{self, ApiResource, get_json, request_json};
 use super::informer::{BY_NAMESPACE, Cache, Change, Informer, ObjectKey, by_namespace};
-use super::{Action, WorkQueue, code, run_workers, watch_config};
+use super::{Action, WorkQueue, run_workers, watch_config};
 use crate::apiserver::admission::quantity::{self, ResourceList};
 use crate::apiserver::admission::quota_usage::{self, Evaluator, evaluator_for_resource};
 
@@ -295,16 +295,15 @@ impl Ctx {
             "/api/v1/namespaces/{}/resourcequotas/{}",
             key.namespace, key.name
         );
-        let quota = match get_json(&self.client, &path).await {
-            Ok(q) => q,
-            Err(e) if code(&e) == 404 => return Ok(Action::Done),
-            Err(source) => {
-                return Err(SyncError::Request {
-                    what: "get quota".into(),
-                    source,
-                });
-            }
+        // From the informer's cache, as upstream's lister (the controller's role may not
+        // get quotas; a stale copy makes the status write conflict and come back).
+        let Some(quota) = self.quotas.get(key) else {
+            return Ok(Action::Done);
         };
+        let quota = serde_json::to_value(quota.as_ref()).map_err(|e| SyncError::Request {
+            what: "encode quota".into(),
+            source: kube_client::Error::SerdeError(e),
+        })?;
         let hard: Vec<String> = quantity::list_of(&quota["spec"]["hard"])
             .into_keys()
             .collect();

@@ -44,14 +44,18 @@ struct Ctx {
 impl Controller {
     /// Subscribes to `namespaces` and sets up the informer of the `kube-root-ca.crt`
     /// ConfigMaps (only those: a field selector on the name).
+    /// Its informer runs as `informers` (the controller manager's identity, which may
+    /// list and watch; the publisher's own role may only write ConfigMaps), as upstream's
+    /// shared informer factory does.
     pub fn new(
         client: kube_client::Client,
+        informers: &kube_client::Client,
         namespaces: &mut Informer<Namespace>,
         ca_pem: String,
         shutdown: CancellationToken,
     ) -> Self {
         let mut configmaps = Informer::new(
-            Api::all(client.clone()),
+            Api::all(informers.clone()),
             watch_config().fields(&format!("metadata.name={NAME}")),
             "configmaps",
             vec![super::informer::by_namespace()],

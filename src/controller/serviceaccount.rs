@@ -35,13 +35,17 @@ struct Ctx {
 
 impl Controller {
     /// Subscribes to `namespaces` and sets up the (default-named) ServiceAccount informer.
+    /// Its informer runs as `informers` (the controller manager's identity, which may
+    /// list and watch; the controller's own role may only create ServiceAccounts), as
+    /// upstream's shared informer factory does.
     pub fn new(
         client: kube_client::Client,
+        informers: &kube_client::Client,
         namespaces: &mut Informer<Namespace>,
         shutdown: CancellationToken,
     ) -> Self {
         let mut accounts = Informer::new(
-            Api::all(client.clone()),
+            Api::all(informers.clone()),
             watch_config().fields(&format!("metadata.name={DEFAULT}")),
             "serviceaccounts",
             vec![super::informer::by_namespace()],

@@ -2,14 +2,17 @@
 //! bootstrappolicy`): the user-facing roles cluster-admin, admin, edit and view, and the
 //! roles every authenticated user holds (system:basic-user, system:discovery,
 //! system:public-info-viewer, system:service-account-issuer-discovery) with their
-//! bindings, and the scheduler's system:kube-scheduler. Created at start where missing (the controller-manager's bootstrap step
-//! posts them over HTTPS).
+//! bindings, the scheduler's system:kube-scheduler, and the controller manager's
+//! ([`controller_policy`]). Created at start where missing, and reconciled (the API
+//! server's loopback identity posts them over HTTPS, as upstream's post-start hook).
 //!
 //! admin, edit and view are aggregated, as upstream's, from the `system:aggregate-to-*`
 //! roles and each other (the controller manager's ClusterRole aggregation controller keeps
 //! them up to date).
 
 use serde_json::{Value, json};
+
+use super::controller_policy;
 
 /// The API path ClusterRoles are created at.
 pub const CLUSTER_ROLES_PATH: &str = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
@@ -348,13 +351,33 @@ pub fn policy() -> Vec<(&'static str, Value)> {
             defaults.clone(),
         ),
         role("system:kube-scheduler", scheduler_rules(), defaults.clone()),
+        role(
+            "system:kube-controller-manager",
+            controller_policy::manager_rules(),
+            defaults.clone(),
+        ),
     ];
+    let controllers = controller_policy::controller_rules();
+    let controller_roles = controllers.iter().map(|(account, rules)| {
+        let name = format!("{}{account}", controller_policy::ROLE_PREFIX);
+        role(&name, rules.clone(), defaults.clone())
+    });
+    let controller_bindings = controllers.iter().map(|(account, _)| {
+        let name = format!("{}{account}", controller_policy::ROLE_PREFIX);
+        binding(&name, &name, json!([controller_policy::subject(account)]))
+    });
     let bindings = vec![
         binding(
             "system:kube-scheduler",
             "system:kube-scheduler",
             json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                     "name": "system:kube-scheduler"}]),
+        ),
+        binding(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                    "name": "system:kube-controller-manager"}]),
         ),
         binding(
             "cluster-admin",
@@ -387,10 +410,12 @@ pub fn policy() -> Vec<(&'static str, Value)> {
     ];
     roles
         .into_iter()
+        .chain(controller_roles)
         .map(|r| (CLUSTER_ROLES_PATH, r))
         .chain(
             bindings
                 .into_iter()
+                .chain(controller_bindings)
                 .map(|b| (CLUSTER_ROLE_BINDINGS_PATH, b)),
         )
         .collect()

@@ -3,13 +3,14 @@
 //!
 //! The decision is made in three steps, as upstream's authorizer union:
 //! 1. the privileged identities: `system:masters` (upstream's privileged group, always
-//!    allowed) and, for now, the controller manager, which has no least-privilege roles
-//!    yet;
+//!    allowed);
 //! 2. the Node authoriser ([`node`]) for kubelets;
 //! 3. RBAC ([`rbac`]) over the Roles, ClusterRoles and their bindings in the store, with
-//!    the bootstrap policy ([`bootstrap`]) written at start (the scheduler's role too).
+//!    the bootstrap policy ([`bootstrap`]) written at start (the scheduler's and the
+//!    controller manager's roles too, [`controller_policy`]).
 
 pub mod bootstrap;
+pub mod controller_policy;
 pub mod escalation;
 pub mod impersonation;
 pub mod node;
@@ -146,10 +147,11 @@ pub struct Authorizer {
     rbac: rbac::Rbac,
 }
 
-/// Identities allowed everything: `system:masters`, and for now the controller manager,
-/// until it gets least-privilege roles of its own (upstream's
-/// `system:kube-controller-manager` with per-controller service accounts). Kubelets
-/// have theirs ([`node`]), the scheduler its `system:kube-scheduler` ClusterRole.
+/// Identities allowed everything: `system:masters` (the admin and the API server's
+/// loopback client) and the API server's kubelet client. Every other component has
+/// least-privilege roles: kubelets the Node authorizer ([`node`]), the scheduler
+/// `system:kube-scheduler`, the controller manager `system:kube-controller-manager` and
+/// each controller `system:controller:<name>` ([`controller_policy`]).
 fn privileged(user: &UserInfo) -> Option<&'static str> {
     let group = |g: &str| user.groups.iter().any(|x| x == g);
     if group("system:masters") {
@@ -157,9 +159,6 @@ fn privileged(user: &UserInfo) -> Option<&'static str> {
     }
     if group("kubeadm:cluster-admins") {
         return Some("the cluster-admins group");
-    }
-    if user.name == "system:kube-controller-manager" {
-        return Some("a cluster component");
     }
     None
 }
