@@ -250,3 +250,97 @@ fn a_service_account_kubeconfig_acts_as_the_account() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// Legacy, Secret-based tokens where a user still asks for them (upstream's token
+/// controller): a `kubernetes.io/service-account-token` Secret naming an account gets a
+/// token, the CA and the namespace; the token authenticates until its Secret or its
+/// account goes; a Secret for a missing account is deleted; one naming no account is
+/// refused.
+#[test]
+fn legacy_token_secrets_are_filled_and_checked_against_their_secret() {
+    let c = Cluster::start("authn-legacy");
+    c.ok(&["create", "sa", "old"]);
+    let secret = |name: &str, account: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/service-account-token\nmetadata:\n  name: {name}\n  annotations: {{kubernetes.io/service-account.name: {account}}}\n"
+        )
+    };
+    c.ok_stdin(&["create", "-f", "-"], &secret("old-token", "old"));
+    let field = |name: &str, key: &str| -> String {
+        use base64::Engine;
+        let b64 = c.ok(&[
+            "get",
+            "secret",
+            name,
+            "-o",
+            &format!("jsonpath={{.data.{}}}", key.replace('.', "\\.")),
+        ]);
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
+    };
+    c.eventually(10, "the token filled in", || {
+        !field("old-token", "token").is_empty()
+    });
+    let token = field("old-token", "token");
+    let ca = std::fs::read_to_string(c.data_dir().join("pki/ca.crt")).unwrap();
+    assert_eq!(field("old-token", "ca.crt"), ca);
+    assert_eq!(field("old-token", "namespace"), "default");
+    let sa_uid = c.ok(&["get", "sa", "old", "-o", "jsonpath={.metadata.uid}"]);
+    let annotated = c.ok(&[
+        "get",
+        "secret",
+        "old-token",
+        "-o",
+        "jsonpath={.metadata.annotations.kubernetes\\.io/service-account\\.uid}",
+    ]);
+    assert_eq!(annotated, sa_uid);
+    let whoami = |token: &str| {
+        with_token(
+            &c,
+            "kubectl",
+            token,
+            &[
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+            ],
+        )
+    };
+    let (ok, who, err) = whoami(&token);
+    assert!(ok, "{err}");
+    assert_eq!(who, "system:serviceaccount:default:old");
+    // The token is this Secret's: deleted, it no longer authenticates.
+    c.ok(&["delete", "secret", "old-token"]);
+    let (ok, _, err) = whoami(&token);
+    assert!(!ok && err.contains("Unauthorized"), "{err}");
+
+    // Refused without an account; deleted when the account is missing or goes.
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/service-account-token\nmetadata:\n  name: nobody\n",
+    );
+    assert!(
+        err.contains("metadata.annotations[kubernetes.io/service-account.name]: Required value"),
+        "{err}"
+    );
+    c.ok_stdin(&["create", "-f", "-"], &secret("orphan", "ghost"));
+    c.eventually(10, "the orphan token deleted", || {
+        !c.kubectl(&["get", "secret", "orphan"]).status.success()
+    });
+    c.ok_stdin(&["create", "-f", "-"], &secret("second", "old"));
+    c.eventually(10, "the second token filled in", || {
+        !field("second", "token").is_empty()
+    });
+    let second = field("second", "token");
+    assert!(whoami(&second).0);
+    c.ok(&["delete", "sa", "old"]);
+    c.eventually(10, "the account's token deleted with it", || {
+        !c.kubectl(&["get", "secret", "second"]).status.success()
+    });
+    assert!(!whoami(&second).0);
+}

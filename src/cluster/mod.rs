@@ -327,6 +327,7 @@ pub async fn up(opts: &UpOptions) -> Result<RunningCluster, UpError> {
                 pki.anonymous_client_tls()?,
                 shutdown.clone(),
             ),
+            crate::apiserver::authn::serviceaccount::Signer::from_pem(&pki.service_account_key)?,
             pki.ca.cert_pem.clone(),
             shutdown.clone(),
         )

@@ -39,6 +39,7 @@ pub mod scheduler;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod taintmanager;
+pub mod tokens;
 pub mod ttlafterfinished;
 
 use std::fmt::Display;
@@ -261,6 +262,7 @@ impl SharedInformers {
 pub async fn start_controller_manager(
     client: kube_client::Client,
     credentials: credentials::Credentials,
+    token_signer: crate::apiserver::authn::serviceaccount::Signer,
     ca_pem: String,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ControllerError> {
@@ -331,7 +333,7 @@ pub async fn start_controller_manager(
         own(account::ROOT_CA).await?,
         &client,
         &mut shared.namespaces,
-        ca_pem,
+        ca_pem.clone(),
         shutdown.clone(),
     );
     let ns = namespace::Controller::new(
@@ -355,6 +357,9 @@ pub async fn start_controller_manager(
     );
     let quota =
         resourcequota::Controller::new(own(account::RESOURCEQUOTA).await?, shutdown.clone());
+    // The token controller runs as the manager itself, as upstream's.
+    let legacy_tokens =
+        tokens::Controller::new(client.clone(), token_signer, ca_pem, shutdown.clone());
     tasks.extend(gc::start(gc_client, shutdown.clone()));
     tasks.extend(lifecycle.start());
     tasks.extend(taints.start());
@@ -384,6 +389,8 @@ pub async fn start_controller_manager(
     tasks.extend(agg_tasks);
     let (quota_tasks, quota_cache) = quota.start();
     tasks.extend(quota_tasks);
+    let (token_tasks, token_cache) = legacy_tokens.start();
+    tasks.extend(token_tasks);
     tasks.extend(shared.start(CM, &shutdown).await?);
     synced(&sa_cache, CM, "serviceaccounts").await?;
     synced(&agg_cache, CM, "clusterroles").await?;
@@ -394,6 +401,7 @@ pub async fn start_controller_manager(
     synced(&deploy_rs_cache, CM, "replicasets").await?;
     synced(&pdb_cache, CM, "poddisruptionbudgets").await?;
     synced(&quota_cache, CM, "resourcequotas").await?;
+    synced(&token_cache, CM, "secrets").await?;
     synced(&job_cache, CM, "jobs").await?;
     synced(&cj_cache, CM, "cronjobs").await?;
     synced(&sts_cache, CM, "statefulsets").await?;

@@ -48,6 +48,15 @@ impl Authenticator {
         audiences: &[String],
     ) -> Result<UserInfo, TokenError> {
         let now = jiff::Timestamp::now().as_second();
+        if let Ok(claims) = self.signer.verify_signature(token)
+            && claims["iss"] == serviceaccount::LEGACY_ISSUER
+        {
+            // Legacy tokens know only the API server's own audience.
+            if !audiences.iter().any(|a| a == ISSUER) {
+                return Err(TokenError::Audience);
+            }
+            return legacy_user(srv, token, &claims);
+        }
         let claims = self.signer.verify(token, audiences, now)?;
         let k = &claims["kubernetes.io"];
         let ns = k["namespace"].as_str().ok_or(TokenError::Malformed)?;
@@ -125,4 +134,72 @@ impl Authenticator {
             "id_token_signing_alg_values_supported": ["ES256"],
         })
     }
+}
+
+/// The user of a legacy, Secret-based token (upstream's legacy validator): its Secret
+/// must exist, not be being deleted and hold this very token, and its service account
+/// must exist with the uid the token names.
+fn legacy_user(srv: &ApiServer, token: &str, claims: &Value) -> Result<UserInfo, TokenError> {
+    use base64::Engine;
+    let claim = |k: &str| {
+        claims[format!("kubernetes.io/serviceaccount/{k}")]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .ok_or(TokenError::Malformed)
+    };
+    let (ns, secret_name) = (claim("namespace")?, claim("secret.name")?);
+    let (name, uid) = (
+        claim("service-account.name")?,
+        claim("service-account.uid")?,
+    );
+    let get = |plural: &str, obj: &str| -> Option<Value> {
+        let snap = srv.registry.snapshot();
+        let def = snap.find("", "v1", plural)?.def().clone();
+        srv.store.get(&def.key(Some(ns), obj)).ok().flatten()
+    };
+    let secret = get("secrets", secret_name)
+        .ok_or_else(|| TokenError::Stale(format!("secret {ns}/{secret_name} no longer exists")))?;
+    if secret["metadata"]["deletionTimestamp"].is_string() {
+        return Err(TokenError::Stale(format!(
+            "secret {ns}/{secret_name} is being deleted"
+        )));
+    }
+    let held = secret["data"]["token"]
+        .as_str()
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok());
+    // Compared without stopping at the first difference.
+    let same = held.is_some_and(|h| {
+        h.len() == token.len()
+            && h.iter()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if !same {
+        return Err(TokenError::Stale(format!(
+            "token does not match secret {ns}/{secret_name}"
+        )));
+    }
+    match get("serviceaccounts", name) {
+        Some(sa) if sa["metadata"]["uid"] == uid => {}
+        Some(_) => {
+            return Err(TokenError::Stale(format!(
+                "serviceaccounts {ns}/{name} has changed since the token was issued"
+            )));
+        }
+        None => {
+            return Err(TokenError::Stale(format!(
+                "serviceaccounts {ns}/{name} no longer exists"
+            )));
+        }
+    }
+    Ok(authenticated(UserInfo {
+        name: format!("system:serviceaccount:{ns}:{name}"),
+        uid: uid.into(),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{ns}"),
+        ],
+        extra: Default::default(),
+    }))
 }

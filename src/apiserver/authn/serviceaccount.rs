@@ -92,8 +92,17 @@ impl Signer {
         Ok(format!("{input}.{}", B64.encode(sig.as_ref())))
     }
 
-    /// Checks signature, issuer, time window and audience; returns the claims.
+    /// Checks signature, issuer, time window and audience of a bound token; returns the
+    /// claims.
     pub fn verify(&self, token: &str, audiences: &[String], now: i64) -> Result<Value, TokenError> {
+        let claims = self.verify_signature(token)?;
+        check_bound(&claims, audiences, now)?;
+        Ok(claims)
+    }
+
+    /// Checks only that this key signed `token`; returns its claims (whatever their
+    /// issuer: legacy tokens are checked against their Secret instead).
+    pub fn verify_signature(&self, token: &str) -> Result<Value, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -138,24 +147,6 @@ impl Signer {
                 claims
             }
         };
-        if claims["iss"] != ISSUER {
-            return Err(TokenError::Issuer);
-        }
-        // Upstream allows a little clock skew on both ends.
-        let leeway = 60;
-        let exp = claims["exp"].as_i64().ok_or(TokenError::Malformed)?;
-        let nbf = claims["nbf"].as_i64().unwrap_or(0);
-        if now > exp + leeway || now + leeway < nbf {
-            return Err(TokenError::Expired);
-        }
-        let aud: Vec<&str> = match &claims["aud"] {
-            Value::String(a) => vec![a.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !audiences.iter().any(|a| aud.contains(&a.as_str())) {
-            return Err(TokenError::Audience);
-        }
         Ok(claims)
     }
 
@@ -173,6 +164,45 @@ impl Signer {
             "y": B64.encode(&point[33..65]),
         }]})
     }
+}
+
+/// A bound token's issuer, time window and audiences.
+fn check_bound(claims: &Value, audiences: &[String], now: i64) -> Result<(), TokenError> {
+    if claims["iss"] != ISSUER {
+        return Err(TokenError::Issuer);
+    }
+    // Upstream allows a little clock skew on both ends.
+    let leeway = 60;
+    let exp = claims["exp"].as_i64().ok_or(TokenError::Malformed)?;
+    let nbf = claims["nbf"].as_i64().unwrap_or(0);
+    if now > exp + leeway || now + leeway < nbf {
+        return Err(TokenError::Expired);
+    }
+    let aud: Vec<&str> = match &claims["aud"] {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !audiences.iter().any(|a| aud.contains(&a.as_str())) {
+        return Err(TokenError::Audience);
+    }
+    Ok(())
+}
+
+/// The issuer of legacy, Secret-based tokens (they carry no audience and no expiry).
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+
+/// Upstream's claims of a legacy token of service account `ns/name` (uid `uid`) kept in
+/// the Secret `secret`.
+pub fn legacy_claims(ns: &str, name: &str, uid: &str, secret: &str) -> Value {
+    json!({
+        "iss": LEGACY_ISSUER,
+        "kubernetes.io/serviceaccount/namespace": ns,
+        "kubernetes.io/serviceaccount/secret.name": secret,
+        "kubernetes.io/serviceaccount/service-account.name": name,
+        "kubernetes.io/serviceaccount/service-account.uid": uid,
+        "sub": format!("system:serviceaccount:{ns}:{name}"),
+    })
 }
 
 /// Upstream's claims for a token of service account `ns/name` (uid `uid`), valid

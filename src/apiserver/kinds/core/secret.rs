@@ -71,6 +71,18 @@ impl Strategy for Secrets {
     fn validate(&self, obj: &Value) -> Vec<Cause> {
         let mut out = Vec::new();
         super::validate_data_keys(obj, &mut out);
+        // A service-account token Secret names its account; the token controller fills
+        // in the rest.
+        let account = "kubernetes.io/service-account.name";
+        if obj["type"] == "kubernetes.io/service-account-token"
+            && obj["metadata"]["annotations"][account]
+                .as_str()
+                .is_none_or(str::is_empty)
+        {
+            out.push(crate::apiserver::validation::required(format!(
+                "metadata.annotations[{account}]"
+            )));
+        }
         out
     }
 
