@@ -440,3 +440,34 @@ fn controllers_act_with_their_own_least_privilege_accounts() {
         c.ok(&["get", "rs", "lp", "-o", "jsonpath={.status.replicas}"]) == "1"
     });
 }
+
+/// The trace endpoint is a non-resource URL like any other: refused to a user RBAC does
+/// not let `get` it (with upstream's message), served once a role grants it.
+#[test]
+fn the_trace_endpoint_is_granted_by_rbac() {
+    let c = Cluster::start("rbac-traces");
+    let path = "/debug/rkind/traces?limit=1";
+    let err = c.fails(&["get", "--raw", path, "--as=alice"]);
+    assert!(
+        err.contains("forbidden: User \"alice\" cannot get path \"/debug/rkind/traces\""),
+        "{err}"
+    );
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "trace-reader",
+        "--verb=get",
+        "--non-resource-url=/debug/rkind/traces",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "alice-reads-traces",
+        "--clusterrole=trace-reader",
+        "--user=alice",
+    ]);
+    let traces: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", path, "--as=alice"])).expect("JSON");
+    assert_eq!(traces["schemaVersion"], 1, "{traces}");
+    assert!(traces["traces"].is_array(), "{traces}");
+}
