@@ -245,7 +245,8 @@ impl Strategy for CustomKind {
 
     fn creates_refused(&self, store: &crate::store::Store) -> Option<String> {
         let key = definition().key(None, &self.crd_name);
-        let crd = store.get(&key).ok().flatten()?;
+        // Shared, not copied: this runs on every create.
+        let crd = store.get_shared(&key)?;
         crd["metadata"]["deletionTimestamp"]
             .is_string()
             .then(|| "create not allowed while custom resource definition is terminating".into())
