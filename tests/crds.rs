@@ -509,17 +509,11 @@ spec:
 ";
     c.ok_stdin(&["create", "-f", "-"], other);
     c.eventually(5, "NamesAccepted=False", || {
-        let got = json(&c, &["get", "crd", "gadgets.example.com", "-o", "json"]);
-        got["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| {
-                x["type"] == "NamesAccepted"
-                    && x["status"] == "False"
-                    && x["reason"] == "ShortNamesConflict"
-                    && x["message"] == "\"wd\" is already in use"
-            })
+        crd_condition(&c, "gadgets.example.com", "NamesAccepted").is_some_and(|x| {
+            x["status"] == "False"
+                && x["reason"] == "ShortNamesConflict"
+                && x["message"] == "\"wd\" is already in use"
+        })
     });
     // Invalid CRDs are refused with upstream's messages.
     let bad = other
@@ -553,17 +547,16 @@ spec:
     );
     c.ok_stdin(&["create", "-f", "-"], &unapproved);
     c.eventually(5, "KubernetesAPIApprovalPolicyConformant=False", || {
-        let got = json(&c, &["get", "crd", "gadgets.sigs.k8s.io", "-o", "json"]);
-        got["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| {
-                x["type"] == "KubernetesAPIApprovalPolicyConformant"
-                    && x["status"] == "False"
-                    && x["reason"] == "UnapprovedAnnotation"
-                    && x["message"] == "not approved: \"unapproved, a test\""
-            })
+        crd_condition(
+            &c,
+            "gadgets.sigs.k8s.io",
+            "KubernetesAPIApprovalPolicyConformant",
+        )
+        .is_some_and(|x| {
+            x["status"] == "False"
+                && x["reason"] == "UnapprovedAnnotation"
+                && x["message"] == "not approved: \"unapproved, a test\""
+        })
     });
     // Cluster scope: a non-conflicting cluster-scoped CRD.
     let things = other

@@ -108,15 +108,7 @@ impl Authenticator {
                 vec![format!("JTI={jti}")],
             );
         }
-        Ok(authenticated(UserInfo {
-            name: format!("system:serviceaccount:{ns}:{name}"),
-            uid: uid.into(),
-            groups: vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{ns}"),
-            ],
-            extra,
-        }))
+        Ok(service_account_user(ns, name, uid, extra))
     }
 
     /// The user of a request's bearer token, for the API server's own audience.
@@ -193,13 +185,23 @@ fn legacy_user(srv: &ApiServer, token: &str, claims: &Value) -> Result<UserInfo,
             )));
         }
     }
-    Ok(authenticated(UserInfo {
+    Ok(service_account_user(ns, name, uid, Default::default()))
+}
+
+/// The user a service account's token stands for, with upstream's groups.
+fn service_account_user(
+    ns: &str,
+    name: &str,
+    uid: &str,
+    extra: std::collections::BTreeMap<String, Vec<String>>,
+) -> UserInfo {
+    authenticated(UserInfo {
         name: format!("system:serviceaccount:{ns}:{name}"),
         uid: uid.into(),
         groups: vec![
             "system:serviceaccounts".into(),
             format!("system:serviceaccounts:{ns}"),
         ],
-        extra: Default::default(),
-    }))
+        extra,
+    })
 }
