@@ -48,16 +48,15 @@ impl Authenticator {
         audiences: &[String],
     ) -> Result<UserInfo, TokenError> {
         let now = jiff::Timestamp::now().as_second();
-        if let Ok(claims) = self.signer.verify_signature(token)
-            && claims["iss"] == serviceaccount::LEGACY_ISSUER
-        {
+        let claims = self.signer.verify_signature(token)?;
+        if claims["iss"] == serviceaccount::LEGACY_ISSUER {
             // Legacy tokens know only the API server's own audience.
             if !audiences.iter().any(|a| a == ISSUER) {
                 return Err(TokenError::Audience);
             }
             return legacy_user(srv, token, &claims);
         }
-        let claims = self.signer.verify(token, audiences, now)?;
+        serviceaccount::check_bound(&claims, audiences, now)?;
         let k = &claims["kubernetes.io"];
         let ns = k["namespace"].as_str().ok_or(TokenError::Malformed)?;
         let sa = &k["serviceaccount"];
@@ -66,24 +65,9 @@ impl Authenticator {
         // As upstream's validator: the objects must still exist, with the same uid.
         let live = |plural: &str, field: &str| -> Result<(), TokenError> {
             let want = &k[field];
-            let Some(obj_name) = want["name"].as_str() else {
-                return Ok(());
-            };
-            let snap = srv.registry.snapshot();
-            let def = snap
-                .find("", "v1", plural)
-                .ok_or(TokenError::Malformed)?
-                .def()
-                .clone();
-            let got = srv.store.get(&def.key(Some(ns), obj_name)).ok().flatten();
-            match got {
-                Some(o) if o["metadata"]["uid"] == want["uid"] => Ok(()),
-                Some(_) => Err(TokenError::Stale(format!(
-                    "{plural} {ns}/{obj_name} has changed since the token was issued"
-                ))),
-                None => Err(TokenError::Stale(format!(
-                    "{plural} {ns}/{obj_name} no longer exists"
-                ))),
+            match want["name"].as_str() {
+                Some(obj_name) => same_object(srv, plural, ns, obj_name, &want["uid"]),
+                None => Ok(()),
             }
         };
         live("serviceaccounts", "serviceaccount")?;
@@ -144,12 +128,7 @@ fn legacy_user(srv: &ApiServer, token: &str, claims: &Value) -> Result<UserInfo,
         claim("service-account.name")?,
         claim("service-account.uid")?,
     );
-    let get = |plural: &str, obj: &str| -> Option<Value> {
-        let snap = srv.registry.snapshot();
-        let def = snap.find("", "v1", plural)?.def().clone();
-        srv.store.get(&def.key(Some(ns), obj)).ok().flatten()
-    };
-    let secret = get("secrets", secret_name)
+    let secret = core_object(srv, "secrets", ns, secret_name)?
         .ok_or_else(|| TokenError::Stale(format!("secret {ns}/{secret_name} no longer exists")))?;
     if secret["metadata"]["deletionTimestamp"].is_string() {
         return Err(TokenError::Stale(format!(
@@ -172,20 +151,43 @@ fn legacy_user(srv: &ApiServer, token: &str, claims: &Value) -> Result<UserInfo,
             "token does not match secret {ns}/{secret_name}"
         )));
     }
-    match get("serviceaccounts", name) {
-        Some(sa) if sa["metadata"]["uid"] == uid => {}
-        Some(_) => {
-            return Err(TokenError::Stale(format!(
-                "serviceaccounts {ns}/{name} has changed since the token was issued"
-            )));
-        }
-        None => {
-            return Err(TokenError::Stale(format!(
-                "serviceaccounts {ns}/{name} no longer exists"
-            )));
-        }
-    }
+    same_object(srv, "serviceaccounts", ns, name, &Value::from(uid))?;
     Ok(service_account_user(ns, name, uid, Default::default()))
+}
+
+/// A core/v1 object as stored, shared (this runs on every bearer request).
+fn core_object(
+    srv: &ApiServer,
+    plural: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<std::sync::Arc<Value>>, TokenError> {
+    let snap = srv.registry.snapshot();
+    let def = snap
+        .find("", "v1", plural)
+        .ok_or(TokenError::Malformed)?
+        .def()
+        .clone();
+    Ok(srv.store.get_shared(&def.key(Some(ns), name)))
+}
+
+/// That the object a token names still exists with the uid the token names.
+fn same_object(
+    srv: &ApiServer,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    uid: &Value,
+) -> Result<(), TokenError> {
+    match core_object(srv, plural, ns, name)? {
+        Some(o) if o["metadata"]["uid"] == *uid => Ok(()),
+        Some(_) => Err(TokenError::Stale(format!(
+            "{plural} {ns}/{name} has changed since the token was issued"
+        ))),
+        None => Err(TokenError::Stale(format!(
+            "{plural} {ns}/{name} no longer exists"
+        ))),
+    }
 }
 
 /// The user a service account's token stands for, with upstream's groups.

@@ -167,7 +167,7 @@ impl Signer {
 }
 
 /// A bound token's issuer, time window and audiences.
-fn check_bound(claims: &Value, audiences: &[String], now: i64) -> Result<(), TokenError> {
+pub fn check_bound(claims: &Value, audiences: &[String], now: i64) -> Result<(), TokenError> {
     if claims["iss"] != ISSUER {
         return Err(TokenError::Issuer);
     }

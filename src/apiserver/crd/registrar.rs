@@ -158,6 +158,13 @@ fn name_conflict(crd: &Value, taken: &HashMap<String, Vec<String>>) -> Option<(S
         .map(|(reason, n)| (reason.to_string(), format!("{n:?} is already in use")))
 }
 
+/// Whether `crd` carries the cleanup finalizer.
+fn cleaning(crd: &Value) -> bool {
+    crd["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.contains(&json!(CLEANUP_FINALIZER)))
+}
+
 /// Deletes the objects of `crd` that are not being deleted yet, each as a client's
 /// delete with default options would; returns whether none is left.
 async fn delete_instances(srv: &Arc<ApiServer>, crd: &Value) -> Result<bool, RegistrarError> {
@@ -304,15 +311,13 @@ impl Registrar {
                             stored.push(json!(s));
                         }
                         crd["status"]["storedVersions"] = json!(stored);
-                        if !deleting {
+                        if !deleting && !cleaning(&crd) {
                             let mut fins: Vec<Value> = crd["metadata"]["finalizers"]
                                 .as_array()
                                 .cloned()
                                 .unwrap_or_default();
-                            if !fins.contains(&json!(CLEANUP_FINALIZER)) {
-                                fins.push(json!(CLEANUP_FINALIZER));
-                                crd["metadata"]["finalizers"] = json!(fins);
-                            }
+                            fins.push(json!(CLEANUP_FINALIZER));
+                            crd["metadata"]["finalizers"] = json!(fins);
                         }
                     }
                     Some((reason, message)) => {
@@ -344,10 +349,7 @@ impl Registrar {
                         condition(approval::CONDITION, conformant, state.reason(), &message),
                     );
                 }
-                let cleaning = crd["metadata"]["finalizers"]
-                    .as_array()
-                    .is_some_and(|f| f.contains(&json!(CLEANUP_FINALIZER)));
-                if deleting && cleaning {
+                if deleting && cleaning(&crd) {
                     set_condition(
                         &mut conds,
                         condition(
@@ -380,11 +382,7 @@ impl Registrar {
         name: &str,
         crd: &Value,
     ) -> Result<bool, RegistrarError> {
-        let fins: Vec<Value> = crd["metadata"]["finalizers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if fins.contains(&json!(CLEANUP_FINALIZER)) && !delete_instances(srv, crd).await? {
+        if cleaning(crd) && !delete_instances(srv, crd).await? {
             self.waiting = true;
             return Ok(false);
         }
