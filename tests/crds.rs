@@ -448,14 +448,7 @@ fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
     c.ok(&["label", "widget", "held", "seen=yes"]);
 
     // Releasing the object completes the cleanup; the CRD's own finalizer keeps it.
-    c.ok(&[
-        "patch",
-        "widget",
-        "held",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    c.clear_finalizers(&["widget", "held"]);
     c.eventually(5, "Terminating=False", || {
         crd_condition(&c, "widgets.example.com", "Terminating")
             .is_some_and(|t| t["status"] == "False" && t["reason"] == "InstanceDeletionCompleted")
@@ -471,14 +464,7 @@ fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
         "removed all instances"
     );
     assert!(!c.kubectl(&["get", "widget", "held"]).status.success());
-    c.ok(&[
-        "patch",
-        "crd",
-        "widgets.example.com",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    c.clear_finalizers(&["crd", "widgets.example.com"]);
     c.eventually(5, "the CRD gone", || {
         !c.kubectl(&["get", "crd", "widgets.example.com"])
             .status

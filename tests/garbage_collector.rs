@@ -199,16 +199,7 @@ fn foreground_cascade_waits_for_blocking_dependents() {
         owner_uids(&get(&c, "held", "secret/mid").expect("mid")),
         [ch.root.as_str()]
     );
-    c.ok(&[
-        "-n",
-        "held",
-        "patch",
-        "configmap",
-        "leaf",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    c.clear_finalizers(&["-n", "held", "configmap", "leaf"]);
     c.eventually(30, "the chain gone once the leaf is released", || {
         ["configmap/root", "secret/mid", "configmap/leaf"]
             .iter()
@@ -253,16 +244,7 @@ fn foreground_cascade_waits_for_blocking_dependents() {
     let mid = get(&c, "switch", "secret/mid").expect("mid stays while the leaf holds it");
     assert!(owner_uids(&mid).is_empty(), "orphaned: {mid}");
     assert_eq!(finalizers(&mid), ["foregroundDeletion"]);
-    c.ok(&[
-        "-n",
-        "switch",
-        "patch",
-        "configmap",
-        "leaf",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ]);
+    c.clear_finalizers(&["-n", "switch", "configmap", "leaf"]);
     c.eventually(30, "mid and leaf gone", || {
         gone(&c, "switch", "secret/mid") && gone(&c, "switch", "configmap/leaf")
     });

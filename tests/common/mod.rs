@@ -235,6 +235,15 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Releases an object held by finalizers: `kubectl patch <target>` clearing them
+    /// (`target` is what names it: `["widget", "w1"]`, `["-n", "ns", "configmap", "c"]`).
+    pub fn clear_finalizers(&self, target: &[&str]) {
+        let mut args = vec!["patch"];
+        args.extend_from_slice(target);
+        args.extend(["--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+        self.ok(&args);
+    }
+
     /// Runs kubectl with stdin and asserts success; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = self.kubectl_bin("kubectl", args, Some(stdin));
