@@ -24,14 +24,53 @@ type Seen = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// A webhook server on 127.0.0.1: `/mutate` labels ConfigMaps `webhook: seen` (with a
 /// warning), `/label/<key>` labels them `<key>: yes`, `/validate` refuses ConfigMaps that
-/// have a `forbidden` key.
+/// have a `forbidden` key; ConversionReviews are answered by [`convert`].
 struct WebhookServer {
     port: u16,
     ca_bundle: String,
     seen: Seen,
 }
 
+/// A ConversionReview answer for the Gizmo CRD: `v1` calls the colour `spec.colour`,
+/// `v2` calls it `spec.color`; converted objects get a `converted-to` label.
+/// `/refuse-conversion` refuses every review.
+fn convert(path: &str, review: &Value) -> Value {
+    let req = &review["request"];
+    let desired = req["desiredAPIVersion"].as_str().unwrap_or("");
+    let (from, to) = if desired.ends_with("/v2") {
+        ("colour", "color")
+    } else {
+        ("color", "colour")
+    };
+    let result = if path == "/refuse-conversion" {
+        json!({"status": "Failure", "message": "conversion refused by the test webhook"})
+    } else {
+        json!({"status": "Success"})
+    };
+    let converted: Vec<Value> = req["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            let mut o = o.clone();
+            if let Some(v) = o["spec"].as_object_mut().and_then(|s| s.remove(from)) {
+                o["spec"][to] = v;
+            }
+            o["apiVersion"] = json!(desired);
+            o["metadata"]["labels"]["converted-to"] = json!(desired.rsplit('/').next());
+            // Only labels and annotations may change: this must not stick.
+            o["metadata"]["generation"] = json!(99);
+            o
+        })
+        .collect();
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "response": {"uid": req["uid"], "convertedObjects": converted, "result": result}})
+}
+
 fn answer(path: &str, review: &Value) -> Value {
+    if review["kind"] == "ConversionReview" {
+        return convert(path, review);
+    }
     let req = &review["request"];
     let uid = req["uid"].clone();
     // A JSONPatch that sets label `key` to `value`.
@@ -703,4 +742,183 @@ fn policies_use_match_conditions_and_the_namespace_object() {
         &["create", "-f", "-"],
         &configmap("checked-blue", "red", json!({"team": "blue"})),
     );
+}
+
+/// The Gizmo CRD: v1 (stored) and v2 (served), converted by the test server at `path`.
+fn gizmo_crd(server: &WebhookServer, path: &str) -> String {
+    let schema = |field: &str| {
+        json!({"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {field: {"type": "string"}}}}}})
+    };
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.conv.rkind.test"},
+        "spec": {
+            "group": "conv.rkind.test",
+            "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema("colour")},
+                {"name": "v2", "served": true, "storage": false, "schema": schema("color")},
+            ],
+            "conversion": {"strategy": "Webhook", "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {"url": format!("https://127.0.0.1:{}{path}", server.port),
+                                 "caBundle": server.ca_bundle}}},
+        },
+    })
+    .to_string()
+}
+
+/// The ConversionReviews the server received asking for `desired`.
+fn conversions(server: &WebhookServer, desired: &str) -> Vec<Value> {
+    server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| {
+            r["kind"] == "ConversionReview" && r["request"]["desiredAPIVersion"] == desired
+        })
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+#[test]
+fn a_conversion_webhook_converts_custom_resources_between_versions() {
+    let c = Cluster::start("conversion");
+    let server = WebhookServer::start();
+    // A webhook strategy without a client config is refused with upstream's messages.
+    let mut bad: Value = serde_json::from_str(&gizmo_crd(&server, "/convert")).unwrap();
+    bad["spec"]["conversion"]["webhook"] = json!({"conversionReviewVersions": ["v9"]});
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        err.contains("spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook")
+            && err.contains("spec.conversion.conversionReviewVersions: Invalid value: []string{\"v9\"}: must include at least one of v1, v1beta1"),
+        "{err}"
+    );
+
+    c.ok_stdin(&["create", "-f", "-"], &gizmo_crd(&server, "/convert"));
+    c.ok(&[
+        "wait",
+        "--for=condition=established",
+        "crd/gizmos.conv.rkind.test",
+        "--timeout=20s",
+    ]);
+    // Written in v2: the webhook converts it to the storage version, v1.
+    let g1 = json!({"apiVersion": "conv.rkind.test/v2", "kind": "Gizmo",
+        "metadata": {"name": "g1"}, "spec": {"color": "red"}});
+    let out = c.ok_stdin(&["create", "-f", "-"], &g1.to_string());
+    assert!(out.contains("gizmo.conv.rkind.test/g1 created"), "{out}");
+    let to_v1 = conversions(&server, "conv.rkind.test/v1");
+    assert_eq!(to_v1.len(), 1, "{to_v1:?}");
+    assert_eq!(to_v1[0]["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(
+        to_v1[0]["request"]["objects"][0]["spec"],
+        json!({"color": "red"})
+    );
+
+    // Read in v1 (the stored form, no webhook call) and in v2 (converted on the way out).
+    let get = |version: &str| -> Value {
+        let out = c.ok(&[
+            "get",
+            &format!("gizmos.{version}.conv.rkind.test"),
+            "g1",
+            "-o",
+            "json",
+        ]);
+        serde_json::from_str(&out).unwrap()
+    };
+    // (The create's answer was converted back to v2 already.)
+    let to_v2 = conversions(&server, "conv.rkind.test/v2").len();
+    assert_eq!(to_v2, 1);
+    let v1 = get("v1");
+    assert_eq!(v1["apiVersion"], "conv.rkind.test/v1");
+    assert_eq!(v1["spec"], json!({"colour": "red"}));
+    assert_eq!(v1["metadata"]["labels"]["converted-to"], "v1");
+    assert_eq!(
+        v1["metadata"]["generation"], 1,
+        "only labels and annotations come back"
+    );
+    assert_eq!(conversions(&server, "conv.rkind.test/v2").len(), to_v2);
+    let v2 = get("v2");
+    assert_eq!(v2["apiVersion"], "conv.rkind.test/v2");
+    assert_eq!(v2["spec"], json!({"color": "red"}));
+    assert_eq!(v2["metadata"]["labels"]["converted-to"], "v2");
+    assert_eq!(v2["metadata"]["uid"], v1["metadata"]["uid"]);
+
+    // A patch in v2 is applied to the converted object, then stored as v1.
+    let rv = v2["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.ok(&[
+        "patch",
+        "gizmos.v2.conv.rkind.test",
+        "g1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"color":"green"}}"#,
+    ]);
+    assert_eq!(get("v1")["spec"], json!({"colour": "green"}));
+
+    // Lists and watches (initial state and later events) are converted too.
+    let list: Value =
+        serde_json::from_str(&c.ok(&["get", "gizmos.v2.conv.rkind.test", "-o", "json"])).unwrap();
+    assert_eq!(list["items"][0]["spec"], json!({"color": "green"}));
+    let path = "/apis/conv.rkind.test/v2/namespaces/default/gizmos";
+    let initial = c.ok(&[
+        "get",
+        "--raw",
+        &format!("{path}?watch=true&timeoutSeconds=1"),
+    ]);
+    assert!(
+        initial.contains(r#""type":"ADDED""#) && initial.contains(r#""color":"green""#),
+        "{initial}"
+    );
+    let later = c.ok(&[
+        "get",
+        "--raw",
+        &format!("{path}?watch=true&timeoutSeconds=1&resourceVersion={rv}"),
+    ]);
+    assert!(
+        later.contains(r#""type":"MODIFIED""#) && later.contains(r#""color":"green""#),
+        "{later}"
+    );
+    assert!(!later.contains("colour"), "{later}");
+    let table = c.ok(&["get", "gizmos.v2.conv.rkind.test"]);
+    assert!(table.contains("g1"), "{table}");
+
+    // A webhook that refuses: reads in v2 fail with upstream's error, v1 reads still work.
+    let mut crd: Value =
+        serde_json::from_str(&c.ok(&["get", "crd", "gizmos.conv.rkind.test", "-o", "json"]))
+            .unwrap();
+    crd["spec"]["conversion"]["webhook"]["clientConfig"]["url"] = json!(format!(
+        "https://127.0.0.1:{}/refuse-conversion",
+        server.port
+    ));
+    c.ok_stdin(&["replace", "-f", "-"], &crd.to_string());
+    c.eventually(10, "the refusing webhook is in use", || {
+        let out = c.kubectl(&["get", "gizmos.v2.conv.rkind.test", "g1"]);
+        String::from_utf8_lossy(&out.stderr).contains("refused")
+    });
+    let err = c.fails(&["get", "gizmos.v2.conv.rkind.test", "g1"]);
+    assert!(
+        err.contains("Error from server (InternalError): Internal error occurred: conversion webhook for conv.rkind.test/v1, Kind=Gizmo failed: conversion refused by the test webhook"),
+        "{err}"
+    );
+    let err = c.fails_stdin(
+        &["apply", "-f", "-"],
+        &json!({"apiVersion": "conv.rkind.test/v2", "kind": "Gizmo",
+            "metadata": {"name": "g2"}, "spec": {"color": "blue"}})
+        .to_string(),
+    );
+    assert!(
+        err.contains("conversion refused by the test webhook"),
+        "{err}"
+    );
+    assert_eq!(get("v1")["spec"], json!({"colour": "green"}));
+    let err = c.fails(&["get", "gizmo.v1.conv.rkind.test", "g2"]);
+    assert!(err.contains("NotFound"), "nothing half-written: {err}");
 }

@@ -230,7 +230,8 @@ pub(crate) async fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let (opts, cascade) = delete_opts(ctx, body)?;
     // Validating admission sees the delete (the Priority plugin keeps the built-in classes).
-    if let Ok(Some(current)) = srv.store.get(&res.def().key(ns, name)) {
+    if let Some(current) = srv.store.get_shared(&res.def().key(ns, name)) {
+        let current = super::crd::conversion::from_store(srv, res, current).await?;
         let view = res.to_view(&current);
         let req = super::admission::Request {
             operation: super::admission::Operation::Delete,
@@ -246,6 +247,7 @@ pub(crate) async fn delete(
         srv.admission.validate(srv, &req, &view).await?;
     }
     let obj = delete_cascading(srv, res, ns, name, &opts, cascade, dry_run(ctx)).await?;
+    let obj = super::crd::conversion::from_store(srv, res, Arc::new(obj)).await?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
@@ -403,11 +405,16 @@ pub(crate) async fn delete_collection(
         )
         .await
         {
-            Ok(o) => out.push(res.to_view(&o)),
+            Ok(o) => out.push(Arc::new(o)),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
     }
+    let out: Vec<Value> = super::crd::conversion::from_store_all(srv, res, out)
+        .await?
+        .iter()
+        .map(|o| res.to_view(o))
+        .collect();
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,

@@ -10,6 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
+use super::crd::conversion;
 use super::kinds::{Kind, ResourceDef, Strategy};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
@@ -82,7 +83,7 @@ pub async fn resource(
                 list(srv, ctx, res, ns).await
             }
         }
-        (&Method::GET, Some(n)) => get(srv, ctx, res, ns, n),
+        (&Method::GET, Some(n)) => get(srv, ctx, res, ns, n).await,
         (&Method::POST, None) => {
             let body = read_body(req).await?;
             create(srv, ctx, res, ns, &body).await
@@ -131,7 +132,7 @@ async fn subresource(
             .is_some_and(|s| s.verbs.iter().any(|v| v == verb))
     };
     match (sub, &ctx.method) {
-        (_, &Method::GET) if writable && allows("get") => get(srv, ctx, res, ns, name),
+        (_, &Method::GET) if writable && allows("get") => get(srv, ctx, res, ns, name).await,
         (_, &Method::PUT) if writable && allows("update") => {
             let body = read_body(req).await?;
             update(srv, ctx, res, ns, name, &body, Some(sub)).await
@@ -389,7 +390,7 @@ impl Filter {
     }
 }
 
-fn get(
+async fn get(
     srv: &Arc<ApiServer>,
     ctx: &Ctx,
     res: &dyn Strategy,
@@ -400,7 +401,7 @@ fn get(
         .store
         .get_shared(&res.def().key(ns, name))
         .ok_or_else(|| ApiError::not_found(res.def(), name))?;
-    let view = view_of(res, obj);
+    let view = conversion::from_store(srv, res, view_of(res, obj)).await?;
     if ctx.wants_table() {
         let rv = view["metadata"]["resourceVersion"].clone();
         return Ok(super::negotiate::object_response(
@@ -666,7 +667,13 @@ async fn list(
         cont = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tok));
         remaining = Some(rest);
     }
-    let items: Vec<Arc<Value>> = items.into_iter().map(|(_, v)| v).collect();
+    let mut items: Vec<Arc<Value>> = items.into_iter().map(|(_, v)| v).collect();
+    let metadata_only = super::negotiate::wants_metadata(ctx);
+    if !metadata_only {
+        // Metadata does not change with the version: metadata-only lists (the garbage
+        // collector's) need no conversion.
+        items = conversion::from_store_all(srv, res, items).await?;
+    }
     if ctx.wants_table() {
         return Ok(super::negotiate::object_response(
             ctx,
@@ -689,7 +696,7 @@ async fn list(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    if super::negotiate::wants_metadata(ctx) {
+    if metadata_only {
         // Metadata-only informers (the garbage collector's) ask for this.
         let head = json!({
             "kind": "PartialObjectMetadataList",
@@ -1037,11 +1044,13 @@ async fn create_object(
         ));
     }
     let key = res.def().key(ns, &name);
+    let obj = conversion::to_store(srv, res, obj).await?;
     let stored = srv
         .store
         .create(&key, obj)
         .await
         .map_err(|e| ApiError::from_store(res.def(), &name, e))?;
+    let stored = conversion::from_store(srv, res, Arc::new(stored)).await?;
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::CREATED,
@@ -1202,9 +1211,10 @@ pub(crate) async fn write_update(
     for _ in 0..8 {
         let current = srv
             .store
-            .get(&key)
-            .map_err(|e| ApiError::from_store(res.def(), name, e))?
+            .get_shared(&key)
             .ok_or_else(|| ApiError::not_found(res.def(), name))?;
+        // In the request's version from here on; converted back just before the write.
+        let current = Arc::unwrap_or_clone(conversion::from_store(srv, res, current).await?);
         let old_view = res.to_view(&current);
         let incoming = make(&old_view)?;
         let applied_fields = is_apply(ctx)
@@ -1240,6 +1250,7 @@ pub(crate) async fn write_update(
             return Ok(merged);
         }
         let seen = current["metadata"]["resourceVersion"].clone();
+        let merged = conversion::to_store(srv, res, merged).await?;
         if deletion::emptied_while_deleting(res, &merged) {
             // As upstream's store: an update that takes the last finalizer off an object
             // being deleted removes it instead, so nobody sees it held by nothing.
@@ -1254,8 +1265,11 @@ pub(crate) async fn write_update(
                 .await;
             match removed {
                 Ok(gone) => {
+                    let gone = conversion::from_store(srv, res, Arc::new(gone)).await?;
                     srv.admission.deleted(srv, res, &res.to_view(&gone)).await;
-                    return Ok(merged);
+                    return Ok(Arc::unwrap_or_clone(
+                        conversion::from_store(srv, res, Arc::new(merged)).await?,
+                    ));
                 }
                 Err(Fail::Stale) => continue,
                 Err(f) => return Err(f.into_api(res.def(), name)),
@@ -1271,7 +1285,10 @@ pub(crate) async fn write_update(
             })
             .await;
         match written {
-            Ok(stored) => return Ok(stored),
+            Ok(stored) => {
+                let stored = conversion::from_store(srv, res, Arc::new(stored)).await?;
+                return Ok(Arc::unwrap_or_clone(stored));
+            }
             Err(Fail::Stale) => continue,
             Err(f) => return Err(f.into_api(res.def(), name)),
         }

@@ -66,9 +66,9 @@ pub async fn serve(
             Method::GET => {
                 let obj = srv
                     .store
-                    .get(&res.def().key(ns, name))
-                    .map_err(|e| ApiError::from_store(res.def(), name, e))?
+                    .get_shared(&res.def().key(ns, name))
                     .ok_or_else(|| not_found(res, &paths, name))?;
+                let obj = super::crd::conversion::from_store(srv, res, obj).await?;
                 scale_of(&paths, &res.to_view(&obj))
             }
             Method::PUT => {

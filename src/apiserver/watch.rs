@@ -21,6 +21,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::crd::conversion;
 use super::handlers::{
     Filter, ListParams, check_list_options, list_views, make_table, wait_until_fresh,
 };
@@ -143,6 +144,9 @@ pub async fn serve(
         _ => {
             let (items, rv) = list_views(srv, &*res, ns, &filter);
             initial = items.into_iter().map(|(_, v)| v).collect();
+            if !enc.metadata {
+                initial = conversion::from_store_all(srv, &*res, initial).await?;
+            }
             rv
         }
     };
@@ -242,10 +246,19 @@ impl Watch {
                 return Some(self.enc.bookmark(rv, true));
             }
             if let Some(ev) = self.batch.pop_front() {
-                match translate(&*self.res, &self.filter, &ev) {
-                    Some((kind, obj)) => return Some(self.enc.line(kind, &obj)),
-                    None => continue,
+                let Some((kind, obj)) = translate(&*self.res, &self.filter, &ev) else {
+                    continue;
+                };
+                if self.enc.metadata || self.res.conversion_webhook().is_none() {
+                    return Some(self.enc.line(kind, &obj));
                 }
+                // A conversion that fails is this event's ERROR; the watch goes on.
+                return Some(
+                    match conversion::from_store(&self.srv, &*self.res, Arc::new(obj)).await {
+                        Ok(obj) => self.enc.line(kind, &obj),
+                        Err(e) => self.enc.line("ERROR", &e.to_status()),
+                    },
+                );
             }
             match self.srv.store.next_events(&mut self.cursor) {
                 Ok(evs) if !evs.is_empty() => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{cel_rules, columns, default, prune, schema};
+use super::{cel_rules, columns, conversion, default, prune, schema};
 use crate::apiserver::kinds::apiextensions::customresourcedefinition::definition;
 use crate::apiserver::kinds::{
     GET_PATCH_UPDATE, Kind, ResourceDef, ScalePaths, SelectorForm, Strategy,
@@ -28,6 +28,8 @@ pub struct CustomKind {
     deprecation: Option<String>,
     /// The CRD's name (`widgets.example.com`): creates are refused while it is deleted.
     crd_name: String,
+    /// The CRD's conversion webhook, when its strategy is `Webhook`.
+    webhook: Option<conversion::ConversionWebhook>,
 }
 
 /// The storage segment of a CRD's objects: `<group>/<plural>`, as upstream keys them.
@@ -72,6 +74,7 @@ pub fn kinds_of(crd: &Value) -> Vec<Kind> {
         .and_then(|v| v["name"].as_str())
         .unwrap_or("");
     let storage_api_version = format!("{group}/{storage}");
+    let webhook = conversion::ConversionWebhook::of(crd, &storage_api_version);
     let mut out: Vec<Kind> = Vec::new();
     for v in versions
         .iter()
@@ -125,6 +128,7 @@ pub fn kinds_of(crd: &Value) -> Vec<Kind> {
             scale,
             deprecation,
             crd_name: crd["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            webhook: webhook.clone(),
         }));
     }
     out
@@ -167,19 +171,29 @@ impl Strategy for CustomKind {
         Some((self.component_name(), s))
     }
 
+    /// `None` conversion relabels the object; a webhook converts it at the storage
+    /// boundary instead (`conversion_webhook`), so here it stays as it is.
     fn to_view(&self, stored: &Value) -> Value {
         let mut v = stored.clone();
-        v["apiVersion"] = json!(self.def.api_version());
+        if self.webhook.is_none() {
+            v["apiVersion"] = json!(self.def.api_version());
+        }
         v
     }
 
     fn stored_is_view(&self) -> bool {
-        self.def.api_version() == self.storage_api_version
+        self.webhook.is_some() || self.def.api_version() == self.storage_api_version
     }
 
     fn to_storage(&self, mut obj: Value) -> Value {
-        obj["apiVersion"] = json!(self.storage_api_version);
+        if self.webhook.is_none() {
+            obj["apiVersion"] = json!(self.storage_api_version);
+        }
         obj
+    }
+
+    fn conversion_webhook(&self) -> Option<&conversion::ConversionWebhook> {
+        self.webhook.as_ref()
     }
 
     /// With a `status` subresource the status is the controller's: a create drops it.

@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod cel_rules;
 pub mod columns;
+pub mod conversion;
 pub mod custom;
 pub mod default;
 pub mod prune;

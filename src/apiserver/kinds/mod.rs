@@ -323,6 +323,14 @@ pub trait Strategy: Send + Sync + 'static {
         obj
     }
 
+    /// The webhook that converts this kind's objects between versions (a custom kind
+    /// whose CRD asks for `Webhook` conversion): reads and writes call it through
+    /// [`crate::apiserver::crd::conversion`], and `to_view`/`to_storage` leave objects as
+    /// they are.
+    fn conversion_webhook(&self) -> Option<&crate::apiserver::crd::conversion::ConversionWebhook> {
+        None
+    }
+
     /// The problems with `name` as this kind's object name (upstream wording); most kinds
     /// take a DNS-1123 subdomain.
     fn validate_name(&self, name: &str) -> Vec<String> {

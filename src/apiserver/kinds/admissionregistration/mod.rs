@@ -240,7 +240,7 @@ pub fn validate_webhooks(obj: &Value, mutating: bool, out: &mut Vec<Cause>) {
 
 /// Upstream's `ValidateWebhookClientConfig`: exactly one of `url` (https, no query or
 /// fragment) and `service` (name, namespace, a path starting with `/`, a valid port).
-fn validate_client_config(cc: &Value, at: &str, out: &mut Vec<Cause>) {
+pub(crate) fn validate_client_config(cc: &Value, at: &str, out: &mut Vec<Cause>) {
     let url = cc["url"].as_str();
     let svc = cc.get("service").filter(|v| v.is_object());
     match (url, svc) {

@@ -208,6 +208,7 @@ fn validate_spec(obj: &Value, out: &mut Vec<Cause>) {
         _ => {}
     }
     validate_names(&spec["names"], "spec.names", out);
+    validate_conversion(&spec["conversion"], out);
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
         out.push(required("spec.versions"));
@@ -299,6 +300,95 @@ fn validate_spec(obj: &Value, out: &mut Vec<Cause>) {
 }
 
 /// Upstream's `ValidateCustomResourceDefinitionNames`.
+/// The ConversionReview versions the API server speaks.
+const REVIEW_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// Upstream's `validateCustomResourceConversion`: `None` or `Webhook`; a webhook needs
+/// exactly one of url and service and a review version the server speaks; `None` takes
+/// neither. Paths are upstream's internal ones (`spec.conversion.webhookClientConfig`),
+/// as its messages print them.
+fn validate_conversion(conv: &Value, out: &mut Vec<Cause>) {
+    if conv.is_null() {
+        return;
+    }
+    let strategy = conv["strategy"].as_str().unwrap_or("");
+    let webhook = conv.get("webhook").filter(|w| !w.is_null());
+    let client_config = webhook.and_then(|w| w.get("clientConfig").filter(|c| !c.is_null()));
+    let versions: Vec<&str> = webhook
+        .and_then(|w| w["conversionReviewVersions"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match strategy {
+        "Webhook" => {
+            match client_config {
+                None => {
+                    let mut c = required("spec.conversion.webhookClientConfig");
+                    c.message = "Required value: required when strategy is set to Webhook".into();
+                    out.push(c);
+                }
+                Some(cc) => crate::apiserver::kinds::admissionregistration::validate_client_config(
+                    cc,
+                    "spec.conversion.webhookClientConfig",
+                    out,
+                ),
+            }
+            let at = "spec.conversion.conversionReviewVersions";
+            if versions.is_empty() {
+                out.push(required(at));
+                return;
+            }
+            let mut seen = Vec::new();
+            for (i, v) in versions.iter().enumerate() {
+                if seen.contains(v) {
+                    out.push(invalid(format!("{at}[{i}]"), v, "duplicate version"));
+                    continue;
+                }
+                seen.push(v);
+                if !crate::apiserver::validation::is_dns1035_label(v) {
+                    out.push(invalid(
+                        format!("{at}[{i}]"),
+                        v,
+                        crate::apiserver::validation::DNS1035_MSG,
+                    ));
+                }
+            }
+            if !versions.iter().any(|v| REVIEW_VERSIONS.contains(v)) {
+                let list: Vec<String> = versions.iter().map(|v| format!("{v:?}")).collect();
+                out.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "Invalid value: []string{{{}}}: must include at least one of {}",
+                        list.join(", "),
+                        REVIEW_VERSIONS.join(", ")
+                    ),
+                    field: at.into(),
+                });
+            }
+        }
+        "None" => {
+            if client_config.is_some() {
+                out.push(forbidden(
+                    "spec.conversion.webhookClientConfig",
+                    "should not be set when strategy is not set to Webhook",
+                ));
+            }
+            if !versions.is_empty() {
+                out.push(forbidden(
+                    "spec.conversion.conversionReviewVersions",
+                    "should not be set when strategy is not set to Webhook",
+                ));
+            }
+        }
+        other => out.push(not_supported(
+            "spec.conversion.strategy",
+            other,
+            &["None", "Webhook"],
+        )),
+    }
+}
+
 fn validate_names(names: &Value, field: &str, out: &mut Vec<Cause>) {
     use crate::apiserver::validation::{DNS1035_MSG, is_dns1035_label};
     for key in ["plural", "singular"] {
@@ -391,6 +481,43 @@ mod tests {
         assert_eq!(
             messages(&st.validate_update(&a, &b)),
             vec!["spec.scope: Invalid value: \"Cluster\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn conversion_is_none_or_a_reachable_webhook() {
+        let st = CustomResourceDefinitions::new();
+        let with = |conv: Value| {
+            let mut c = crd("widgets.example.com", "example.com");
+            c["spec"]["conversion"] = conv;
+            messages(&st.validate(&c))
+        };
+        assert!(with(json!({"strategy": "None"})).is_empty());
+        assert!(
+            with(
+                json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                "clientConfig": {"url": "https://127.0.0.1:9443/convert"}}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            with(json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v2"]}})),
+            vec![
+                "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+                "spec.conversion.conversionReviewVersions: Invalid value: []string{\"v2\"}: must include at least one of v1, v1beta1",
+            ]
+        );
+        assert_eq!(
+            with(json!({"strategy": "None", "webhook": {"conversionReviewVersions": ["v1"]}})),
+            vec![
+                "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook"
+            ]
+        );
+        assert_eq!(
+            with(json!({"strategy": "Magic"})),
+            vec![
+                "spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\""
+            ]
         );
     }
 }
