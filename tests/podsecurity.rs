@@ -1,6 +1,8 @@
 //! PodSecurity admission with stock kubectl: the namespace labels of the Pod Security
-//! Standards refuse pods that break the enforce level with upstream's message, and warn
-//! about pods and workloads that break the warn (or enforce) level.
+//! Standards refuse pods that break the enforce level with upstream's message (on create,
+//! and on updates that change an image), and warn about pods and workloads that break
+//! the warn (or enforce) level; bad labels are refused, and tightening a namespace's
+//! level warns about its existing pods, grouped as upstream groups them.
 //!
 //! Isolation levels: root only (no container behaviour is under test here).
 
@@ -108,4 +110,99 @@ fn namespace_labels_enforce_and_warn_the_standards() {
         "--",
         "true",
     ]);
+}
+
+#[test]
+fn namespace_labels_are_checked_and_a_tighter_level_reports_existing_pods() {
+    let c = Cluster::start("podsecurity-ns");
+    // Bad labels are refused on create and on update, with upstream's messages.
+    let bad = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "typo", "labels": {"pod-security.kubernetes.io/enforce": "strict"}}});
+    let err = c.fails_stdin(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        err.contains("Namespace \"typo\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"),
+        "{err}"
+    );
+    c.ok(&["create", "ns", "open"]);
+    let err = c.fails(&[
+        "label",
+        "ns",
+        "open",
+        "pod-security.kubernetes.io/warn-version=1.30",
+    ]);
+    assert!(
+        err.contains("metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: \"1.30\": must be \"latest\" or \"v1.x\""),
+        "{err}"
+    );
+    // Pods that would break a stricter level: two on the host network, one plain.
+    for (name, overrides) in [
+        ("h1", r#"{"spec":{"hostNetwork":true}}"#),
+        ("h2", r#"{"spec":{"hostNetwork":true}}"#),
+        ("p1", "{}"),
+    ] {
+        c.ok(&[
+            "-n",
+            "open",
+            "run",
+            name,
+            "--image=rkind/host",
+            &format!("--overrides={overrides}"),
+            "--",
+            "sleep",
+            "300",
+        ]);
+    }
+    let out = c.kubectl(&[
+        "label",
+        "ns",
+        "open",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "Warning: existing pods in namespace \"open\" violate the new PodSecurity enforce level \"baseline:latest\"",
+            "Warning: h1 (and 1 other pod): host namespaces",
+        ],
+        "{stderr}"
+    );
+    // Relaxing (or keeping) the level checks nothing; a pinned version is named.
+    let out = c.kubectl(&[
+        "label",
+        "--overwrite",
+        "ns",
+        "open",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=v1.30",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: existing pods in namespace \"open\" violate the new PodSecurity enforce level \"restricted:v1.30\"")
+            && stderr.contains("Warning: h1 (and 1 other pod): host namespaces, allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile")
+            && stderr.contains("Warning: p1: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"),
+        "{stderr}"
+    );
+    let out = c.kubectl(&[
+        "label",
+        "--overwrite",
+        "ns",
+        "open",
+        "pod-security.kubernetes.io/enforce=baseline",
+        "pod-security.kubernetes.io/enforce-version=v1.30",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Existing pods stay; a label change passes, an image change is checked.
+    c.ok(&["-n", "open", "label", "pod", "h1", "seen=yes"]);
+    let err = c.fails(&["-n", "open", "set", "image", "pod/h1", "h1=rkind/other"]);
+    assert!(
+        err.contains("pods \"h1\" is forbidden: violates PodSecurity \"baseline:v1.30\": host namespaces (hostNetwork=true)"),
+        "{err}"
+    );
 }

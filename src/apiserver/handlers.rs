@@ -1160,13 +1160,14 @@ async fn update(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let (obj, warnings) = admit(ctx, res, obj, name)?;
+    let (obj, mut warnings) = admit(ctx, res, obj, name)?;
     let obj = res.to_storage(obj);
-    let stored = write_update(srv, ctx, res, ns, name, |_| Ok(obj.clone()), sub).await?;
+    let written = write_update(srv, ctx, res, ns, name, |_| Ok(obj.clone()), sub).await?;
+    warnings.extend(written.warnings);
     Ok(super::negotiate::object_response(
         ctx,
         StatusCode::OK,
-        &res.to_view(&stored),
+        &res.to_view(&written.object),
         &warnings,
     ))
 }
@@ -1194,6 +1195,13 @@ fn validate_update(
     out
 }
 
+/// What an update wrote: the object (in the request's version) and the warnings
+/// admission gave.
+pub(crate) struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
 /// The common update path: `make` builds the incoming object from the current (view)
 /// object; the result is merged, validated, admitted and stored. The write is guarded by
 /// the resourceVersion it was computed from; when another write came in between, it is
@@ -1206,7 +1214,7 @@ pub(crate) async fn write_update(
     name: &str,
     make: impl Fn(&Value) -> Result<Value, ApiError>,
     sub: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<Written, ApiError> {
     let key = res.def().key(ns, name);
     for _ in 0..8 {
         let current = srv
@@ -1246,8 +1254,12 @@ pub(crate) async fn write_update(
             return Err(ApiError::invalid(res.def(), name, &causes));
         }
         srv.admission.validate(srv, &req, &view).await?;
+        let warnings = req.take_warnings();
         if dry_run(ctx) {
-            return Ok(merged);
+            return Ok(Written {
+                object: merged,
+                warnings,
+            });
         }
         let seen = current["metadata"]["resourceVersion"].clone();
         let merged = conversion::to_store(srv, res, merged).await?;
@@ -1267,9 +1279,11 @@ pub(crate) async fn write_update(
                 Ok(gone) => {
                     let gone = conversion::from_store(srv, res, Arc::new(gone)).await?;
                     srv.admission.deleted(srv, res, &res.to_view(&gone)).await;
-                    return Ok(Arc::unwrap_or_clone(
-                        conversion::from_store(srv, res, Arc::new(merged)).await?,
-                    ));
+                    let object = conversion::from_store(srv, res, Arc::new(merged)).await?;
+                    return Ok(Written {
+                        object: Arc::unwrap_or_clone(object),
+                        warnings,
+                    });
                 }
                 Err(Fail::Stale) => continue,
                 Err(f) => return Err(f.into_api(res.def(), name)),
@@ -1287,7 +1301,10 @@ pub(crate) async fn write_update(
         match written {
             Ok(stored) => {
                 let stored = conversion::from_store(srv, res, Arc::new(stored)).await?;
-                return Ok(Arc::unwrap_or_clone(stored));
+                return Ok(Written {
+                    object: Arc::unwrap_or_clone(stored),
+                    warnings,
+                });
             }
             Err(Fail::Stale) => continue,
             Err(f) => return Err(f.into_api(res.def(), name)),
@@ -1381,14 +1398,15 @@ async fn patch(
         )
         .await;
         match r {
-            Ok(stored) => {
+            Ok(written) => {
                 if let Ok(w) = warn_slot.lock() {
                     warnings.extend(w.iter().cloned());
                 }
+                warnings.extend(written.warnings);
                 return Ok(super::negotiate::object_response(
                     ctx,
                     StatusCode::OK,
-                    &res.to_view(&stored),
+                    &res.to_view(&written.object),
                     &warnings,
                 ));
             }

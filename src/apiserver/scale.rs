@@ -324,7 +324,8 @@ async fn update(
         },
         None,
     )
-    .await?;
+    .await?
+    .object;
     Ok(scale_of(paths, &res.to_view(&stored)))
 }
 

@@ -1,10 +1,14 @@
 //! The PodSecurity admission plugin (upstream's `k8s.io/pod-security-admission`): a
-//! namespace's `pod-security.kubernetes.io/enforce`, `warn` and `audit` labels name a Pod
-//! Security Standards level (`privileged`, `baseline`, `restricted`). A new pod that
-//! breaks the enforce level is refused (`violates PodSecurity "restricted:latest": …`);
-//! one that breaks the warn level, and any workload whose pod template would, gets a
-//! warning (`would violate PodSecurity …`). Audit annotations need an audit log, which
-//! rkind does not write. Only the `latest` version of the standards is known.
+//! namespace's `pod-security.kubernetes.io/enforce`, `warn` and `audit` labels (and their
+//! `-version` labels) name a Pod Security Standards level (`privileged`, `baseline`,
+//! `restricted`). A pod that breaks the enforce level is refused on create, and on an
+//! update that changes an image or adds an ephemeral container (`violates PodSecurity
+//! "restricted:latest": …`); one that breaks the warn level, and any workload whose pod
+//! template would, gets a warning (`would violate PodSecurity …`). Namespaces with bad
+//! labels are refused; tightening a namespace's enforce level warns about the existing
+//! pods it would refuse. Audit annotations need an audit log, which rkind does not write
+//! (nor does a kind cluster without an audit policy); no exemptions are configured, as
+//! upstream's default. Every version label is checked with the latest checks.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,8 @@ use serde_json::Value;
 
 use super::{Admit, Operation, Plugin, Request};
 use crate::apiserver::ApiServer;
+use crate::apiserver::status::ApiError;
+use crate::apiserver::validation::{Cause, invalid};
 
 const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
 
@@ -399,10 +405,129 @@ pub fn violations(level: Level, metadata: &Value, spec: &Value) -> Vec<String> {
     out
 }
 
-/// The namespace's level for `mode` (`enforce`, `warn`), if labelled.
-fn level(ns: &Value, mode: &str) -> Option<Result<Level, String>> {
-    let v = ns["metadata"]["labels"][format!("{LABEL_PREFIX}{mode}")].as_str()?;
-    Some(Level::parse(v).ok_or_else(|| v.to_string()))
+/// A version of the standards a label pins (`latest`, `v1.29`). Every version is
+/// checked with the latest checks (the standards have only been tightened where the
+/// older versions allowed what no kubelet of today runs); the version is what messages
+/// name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Latest,
+    V1(u32),
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Version::Latest => f.write_str("latest"),
+            Version::V1(minor) => write!(f, "v1.{minor}"),
+        }
+    }
+}
+
+impl Version {
+    fn parse(s: &str) -> Option<Version> {
+        if s == "latest" {
+            return Some(Version::Latest);
+        }
+        let minor = s.strip_prefix("v1.")?;
+        let canonical = !minor.is_empty() && (minor == "0" || !minor.starts_with('0'));
+        if !canonical || !minor.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        minor.parse().ok().map(Version::V1)
+    }
+}
+
+/// One mode's level at a version, printed as upstream does (`restricted:latest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LevelVersion {
+    level: Level,
+    version: Version,
+}
+
+impl std::fmt::Display for LevelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.level.name(), self.version)
+    }
+}
+
+/// A namespace's policy: what is enforced, audited and warned about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Policy {
+    enforce: LevelVersion,
+    audit: LevelVersion,
+    warn: LevelVersion,
+}
+
+/// The policy a namespace's `labels` give (upstream's `PolicyToEvaluate` with the default
+/// configuration: everything privileged, at latest) and the labels' problems. A bad
+/// enforce level fails closed (restricted), bad audit and warn levels open; an unlabelled
+/// warn level follows a stricter enforce level.
+fn policy(labels: &Value) -> (Policy, Vec<Cause>) {
+    let any = LevelVersion {
+        level: Level::Privileged,
+        version: Version::Latest,
+    };
+    let mut p = Policy {
+        enforce: any,
+        audit: any,
+        warn: any,
+    };
+    let mut errs = Vec::new();
+    let label = |mode: &str, what: &str| {
+        let key = if what.is_empty() {
+            format!("{LABEL_PREFIX}{mode}")
+        } else {
+            format!("{LABEL_PREFIX}{mode}-{what}")
+        };
+        labels[&key].as_str().map(|v| (key, v.to_string()))
+    };
+    let mut has_enforce = false;
+    for (mode, fallback) in [
+        ("enforce", Level::Restricted),
+        ("audit", Level::Privileged),
+        ("warn", Level::Privileged),
+    ] {
+        let slot = match mode {
+            "enforce" => &mut p.enforce,
+            "audit" => &mut p.audit,
+            _ => &mut p.warn,
+        };
+        if let Some((key, v)) = label(mode, "") {
+            slot.level = Level::parse(&v).unwrap_or_else(|| {
+                errs.push(invalid(
+                    format!("metadata.labels[{key}]"),
+                    &v,
+                    "must be one of privileged, baseline, restricted",
+                ));
+                fallback
+            });
+            has_enforce |= mode == "enforce" && Level::parse(&v).is_some();
+        }
+        if let Some((key, v)) = label(mode, "version") {
+            slot.version = Version::parse(&v).unwrap_or_else(|| {
+                errs.push(invalid(
+                    format!("metadata.labels[{key}]"),
+                    &v,
+                    "must be \"latest\" or \"v1.x\"",
+                ));
+                Version::Latest
+            });
+        }
+    }
+    if label("warn", "").is_none() && has_enforce && p.enforce.level > p.warn.level {
+        p.warn.level = p.enforce.level;
+        if label("warn", "version").is_none() {
+            p.warn.version = p.enforce.version;
+        }
+    }
+    (p, errs)
+}
+
+/// The reason part of a violation (`host namespaces` of `host namespaces (hostPID=true)`),
+/// as upstream's `ForbiddenReason` lists them.
+fn reason(violation: &str) -> &str {
+    violation.split(" (").next().unwrap_or(violation)
 }
 
 /// Where a kind keeps its pod template, for the workload kinds PodSecurity warns about.
@@ -418,9 +543,148 @@ fn template<'a>(group: &str, plural: &str, obj: &'a Value) -> Option<(&'a Value,
     Some((&t["metadata"], &t["spec"]))
 }
 
+/// Pod subresources whose writes cannot change what the standards check.
+const IGNORED_POD_SUBRESOURCES: &[&str] = &[
+    "exec",
+    "attach",
+    "binding",
+    "eviction",
+    "log",
+    "portforward",
+    "proxy",
+    "status",
+];
+
+/// Whether a pod update can change what the standards check: upstream evaluates one
+/// that changes an image, the number of containers, or adds an ephemeral container
+/// (nothing else checked is mutable).
+fn significant_pod_update(old: &Value, new: &Value) -> bool {
+    let (o, n) = (&old["spec"], &new["spec"]);
+    let list = |spec: &Value, l: &str| spec[l].as_array().cloned().unwrap_or_default();
+    for l in ["containers", "initContainers"] {
+        let (a, b) = (list(o, l), list(n, l));
+        if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x["image"] != y["image"]) {
+            return true;
+        }
+    }
+    let before = list(o, "ephemeralContainers");
+    list(n, "ephemeralContainers").iter().any(|c| {
+        before
+            .iter()
+            .find(|b| b["name"] == c["name"])
+            .is_none_or(|b| b["image"] != c["image"])
+    })
+}
+
+/// Upstream evaluates at most this many existing pods when an enforce level tightens.
+const MAX_PODS_TO_CHECK: usize = 3000;
+
+/// The warnings for a namespace whose enforce level tightens to `enforce`: the existing
+/// pods that would now be refused, grouped by their reasons (one pod per controller
+/// first, as upstream orders them).
+fn existing_pod_warnings(srv: &ApiServer, ns: &str, enforce: LevelVersion) -> Vec<String> {
+    let snap = srv.registry.snapshot();
+    let Some(pods) = snap.find("", "v1", "pods") else {
+        return Vec::new();
+    };
+    let (all, _) = srv.store.list_shared(&pods.def().prefix(Some(ns)));
+    let mut first = Vec::new();
+    let mut again = Vec::new();
+    let mut controllers = std::collections::HashSet::new();
+    for pod in &all {
+        let controller = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["controller"] == true)
+            .and_then(|r| r["uid"].as_str());
+        match controller {
+            Some(uid) if !controllers.insert(uid.to_string()) => again.push(pod),
+            _ => first.push(pod),
+        }
+    }
+    first.extend(again);
+    let total = first.len();
+    first.truncate(MAX_PODS_TO_CHECK);
+    // Reasons → (lexically first pod, count), in the order first seen.
+    let mut groups: Vec<(String, String, usize)> = Vec::new();
+    for pod in &first {
+        let v = violations(enforce.level, &pod["metadata"], &pod["spec"]);
+        if v.is_empty() {
+            continue;
+        }
+        let reasons: Vec<&str> = v.iter().map(|v| reason(v)).collect();
+        let reasons = reasons.join(", ");
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        match groups.iter_mut().find(|g| g.0 == reasons) {
+            Some(g) => {
+                g.2 += 1;
+                if name < g.1 {
+                    g.1 = name;
+                }
+            }
+            None => groups.push((reasons, name, 1)),
+        }
+    }
+    let mut out = Vec::new();
+    if first.len() < total {
+        out.push(format!(
+            "new PodSecurity enforce level only checked against the first {} of {total} existing pods",
+            first.len()
+        ));
+    }
+    if !groups.is_empty() {
+        out.push(format!(
+            "existing pods in namespace {ns:?} violate the new PodSecurity enforce level \"{enforce}\""
+        ));
+    }
+    let mut pods: Vec<String> = groups
+        .into_iter()
+        .map(|(reasons, name, n)| match n {
+            1 => format!("{name}: {reasons}"),
+            2 => format!("{name} (and 1 other pod): {reasons}"),
+            _ => format!("{name} (and {} other pods): {reasons}", n - 1),
+        })
+        .collect();
+    pods.sort();
+    out.extend(pods);
+    out
+}
+
 /// The `PodSecurity` plugin.
 #[derive(Debug, Default)]
 pub struct PodSecurity;
+
+impl PodSecurity {
+    /// Upstream's `ValidateNamespace`: labels must be valid (on update, only if their
+    /// problems changed), and a tighter enforce level is tried on the existing pods.
+    fn namespace(srv: &ApiServer, req: &Request<'_>, obj: &Value) -> Result<(), ApiError> {
+        let (new, errs) = policy(&obj["metadata"]["labels"]);
+        let refuse = |errs: &[Cause]| ApiError::invalid(req.kind.def(), req.name, errs);
+        match (req.operation, req.old) {
+            (Operation::Create, _) if !errs.is_empty() => Err(refuse(&errs)),
+            (Operation::Update, Some(old)) => {
+                let (before, old_errs) = policy(&old["metadata"]["labels"]);
+                if !errs.is_empty() && (old_errs.is_empty() || old_errs != errs) {
+                    return Err(refuse(&errs));
+                }
+                let relaxed = new.enforce.version == before.enforce.version
+                    && new.enforce.level <= before.enforce.level;
+                if new.enforce == before.enforce
+                    || new.enforce.level == Level::Privileged
+                    || relaxed
+                {
+                    return Ok(());
+                }
+                for w in existing_pod_warnings(srv, req.name, new.enforce) {
+                    req.warn(w);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 impl Plugin for PodSecurity {
     fn name(&self) -> &'static str {
@@ -435,61 +699,72 @@ impl Plugin for PodSecurity {
     ) -> Admit<'a> {
         Box::pin(async move {
             let def = req.kind.def();
+            if def.group.is_empty() && def.plural == "namespaces" {
+                return match req.subresource {
+                    None => Self::namespace(srv, req, obj),
+                    Some(_) => Ok(()),
+                };
+            }
             let Some(ns_name) = req.namespace else {
                 return Ok(());
             };
-            if req.operation != Operation::Create || req.subresource.is_some() {
+            if !matches!(req.operation, Operation::Create | Operation::Update) {
                 return Ok(());
             }
             let is_pod = def.group.is_empty() && def.plural == "pods";
             let (metadata, spec) = if is_pod {
+                if req
+                    .subresource
+                    .is_some_and(|s| IGNORED_POD_SUBRESOURCES.contains(&s))
+                {
+                    return Ok(());
+                }
+                if let Some(old) = req.old
+                    && !significant_pod_update(old, obj)
+                {
+                    return Ok(());
+                }
                 (&obj["metadata"], &obj["spec"])
             } else {
-                match template(&def.group, &def.plural, obj) {
-                    Some(t) => t,
-                    None => return Ok(()),
+                let Some(t) = template(&def.group, &def.plural, obj) else {
+                    return Ok(());
+                };
+                let unchanged = req
+                    .old
+                    .is_some_and(|old| template(&def.group, &def.plural, old) == Some(t));
+                if req.subresource.is_some() || unchanged {
+                    // A scale or status write, or an update that leaves the template.
+                    return Ok(());
                 }
+                t
             };
             let snap = srv.registry.snapshot();
             let Some(nskind) = snap.find("", "v1", "namespaces") else {
                 return Ok(());
             };
-            let Ok(Some(ns)) = srv.store.get(&nskind.def().key(None, ns_name)) else {
+            let Some(ns) = srv.store.get_shared(&nskind.def().key(None, ns_name)) else {
                 return Ok(());
             };
-            if is_pod && let Some(enforce) = level(&ns, "enforce") {
-                let enforce = enforce.map_err(|v| {
-                    req.forbidden(format!(
-                        "invalid PodSecurity level {v:?} in label {LABEL_PREFIX}enforce"
-                    ))
-                })?;
-                let v = violations(enforce, metadata, spec);
+            let (p, _) = policy(&ns["metadata"]["labels"]);
+            if is_pod {
+                let v = violations(p.enforce.level, metadata, spec);
                 if !v.is_empty() {
                     return Err(req.forbidden(format!(
-                        "violates PodSecurity \"{}:latest\": {}",
-                        enforce.name(),
+                        "violates PodSecurity \"{}\": {}",
+                        p.enforce,
                         v.join(", ")
                     )));
                 }
             }
-            // Workloads are warned about for the enforce level too (their pods would be
-            // refused), pods for the warn level.
-            let mut warn_levels: Vec<Level> = Vec::new();
-            if let Some(Ok(w)) = level(&ns, "warn") {
-                warn_levels.push(w);
-            }
-            if !is_pod && let Some(Ok(e)) = level(&ns, "enforce") {
-                warn_levels.push(e);
-            }
-            if let Some(l) = warn_levels.into_iter().max() {
-                let v = violations(l, metadata, spec);
-                if !v.is_empty() {
-                    req.warn(format!(
-                        "would violate PodSecurity \"{}:latest\": {}",
-                        l.name(),
-                        v.join(", ")
-                    ));
-                }
+            // The audit level's findings are audit annotations, which go to the audit
+            // log; rkind keeps none (as a kind cluster without an audit policy).
+            let v = violations(p.warn.level, metadata, spec);
+            if !v.is_empty() {
+                req.warn(format!(
+                    "would violate PodSecurity \"{}\": {}",
+                    p.warn,
+                    v.join(", ")
+                ));
             }
             Ok(())
         })
@@ -500,6 +775,45 @@ impl Plugin for PodSecurity {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn labels_give_upstreams_policy() {
+        for (v, ok) in [
+            ("latest", true),
+            ("v1.0", true),
+            ("v1.30", true),
+            ("v1.030", false),
+            ("1.30", false),
+            ("v2.1", false),
+            ("v1.", false),
+        ] {
+            assert_eq!(Version::parse(v).is_some(), ok, "{v}");
+        }
+        let (p, errs) = policy(&json!({"pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/enforce-version": "v1.29"}));
+        assert!(errs.is_empty());
+        assert_eq!(p.enforce.to_string(), "baseline:v1.29");
+        assert_eq!(p.warn.to_string(), "baseline:v1.29", "warn follows enforce");
+        let (p, errs) = policy(&json!({"pod-security.kubernetes.io/enforce": "nope",
+            "pod-security.kubernetes.io/warn": "nope"}));
+        assert_eq!(errs.len(), 2);
+        assert_eq!(p.enforce.level, Level::Restricted, "enforce fails closed");
+        assert_eq!(p.warn.level, Level::Privileged, "warn fails open");
+    }
+
+    #[test]
+    fn only_image_and_container_changes_are_significant() {
+        let pod = json!({"spec": {"containers": [{"name": "c", "image": "a"}]}});
+        let mut relabelled = pod.clone();
+        relabelled["metadata"] = json!({"labels": {"x": "y"}});
+        assert!(!significant_pod_update(&pod, &relabelled));
+        let mut image = pod.clone();
+        image["spec"]["containers"][0]["image"] = json!("b");
+        assert!(significant_pod_update(&pod, &image));
+        let mut debug = pod.clone();
+        debug["spec"]["ephemeralContainers"] = json!([{"name": "d", "image": "a"}]);
+        assert!(significant_pod_update(&pod, &debug));
+    }
 
     #[test]
     fn restricted_names_each_missing_setting_as_upstream() {
