@@ -439,6 +439,29 @@ fn controllers_act_with_their_own_least_privilege_accounts() {
     c.eventually(60, "the ReplicaSet's pod, once the rule is back", || {
         c.ok(&["get", "rs", "lp", "-o", "jsonpath={.status.replicas}"]) == "1"
     });
+
+    // Deleting the controller's account voids its token: the first refused request has
+    // the manager recreate the account and mint a new token at once (not at the timer,
+    // 48 minutes away), and the controller goes on.
+    let uid = |c: &Cluster| {
+        c.ok(&[
+            "get",
+            "sa",
+            "-n",
+            "kube-system",
+            "replicaset-controller",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    let before = uid(&c);
+    c.ok(&["delete", "sa", "-n", "kube-system", "replicaset-controller"]);
+    c.ok(&["scale", "rs", "lp", "--replicas=2"]);
+    c.eventually(60, "the second pod, made with a renewed token", || {
+        c.ok(&["get", "rs", "lp", "-o", "jsonpath={.status.replicas}"]) == "2"
+    });
+    let after = uid(&c);
+    assert!(!after.is_empty() && after != before, "{before} → {after}");
 }
 
 /// The trace endpoint is a non-resource URL like any other: refused to a user RBAC does

@@ -33,7 +33,47 @@ pub struct ComponentIdentity {
 }
 
 /// A bearer token shared by a client and whatever renews it.
-pub type BearerToken = Arc<std::sync::RwLock<HeaderValue>>;
+pub type BearerToken = Arc<SharedToken>;
+
+/// The current `Authorization` header of a token-authenticated client, and a signal
+/// that the API server refused it (401), so the renewer replaces it at once instead of
+/// at its timer (a deleted service account invalidates a token long before it expires).
+#[derive(Debug)]
+pub struct SharedToken {
+    header: std::sync::RwLock<HeaderValue>,
+    refused: tokio::sync::Notify,
+}
+
+impl SharedToken {
+    /// A token whose header is `header` (`Bearer …`).
+    pub fn new(header: HeaderValue) -> BearerToken {
+        Arc::new(SharedToken {
+            header: std::sync::RwLock::new(header),
+            refused: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The header to send.
+    pub fn header(&self) -> HeaderValue {
+        self.header
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Replaces the header with a renewed one.
+    pub fn replace(&self, header: HeaderValue) {
+        match self.header.write() {
+            Ok(mut g) => *g = header,
+            Err(e) => *e.into_inner() = header,
+        }
+    }
+
+    /// Waits until a request with this token is refused.
+    pub async fn refused(&self) {
+        self.refused.notified().await;
+    }
+}
 
 impl ComponentIdentity {
     /// The identity `tls` of the component `binary` (its user agent is
@@ -195,16 +235,21 @@ impl tower_service::Service<Request<Body>> for ApiService {
             .headers
             .insert(http::header::USER_AGENT, self.user_agent.clone());
         if let Some(token) = &self.token {
-            let value = token
-                .read()
-                .map(|t| t.clone())
-                .unwrap_or_else(|e| e.into_inner().clone());
-            parts.headers.insert(http::header::AUTHORIZATION, value);
+            parts
+                .headers
+                .insert(http::header::AUTHORIZATION, token.header());
         }
         let http = self.http.clone();
+        let token = self.token.clone();
         Box::pin(async move {
             parts.uri = uri?;
-            Ok(http.request(Request::from_parts(parts, body)).await?)
+            let resp = http.request(Request::from_parts(parts, body)).await?;
+            if resp.status() == http::StatusCode::UNAUTHORIZED
+                && let Some(token) = token
+            {
+                token.refused.notify_one();
+            }
+            Ok(resp)
         })
     }
 }

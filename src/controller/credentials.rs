@@ -2,17 +2,18 @@
 //! its dynamic client builder): the controller manager, with its own certificate,
 //! creates the controller's service account `kube-system/<name>` where missing and asks
 //! for a token for it (TokenRequest, an hour long); the controller's client sends that
-//! token, and a task renews it at 80 % of its life, so the controller acts with only what
-//! `system:controller:<name>` grants.
+//! token, and a task renews it at 80 % of its life, or at once when the API server
+//! refuses it (its service account was deleted, say), so the controller acts with only
+//! what `system:controller:<name>` grants.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::client::{BearerToken, ComponentIdentity};
+use super::client::{BearerToken, ComponentIdentity, SharedToken};
 use super::{ControllerError, code, post_json};
 use crate::apiserver::authz::controller_policy::NAMESPACE;
 
@@ -21,6 +22,8 @@ const COMPONENT: &str = "kube-controller-manager";
 const TOKEN_SECONDS: u64 = 3600;
 /// How long to wait before trying again when a renewal failed.
 const RETRY: Duration = Duration::from_secs(10);
+/// The least time between two renewals.
+const MIN_RENEWAL_GAP: Duration = Duration::from_secs(1);
 
 /// Mints controllers' clients.
 pub struct Credentials {
@@ -55,7 +58,7 @@ impl Credentials {
         account: &'static str,
     ) -> Result<(kube_client::Client, tokio::task::JoinHandle<()>), ControllerError> {
         let (token, lifetime) = mint(&self.manager, account).await?;
-        let shared: BearerToken = Arc::new(RwLock::new(header(&token, account)?));
+        let shared: BearerToken = SharedToken::new(header(&token, account)?);
         let identity = ComponentIdentity::with_token(COMPONENT, self.tls.clone(), shared.clone());
         let client = super::kube_client(self.api_addr, &identity);
         let manager = self.manager.clone();
@@ -67,16 +70,16 @@ impl Credentials {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
+                        _ = shared.refused() => {
+                            tracing::info!("token refused by the API server; renewing it now");
+                        }
                     }
                     match mint(&manager, account)
                         .await
                         .and_then(|(t, l)| Ok((header(&t, account)?, l)))
                     {
                         Ok((h, l)) => {
-                            match shared.write() {
-                                Ok(mut g) => *g = h,
-                                Err(e) => *e.into_inner() = h,
-                            }
+                            shared.replace(h);
                             wait = l.mul_f64(0.8);
                         }
                         Err(e) => {
@@ -84,6 +87,13 @@ impl Credentials {
                             wait = RETRY;
                         }
                     }
+                    // A burst of refusals (every watch of the controller at once) asks
+                    // for one renewal: let the new token reach them first.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(MIN_RENEWAL_GAP) => {}
+                    }
+                    wait = wait.saturating_sub(MIN_RENEWAL_GAP);
                 }
             }
             .instrument(tracing::info_span!("controller_token", account)),
