@@ -7,7 +7,10 @@
 //!   stopped (the bootstrap policy plus the bench's Role), allowed and denied;
 //! - how long after its create a CRD is served (its group version in discovery and in
 //!   OpenAPI v3);
-//! - 1,000 custom resources created by 32 concurrent requests on one HTTP/2 connection.
+//! - 1,000 custom resources created by 32 concurrent requests on one HTTP/2 connection;
+//! - reading a custom resource in its storage version and in a version a conversion
+//!   webhook (a TLS server in this process) converts to: one object, and a list of 100
+//!   converted in one review.
 //!
 //! Run with `scripts/bench.sh` (release build).
 
@@ -94,6 +97,8 @@ fn main() {
 
         let rate = create_objects(&admin).await;
         println!("{OBJECTS} custom resources, {IN_FLIGHT} in flight: {rate:.0} objects/s");
+
+        conversion(&admin).await;
     });
     stop(child);
 
@@ -266,6 +271,145 @@ async fn create_objects(admin: &Arc<ApiClient>) -> f64 {
         "every gizmo stored"
     );
     rate
+}
+
+/// Objects listed through the conversion webhook.
+const CONVERTED: usize = 100;
+
+/// A conversion webhook on 127.0.0.1 (one thread per connection, as the API server opens
+/// one per review): relabels every object to the desired version. Returns its port and
+/// its certificate as a `caBundle`.
+fn start_converter() -> (u16, String) {
+    use base64::Engine;
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    let ca = base64::engine::general_purpose::STANDARD.encode(cert.cert.pem());
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+    let tls = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("server config"),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let tls = tls.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let conn = rustls::ServerConnection::new(tls).map_err(std::io::Error::other)?;
+                let mut stream = rustls::StreamOwned::new(conn, tcp);
+                let mut reader = BufReader::new(&mut stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line)?;
+                    let line = line.trim_end().to_ascii_lowercase();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body)?;
+                let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let desired = review["request"]["desiredAPIVersion"].clone();
+                let objects: Vec<Value> = review["request"]["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| {
+                        let mut o = o.clone();
+                        o["apiVersion"] = desired.clone();
+                        o
+                    })
+                    .collect();
+                let out =
+                    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+                    "response": {"uid": review["request"]["uid"], "convertedObjects": objects,
+                        "result": {"status": "Success"}}})
+                    .to_string();
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
+                    out.len()
+                )?;
+                stream.flush()
+            });
+        }
+    });
+    (port, ca)
+}
+
+/// GET one object and LIST [`CONVERTED`] in the storage version and through the webhook.
+async fn conversion(admin: &ApiClient) {
+    let (port, ca) = start_converter();
+    let group = "conv.bench.example.com";
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}});
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("gizmos.{group}")},
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v2", "served": true, "storage": false, "schema": schema}],
+            "conversion": {"strategy": "Webhook", "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/convert"), "caBundle": ca}}}
+        }
+    });
+    admin
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await
+        .expect("crd");
+    let path = |v: &str| format!("/apis/{group}/{v}/namespaces/default/gizmos");
+    let t = Instant::now();
+    for i in 0..CONVERTED {
+        let g = json!({"apiVersion": format!("{group}/v1"), "kind": "Gizmo",
+            "metadata": {"name": format!("g{i}")}, "spec": {"size": i}});
+        loop {
+            match admin.post(&path("v1"), &g).await {
+                Ok(_) => break,
+                Err(_) if t.elapsed() < LIMIT => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(e) => panic!("create gizmo: {e}"),
+            }
+        }
+    }
+    let one = |v: &str| format!("{}/g0", path(v));
+    let converted = admin.get(&one("v2")).await.expect("converted get");
+    assert_eq!(converted["apiVersion"], format!("{group}/v2"));
+    let get_v1 = median_ms(SAMPLES, || async {
+        admin.get(&one("v1")).await.expect("get v1");
+    })
+    .await;
+    let get_v2 = median_ms(SAMPLES, || async {
+        admin.get(&one("v2")).await.expect("get v2");
+    })
+    .await;
+    let list_v1 = median_ms(SAMPLES / 3, || async {
+        admin.get(&path("v1")).await.expect("list v1");
+    })
+    .await;
+    let list_v2 = median_ms(SAMPLES / 3, || async {
+        let l = admin.get(&path("v2")).await.expect("list v2");
+        assert_eq!(l["items"].as_array().map(Vec::len), Some(CONVERTED));
+    })
+    .await;
+    println!(
+        "custom resource read: GET stored version p50 {get_v1:.3} ms, through the conversion \
+         webhook p50 {get_v2:.3} ms (+{:.3}); LIST {CONVERTED} p50 {list_v1:.3} ms, converted in \
+         one review p50 {list_v2:.3} ms",
+        get_v2 - get_v1
+    );
 }
 
 /// Median µs of one authorisation decision, over batches of 1,000.
