@@ -890,6 +890,47 @@ fn a_conversion_webhook_converts_custom_resources_between_versions() {
     let table = c.ok(&["get", "gizmos.v2.conv.rkind.test"]);
     assert!(table.contains("g1"), "{table}");
 
+    // Admission webhooks whose rules name v1 see a v2 write converted to v1 (matchPolicy
+    // Equivalent, the default), and their patch comes back to v2; `Exact` ones do not.
+    let gizmo_hook = |name: &str, path: &str, policy: &str| {
+        json!({"name": name, "matchPolicy": policy, "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+            "clientConfig": {"url": format!("https://127.0.0.1:{}{path}", server.port),
+                             "caBundle": server.ca_bundle},
+            "rules": [{"operations": ["CREATE"], "apiGroups": ["conv.rkind.test"],
+                       "apiVersions": ["v1"], "resources": ["gizmos"]}]})
+    };
+    let config = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration", "metadata": {"name": "gizmo-hooks"},
+        "webhooks": [gizmo_hook("equivalent.rkind.test", "/label/equivalent", "Equivalent"),
+                     gizmo_hook("exact.rkind.test", "/label/exact", "Exact")]});
+    c.ok_stdin(&["create", "-f", "-"], &config.to_string());
+    let g3 = json!({"apiVersion": "conv.rkind.test/v2", "kind": "Gizmo",
+        "metadata": {"name": "g3"}, "spec": {"color": "teal"}});
+    c.ok_stdin(&["create", "-f", "-"], &g3.to_string());
+    let seen = server.reviews("/label/equivalent", "g3");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let r = &seen[0]["request"];
+    assert_eq!(
+        r["kind"],
+        json!({"group": "conv.rkind.test", "version": "v1", "kind": "Gizmo"})
+    );
+    assert_eq!(r["requestKind"]["version"], "v2");
+    assert_eq!(r["resource"]["version"], "v1");
+    assert_eq!(r["requestResource"]["version"], "v2");
+    assert_eq!(r["object"]["apiVersion"], "conv.rkind.test/v1");
+    assert_eq!(r["object"]["spec"], json!({"colour": "teal"}));
+    assert!(
+        server.reviews("/label/exact", "g3").is_empty(),
+        "Exact skips v2"
+    );
+    let g3: Value =
+        serde_json::from_str(&c.ok(&["get", "gizmos.v2.conv.rkind.test", "g3", "-o", "json"]))
+            .unwrap();
+    assert_eq!(g3["metadata"]["labels"]["equivalent"], "yes");
+    assert_eq!(g3["spec"], json!({"color": "teal"}));
+    c.ok(&["delete", "mutatingwebhookconfiguration", "gizmo-hooks"]);
+
     // A webhook that refuses: reads in v2 fail with upstream's error, v1 reads still work.
     let mut crd: Value =
         serde_json::from_str(&c.ok(&["get", "crd", "gizmos.conv.rkind.test", "-o", "json"]))

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Operation, Request};
 use crate::apiserver::ApiServer;
+use crate::apiserver::kinds::Strategy;
 use crate::apiserver::kinds::apps::selector_matches;
 
 /// The operation as admission APIs spell it.
@@ -117,18 +118,18 @@ pub fn object_matches(req: &Request<'_>, obj: &Value, selector: &Value) -> bool 
         .any(|o| selector_matches(selector, &labels_or_empty(o["metadata"]["labels"].clone())))
 }
 
-/// The group/version/kind of what is written (a subresource's own kind).
-pub fn kind_of(req: &Request<'_>) -> Value {
-    let def = req.kind.def();
-    match req.subresource.and_then(|s| def.find_subresource(s)) {
+/// The group/version/kind of what is written as `kind` (a subresource's own kind).
+pub fn kind_of(kind: &dyn Strategy, subresource: Option<&str>) -> Value {
+    let def = kind.def();
+    match subresource.and_then(|s| def.find_subresource(s)) {
         Some(sub) => json!({"group": sub.group, "version": sub.version, "kind": sub.kind}),
         None => json!({"group": def.group, "version": def.version, "kind": def.kind}),
     }
 }
 
-/// The group/version/resource of the request.
-pub fn resource_of(req: &Request<'_>) -> Value {
-    let def = req.kind.def();
+/// The group/version/resource of `kind`.
+pub fn resource_of(kind: &dyn Strategy) -> Value {
+    let def = kind.def();
     json!({"group": def.group, "version": def.version, "resource": def.plural})
 }
 
@@ -155,10 +156,17 @@ fn options(op: Operation) -> Value {
 }
 
 /// The `request` of an AdmissionReview v1 with `uid`, for `obj` (the new object; the
-/// stored one on deletes).
-pub fn admission_request(req: &Request<'_>, uid: &str, obj: &Value) -> Value {
-    let kind = kind_of(req);
-    let resource = resource_of(req);
+/// stored one on deletes). `requested` is the kind the client wrote: `req.kind`, unless
+/// a webhook sees the write converted to an equivalent version (`matchPolicy:
+/// Equivalent`), when `req.kind` is that version.
+pub fn admission_request(
+    req: &Request<'_>,
+    requested: &dyn Strategy,
+    uid: &str,
+    obj: &Value,
+) -> Value {
+    let kind = kind_of(req.kind, req.subresource);
+    let resource = resource_of(req.kind);
     let (object, old) = match req.operation {
         Operation::Create => (obj.clone(), Value::Null),
         Operation::Update => (obj.clone(), req.old.cloned().unwrap_or(Value::Null)),
@@ -168,8 +176,8 @@ pub fn admission_request(req: &Request<'_>, uid: &str, obj: &Value) -> Value {
         "uid": uid,
         "kind": kind,
         "resource": resource,
-        "requestKind": kind,
-        "requestResource": resource,
+        "requestKind": kind_of(requested, req.subresource),
+        "requestResource": resource_of(requested),
         "name": req.name,
         "operation": operation_name(req.operation),
         "userInfo": user_info(req),

@@ -78,7 +78,7 @@ struct Vars {
 
 impl Vars {
     fn new(srv: &ApiServer, req: &Request<'_>, obj: &Value, params: &Value) -> Self {
-        let r = admission_request(req, "", obj);
+        let r = admission_request(req, req.kind, "", obj);
         let namespace = match req.namespace {
             Some(ns) if req.kind.def().namespaced => super::matching::namespace_object(srv, ns),
             _ => Value::Null,

@@ -17,6 +17,8 @@ use super::webhook_client::{self, CallError};
 use super::{Admit, Plugin, Request};
 use crate::apiserver::ApiServer;
 use crate::apiserver::cel;
+use crate::apiserver::crd::conversion;
+use crate::apiserver::kinds::{Kind, Strategy};
 use crate::apiserver::status::ApiError;
 
 /// The group whose kinds configure admission: never sent to webhooks, so a broken webhook
@@ -82,11 +84,67 @@ fn calling_error(hook: &Hook, why: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("failed calling webhook \"{}\": {why}", hook.name))
 }
 
-/// Whether `hook` wants this write: rules, namespace and object selectors, then its
-/// `matchConditions` (all must be true).
-fn wants(srv: &ApiServer, req: &Request<'_>, obj: &Value, hook: &Hook) -> Result<bool, ApiError> {
-    if !any_rule_matches(&hook.spec["rules"], req)
-        || !namespace_matches(srv, req, obj, &hook.spec["namespaceSelector"])
+/// The version a webhook sees a write in.
+enum SeenAs {
+    /// Its rules name the request's own version.
+    Requested,
+    /// They name another served version of the same stored resource and its
+    /// `matchPolicy` is `Equivalent` (the default): the write is converted to that one.
+    Equivalent(Kind),
+}
+
+/// The request as `kind` sees it (an equivalent version), with `old` converted to it.
+fn as_kind<'a>(req: &Request<'a>, kind: &'a dyn Strategy, old: Option<&'a Value>) -> Request<'a> {
+    Request {
+        operation: req.operation,
+        kind,
+        namespace: req.namespace,
+        name: req.name,
+        subresource: req.subresource,
+        old,
+        user: req.user,
+        dry_run: req.dry_run,
+        warnings: Default::default(),
+    }
+}
+
+/// Whether `hook`'s rules cover the write, and in which version (upstream's
+/// `matchPolicy` with its equivalent resource mapper: the versions of one stored
+/// resource are equivalent, e.g. a custom kind's versions or autoscaling v1 and v2).
+fn seen_as(srv: &ApiServer, req: &Request<'_>, hook: &Hook) -> Option<SeenAs> {
+    let rules = &hook.spec["rules"];
+    if any_rule_matches(rules, req) {
+        return Some(SeenAs::Requested);
+    }
+    if hook.spec["matchPolicy"].as_str() == Some("Exact") {
+        return None;
+    }
+    let def = req.kind.def();
+    let snap = srv.registry.snapshot();
+    snap.kinds
+        .iter()
+        .filter(|k| {
+            let d = k.def();
+            d.storage == def.storage
+                && (d.group != def.group || d.version != def.version)
+                && req
+                    .subresource
+                    .is_none_or(|s| d.find_subresource(s).is_some())
+        })
+        .find(|k| any_rule_matches(rules, &as_kind(req, &***k, req.old)))
+        .map(|k| SeenAs::Equivalent(k.clone()))
+}
+
+/// Whether `hook` wants this write (its rules matched): namespace and object selectors,
+/// then its `matchConditions` (all must be true).
+fn wants(
+    srv: &ApiServer,
+    req: &Request<'_>,
+    requested: &dyn Strategy,
+    obj: &Value,
+    hook: &Hook,
+) -> Result<bool, ApiError> {
+    if !namespace_matches(srv, req, obj, &hook.spec["namespaceSelector"])
         || !object_matches(req, obj, &hook.spec["objectSelector"])
     {
         return Ok(false);
@@ -98,7 +156,7 @@ fn wants(srv: &ApiServer, req: &Request<'_>, obj: &Value, hook: &Hook) -> Result
     if conditions.is_empty() {
         return Ok(true);
     }
-    let vars = cel_vars(req, obj);
+    let vars = cel_vars(req, requested, obj);
     for c in &conditions {
         let name = c["name"].as_str().unwrap_or("");
         let verdict = cel::compile(c["expression"].as_str().unwrap_or(""))
@@ -123,8 +181,12 @@ fn wants(srv: &ApiServer, req: &Request<'_>, obj: &Value, hook: &Hook) -> Result
 }
 
 /// The variables of a webhook's match conditions: `object`, `oldObject`, `request`.
-fn cel_vars(req: &Request<'_>, obj: &Value) -> Vec<(&'static str, ::cel::Value)> {
-    let r = admission_request(req, "", obj);
+fn cel_vars(
+    req: &Request<'_>,
+    requested: &dyn Strategy,
+    obj: &Value,
+) -> Vec<(&'static str, ::cel::Value)> {
+    let r = admission_request(req, requested, "", obj);
     vec![
         ("object", cel::to_cel(&r["object"])),
         ("oldObject", cel::to_cel(&r["oldObject"])),
@@ -151,6 +213,7 @@ fn review_version(hook: &Hook) -> &'static str {
 async fn review(
     srv: &ApiServer,
     req: &Request<'_>,
+    requested: &dyn Strategy,
     obj: &Value,
     hook: &Hook,
 ) -> Result<Value, CallError> {
@@ -159,7 +222,7 @@ async fn review(
     let review = json!({
         "apiVersion": version,
         "kind": "AdmissionReview",
-        "request": admission_request(req, &uid, obj),
+        "request": admission_request(req, requested, &uid, obj),
     });
     let answer =
         webhook_client::post(srv, &hook.spec["clientConfig"], &review, hook.timeout()).await?;
@@ -232,11 +295,17 @@ fn denial(req: &Request<'_>, hook: &Hook, result: &Value) -> ApiError {
 
 /// What one webhook said that the dispatcher acts on.
 enum Verdict {
-    Allowed { patch: Option<Vec<u8>> },
+    /// Allowed, with a JSON patch of the object as given.
+    Allowed {
+        patch: Option<Vec<u8>>,
+    },
+    /// Allowed and patched in an equivalent version: the object converted back.
+    Replaced(Value),
     Skipped,
 }
 
-/// Calls `hook` if it wants the write, relaying warnings and refusals.
+/// Calls `hook` if its rules cover the write — converted to the version they name when
+/// that is an equivalent one — relaying warnings and refusals.
 async fn dispatch(
     srv: &ApiServer,
     req: &Request<'_>,
@@ -244,7 +313,43 @@ async fn dispatch(
     hook: &Hook,
     mutating: bool,
 ) -> Result<Verdict, ApiError> {
-    if !wants(srv, req, obj, hook)? {
+    let kind = match seen_as(srv, req, hook) {
+        None => return Ok(Verdict::Skipped),
+        Some(SeenAs::Requested) => return call(srv, req, req.kind, obj, hook, mutating).await,
+        Some(SeenAs::Equivalent(kind)) => kind,
+    };
+    let converted = conversion::between(srv, req.kind, &*kind, obj.clone()).await?;
+    let old = match req.old {
+        Some(o) => Some(conversion::between(srv, req.kind, &*kind, o.clone()).await?),
+        None => None,
+    };
+    let seen = as_kind(req, &*kind, old.as_ref());
+    let verdict = call(srv, &seen, req.kind, &converted, hook, mutating).await;
+    for w in seen.take_warnings() {
+        req.warn(w);
+    }
+    match verdict? {
+        Verdict::Allowed { patch: Some(p) } => {
+            let mut patched = converted;
+            apply_patch(hook, &mut patched, &p)?;
+            let back = conversion::between(srv, &*kind, req.kind, patched).await?;
+            Ok(Verdict::Replaced(back))
+        }
+        v => Ok(v),
+    }
+}
+
+/// Calls `hook` with the write as `req` shows it (`requested`: the kind the client
+/// wrote) if its selectors and conditions want it.
+async fn call(
+    srv: &ApiServer,
+    req: &Request<'_>,
+    requested: &dyn Strategy,
+    obj: &Value,
+    hook: &Hook,
+    mutating: bool,
+) -> Result<Verdict, ApiError> {
+    if !wants(srv, req, requested, obj, hook)? {
         return Ok(Verdict::Skipped);
     }
     let side_effects = hook.spec["sideEffects"].as_str().unwrap_or("Unknown");
@@ -254,7 +359,7 @@ async fn dispatch(
             hook.name
         )));
     }
-    let response = match review(srv, req, obj, hook).await {
+    let response = match review(srv, req, requested, obj, hook).await {
         Ok(r) => r,
         Err(e) if hook.fails_closed() => return Err(calling_error(hook, e)),
         Err(e) => {
@@ -309,6 +414,17 @@ fn apply_patch(hook: &Hook, obj: &mut Value, patch: &[u8]) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Applies what a mutating webhook answered to `obj`; whether it changed.
+fn take(hook: &Hook, obj: &mut Value, verdict: Verdict) -> Result<bool, ApiError> {
+    let before = obj.clone();
+    match verdict {
+        Verdict::Allowed { patch: Some(p) } => apply_patch(hook, obj, &p)?,
+        Verdict::Replaced(v) => *obj = v,
+        Verdict::Allowed { patch: None } | Verdict::Skipped => return Ok(false),
+    }
+    Ok(*obj != before)
+}
+
 fn exempt(req: &Request<'_>) -> bool {
     req.kind.def().group == CONFIG_GROUP
 }
@@ -335,15 +451,11 @@ impl Plugin for MutatingAdmissionWebhook {
             for (i, hook) in hooks.iter().enumerate() {
                 let span = tracing::debug_span!("apiserver_to_webhook", webhook = %hook.name);
                 let verdict = dispatch(srv, req, obj, hook, true).instrument(span).await?;
-                if let Verdict::Allowed { patch } = verdict {
+                if !matches!(verdict, Verdict::Skipped) {
                     called[i] = true;
-                    if let Some(p) = patch {
-                        let before = obj.clone();
-                        apply_patch(hook, obj, &p)?;
-                        if *obj != before {
-                            last_change = Some(i);
-                        }
-                    }
+                }
+                if take(hook, obj, verdict)? {
+                    last_change = Some(i);
                 }
             }
             // `IfNeeded`: a webhook that ran before a later change sees the object again, once.
@@ -354,11 +466,8 @@ impl Plugin for MutatingAdmissionWebhook {
                 if !(called[i] && hook.reinvoked() && i < last) {
                     continue;
                 }
-                if let Verdict::Allowed { patch: Some(p) } =
-                    dispatch(srv, req, obj, hook, true).await?
-                {
-                    apply_patch(hook, obj, &p)?;
-                }
+                let verdict = dispatch(srv, req, obj, hook, true).await?;
+                take(hook, obj, verdict)?;
             }
             // The patched object goes through the kind's type again, as upstream decodes it.
             let (norm, _unknown) = req.kind.normalize(obj.take()).map_err(|e| {

@@ -301,6 +301,30 @@ pub async fn to_store(srv: &ApiServer, res: &dyn Strategy, obj: Value) -> Result
     }
 }
 
+/// An object of `from` (in its version) as `to` (an equivalent version of the same
+/// stored resource) shows it: through the webhook when `from` has one, else through
+/// the stored form.
+pub async fn between(
+    srv: &ApiServer,
+    from: &dyn Strategy,
+    to: &dyn Strategy,
+    obj: Value,
+) -> Result<Value, ApiError> {
+    match from.conversion_webhook() {
+        Some(hook) => {
+            let out = hook
+                .convert(srv, vec![Arc::new(obj)], &to.def().api_version(), false)
+                .await?;
+            Ok(out
+                .into_iter()
+                .next()
+                .map(Arc::unwrap_or_clone)
+                .unwrap_or_default())
+        }
+        None => Ok(to.to_view(&from.to_storage(obj))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
